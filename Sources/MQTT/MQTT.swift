@@ -1,0 +1,2 @@
+// MQTT client over libmosquitto.
+import CMosquitto

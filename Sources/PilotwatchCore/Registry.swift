@@ -1,0 +1,57 @@
+/// A pilot project from the registry (`config/pilots.yaml`).
+///
+/// ```yaml
+/// - id: resp-copd-idf-01
+///   programme: respiratory
+///   enrolment_target: 120
+/// ```
+public struct Pilot: Sendable, Hashable {
+    public var id: String
+    public var name: String
+    public var programme: String
+    public var lead: String
+    public var call: String
+    public var funders: [String]
+    public var start: Day
+    public var end: Day
+    public var enrolmentTarget: Int
+    public var milestones: [Milestone]
+    /// Indicator codes reported to funders.
+    public var outcomes: [String]
+
+    public init(id: String, name: String, programme: String, lead: String, call: String, funders: [String],
+                start: Day, end: Day, enrolmentTarget: Int, milestones: [Milestone], outcomes: [String]) {
+        self.id = id; self.name = name; self.programme = programme; self.lead = lead; self.call = call
+        self.funders = funders; self.start = start; self.end = end; self.enrolmentTarget = enrolmentTarget
+        self.milestones = milestones; self.outcomes = outcomes
+    }
+}
+
+/// An enrolment milestone: `enrolled` subjects by `date`.
+public struct Milestone: Sendable, Hashable {
+    public var date: Day
+    public var enrolled: Int
+    public init(date: Day, enrolled: Int) { self.date = date; self.enrolled = enrolled }
+}
+
+/// The pilot registry: every pilot the cluster follows, and the programmes they belong to.
+public struct Registry: Sendable {
+    public let pilots: [Pilot]
+    public let programmes: [String]
+    private let byID: [String: Int]
+
+    /// The three programmes every registry knows; a registry may declare more.
+    public static let builtInProgrammes = ["respiratory", "diabetes", "cardiac"]
+
+    public init(pilots: [Pilot], programmes: [String] = Registry.builtInProgrammes) {
+        self.pilots = pilots
+        self.programmes = programmes
+        var map: [String: Int] = [:]
+        for (i, p) in pilots.enumerated() where map[p.id] == nil { map[p.id] = i }
+        self.byID = map
+    }
+
+    public func pilot(_ id: some StringProtocol) -> Pilot? {
+        byID[String(id)].map { pilots[$0] }
+    }
+}
