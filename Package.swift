@@ -45,10 +45,15 @@ let package = Package(
             dependencies: ["PilotwatchCore", "PilotwatchStore"],
             swiftSettings: strict
         ),
+        .target(
+            name: "PilotwatchSim",
+            dependencies: ["PilotwatchCore", "MQTT", "Yams", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "pilotwatch",
             dependencies: [
-                "PilotwatchCore", "PilotwatchStore", "PilotwatchReports", "MQTT",
+                "PilotwatchCore", "PilotwatchStore", "PilotwatchReports", "MQTT", "PilotwatchSim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -64,9 +69,10 @@ let package = Package(
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "PilotwatchStoreTests", dependencies: ["PilotwatchStore", "PilotwatchCore", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "PilotwatchReportsTests", dependencies: ["PilotwatchReports", "PilotwatchStore", "PilotwatchCore", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "PilotwatchSimTests", dependencies: ["PilotwatchSim", "PilotwatchCore", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["PilotwatchCore", "PilotwatchStore", "MQTT", "TestSupport"],
+            dependencies: ["PilotwatchCore", "PilotwatchStore", "MQTT", "TestSupport", "pilotwatch"],
             swiftSettings: strict
         ),
     ]

@@ -1,1 +1,225 @@
-// SQLite store.
+import Foundation
+import GRDB
+import PilotwatchCore
+
+/// The pilotwatch database: one SQLite file in WAL mode, written by one serialized writer
+/// and read concurrently (by `serve` itself and by the CLI in another process).
+///
+/// ```swift
+/// let store = try Store(path: "var/pilotwatch.sqlite")
+/// let outcomes = try store.ingest(items)       // one transaction for the batch
+/// let stats = try store.stats()
+/// ```
+///
+/// Thread safety: `Store` may be shared between tasks and threads. Writes (`ingest`, `replay`)
+/// run one at a time; reads run concurrently with them on snapshot-isolated connections.
+public final class Store: Sendable {
+    public let path: String
+    public let options: StoreOptions
+    private let pool: DatabasePool
+    /// The connection pool itself, for the store's own tests (TestHooks.swift).
+    var rawPool: DatabasePool { pool }
+    private let writer = WriterState()
+
+    /// Opens (and, unless read-only, creates and migrates) the store at `path`.
+    ///
+    /// The folder must exist: a missing folder is a configuration mistake, not something to paper over.
+    public init(path: String, options: StoreOptions = .init()) throws {
+        self.path = path
+        self.options = options
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
+            throw StoreError.folderMissing(path: path)
+        }
+        if options.readOnly, !FileManager.default.fileExists(atPath: path) {
+            throw StoreError.fileMissing(path: path)
+        }
+
+        var config = Configuration()
+        config.label = "pilotwatch.store"
+        config.readonly = options.readOnly
+        config.foreignKeysEnabled = true
+        config.busyMode = .timeout(options.busyTimeoutSeconds)
+        let cacheKiB = max(1, options.cacheSizeMiB) * 1024
+        let synchronous = options.synchronous.rawValue
+        let checkpointPages = max(1, options.walAutocheckpointPages)
+        // After a checkpoint, SQLite truncates a WAL that grew past twice the checkpoint size.
+        let walLimitBytes = Int64(checkpointPages) * 4096 * 2
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA cache_size = -\(cacheKiB)")
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(checkpointPages)")
+            try db.execute(sql: "PRAGMA journal_size_limit = \(walLimitBytes)")
+        }
+        let pool = try Store.sqlite("opening \(path)") { try DatabasePool(path: path, configuration: config) }
+        self.pool = pool
+
+        let migrator = Schema.migrator
+        try Store.sqlite("migrating \(path)") {
+            let (applied, complete) = try pool.read { db in
+                (try migrator.appliedIdentifiers(db), try migrator.hasCompletedMigrations(db))
+            }
+            let unknown = applied.subtracting(Set(migrator.migrations)).sorted()
+            if !unknown.isEmpty { throw StoreError.newerSchema(path: path, unknown: unknown) }
+            if options.readOnly {
+                if !complete { throw StoreError.schemaNotMigrated(path: path) }
+            } else {
+                try migrator.migrate(pool)
+            }
+        }
+    }
+
+    // MARK: - Writing
+
+    /// Stores a batch of received messages in one transaction and says what became of each.
+    ///
+    /// Refused items go to quarantine; duplicates (`msg_id` already stored, in an earlier batch
+    /// or earlier in this one) are acknowledged and ignored. If anything fails, nothing of the
+    /// batch is kept and the error is thrown: do not acknowledge the messages, let the broker
+    /// redeliver them; deduplication makes the redelivery harmless.
+    ///
+    /// ```swift
+    /// let outcomes = try store.ingest([IngestItem(topic: t, receivedAt: now, verdict: v, payload: bytes)])
+    /// ```
+    @discardableResult
+    public func ingest(_ items: [IngestItem]) throws -> [IngestOutcome] {
+        try write("storing \(items.count) messages") { batch in
+            var outcomes: [IngestOutcome] = []
+            outcomes.reserveCapacity(items.count)
+            for item in items { outcomes.append(try batch.apply(item)) }
+            return outcomes
+        }
+    }
+
+    /// Re-decides quarantined messages after re-validation, in one transaction.
+    ///
+    /// For each reject id, the item carries its new verdict (its `receivedAt` is ignored: the
+    /// reject keeps its original time, so day counters move within the same day). An accepted,
+    /// duplicate or status verdict stores the data and removes the reject from quarantine, and
+    /// its count moves from refused to accepted, duplicate or statuses; a refused verdict keeps
+    /// it in quarantine with the new reason and detail (and drops the payload if the new reason
+    /// is `identifying_data`).
+    @discardableResult
+    public func replay(_ results: [(rejectID: Int64, item: IngestItem)]) throws -> ReplaySummary {
+        try write("replaying \(results.count) quarantined messages") { batch in
+            var summary = ReplaySummary()
+            let find = try batch.db.cachedStatement(sql: """
+                SELECT received_at, pilot, device, reason FROM reject WHERE id = ?
+                """)
+            for (rejectID, item) in results {
+                guard let row = try Row.fetchOne(find, arguments: [rejectID]) else { summary.missing += 1; continue }
+                let reasonText: String = row[3]
+                guard let reason = ReasonCode(rawValue: reasonText) else {
+                    throw StoreError.sqlite(operation: "replaying reject \(rejectID)", message: "unknown reason \(reasonText)")
+                }
+                let old = ReplayedReject(id: rejectID, receivedAt: Instant(millis: row[0]), pilot: row[1],
+                                         device: row[2], reason: reason)
+                switch try batch.apply(item, replacing: old) {
+                case .accepted(let stored, _): summary.accepted += 1; summary.newObservations += stored
+                case .duplicateMessage: summary.duplicates += 1
+                case .status: summary.statuses += 1
+                case .refused: summary.stillRefused += 1
+                }
+            }
+            return summary
+        }
+    }
+
+    /// Runs `body` in one IMMEDIATE transaction with a batch writer, then writes the roll-ups.
+    private func write<T>(_ operation: String, _ body: (inout BatchWriter) throws -> T) throws -> T {
+        if options.readOnly { throw StoreError.readOnly(path: path) }
+        return try Store.sqlite(operation) {
+            try pool.writeWithoutTransaction { db in
+                do {
+                    var result: T?
+                    try db.inTransaction(.immediate) {
+                        var batch = try BatchWriter(db: db, state: writer)
+                        result = try body(&batch)
+                        try batch.finish()
+                        return .commit
+                    }
+                    guard let result else {
+                        throw StoreError.sqlite(operation: operation, message: "the transaction produced no result")
+                    }
+                    return result
+                } catch {
+                    // Ids cached during a rolled-back transaction may be reused by SQLite for other rows.
+                    writer.reset()
+                    throw error
+                }
+            }
+        }
+    }
+
+    // MARK: - Reading
+
+    /// Runs `body` on one read-only snapshot of the store (concurrent with the writer).
+    ///
+    /// ```swift
+    /// let subjects = try store.read { try $0.subjects(pilot: "hf-nord") }
+    /// ```
+    public func read<T>(_ body: (StoreReader) throws -> T) throws -> T {
+        try Store.sqlite("reading") {
+            try pool.read { db in try body(StoreReader(db: db)) }
+        }
+    }
+
+    /// Store-wide and per-pilot counters.
+    public func stats() throws -> StoreStats {
+        try read { try $0.stats() }
+    }
+
+    /// Pilot codes seen in a parsed topic, sorted.
+    public func pilotCodes() throws -> [String] {
+        try read { try $0.pilotCodes() }
+    }
+
+    /// Quarantined messages, newest first, without their payloads.
+    public func rejects(_ filter: RejectFilter) throws -> [RejectRecord] {
+        try read { try $0.rejects(filter, withPayload: false) }
+    }
+
+    /// Quarantined messages that kept their payload (every reason but `identifying_data`),
+    /// oldest first, with the payload bytes, for re-validation and ``replay(_:)``.
+    public func replayCandidates(_ filter: RejectFilter) throws -> [RejectRecord] {
+        try read { try $0.rejects(filter, withPayload: true) }
+    }
+
+    /// The identifier of the last migration applied, for example `v1`.
+    public func schemaVersion() throws -> String {
+        try read { try Schema.migrator.appliedMigrations($0.db).last ?? "" }
+    }
+
+    /// Problems found by SQLite's integrity and foreign-key checks and by the store's own
+    /// invariants (counters against rows); empty when the store is healthy.
+    public func integrityCheck() throws -> [String] {
+        try read { try $0.integrityProblems() }
+    }
+
+    /// Writes a consistent copy of the store to `path` (a new file) while it keeps running.
+    public func backup(to destination: String) throws {
+        let folder = URL(fileURLWithPath: destination).deletingLastPathComponent().path
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
+            throw StoreError.folderMissing(path: destination)
+        }
+        guard !FileManager.default.fileExists(atPath: destination) else {
+            throw StoreError.backupDestinationExists(path: destination)
+        }
+        try Store.sqlite("backing up to \(destination)") {
+            let copy = try DatabaseQueue(path: destination)
+            try pool.backup(to: copy)
+            try copy.close()
+        }
+    }
+
+    /// Runs `body`, turning SQLite errors into ``StoreError/sqlite(operation:message:)``.
+    static func sqlite<T>(_ operation: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as DatabaseError {
+            throw StoreError.sqlite(operation: operation, message: error.message ?? error.description)
+        }
+    }
+}

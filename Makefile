@@ -1,0 +1,29 @@
+# pilotwatch: `make demo` and `make test` do all the set-up on a fresh Debian machine
+# (a Swift 6 toolchain is the one prerequisite; see README.md).
+SWIFT ?= swift
+RELEASE_BIN = .build/release/pilotwatch
+
+.PHONY: deps build release test demo bench clean
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release --product pilotwatch
+
+# Tests start their own mosquitto brokers on free loopback ports and use temporary SQLite files.
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --parallel --num-workers 2
+
+demo: release
+	@scripts/demo.sh
+
+bench: release
+	@scripts/bench.sh
+
+clean:
+	rm -rf .build demo-out var

@@ -1,0 +1,189 @@
+import PilotwatchCore
+import PilotwatchStore
+
+/// Something about a pilot that needs a person's attention (JSON: the raw value).
+public enum AttentionFlag: String, Sendable, Hashable, CaseIterable {
+    /// `on_track` is false.
+    case behindTarget = "behind_target"
+    /// No measurement or score in the 48 hours up to `T`.
+    case silent
+    /// More than 5% of the messages received in the last 7 days were refused.
+    case refusals = "refusal_rate"
+    /// Some subjects send data but have no enrolment.
+    case unenrolledSubjects = "unenrolled_subjects"
+
+    /// The one-letter code of the status table.
+    public var letter: String {
+        switch self {
+        case .behindTarget: return "B"
+        case .silent: return "S"
+        case .refusals: return "R"
+        case .unenrolledSubjects: return "U"
+        }
+    }
+
+    /// What the letter means, for the table's legend.
+    public var meaning: String {
+        switch self {
+        case .behindTarget: return "behind target"
+        case .silent: return "silent >48h"
+        case .refusals: return "refusals >5% (7d)"
+        case .unenrolledSubjects: return "unenrolled subjects"
+        }
+    }
+}
+
+/// One pilot's row of the cluster overview.
+public struct PilotStatus: Sendable {
+    public var pilot: Pilot
+    public var figures: PilotFigures
+    public var nextMilestone: MilestoneProgress?
+    /// Messages received on the 7 UTC days ending on `day(T)`.
+    public var lastWeek: MessageCounts
+    /// `refusal_rate_7d`: refused among received messages of the last 7 days, in percent.
+    public var refusalRate7d: Double?
+    public var flags: [AttentionFlag]
+}
+
+/// One programme's row of the cluster overview (pooled over its pilots).
+public struct ProgrammeStatus: Sendable {
+    public var programme: String
+    public var figures: ProgrammeFigures
+}
+
+/// `pilotwatch status`: the cluster overview as of `T`.
+public struct StatusBoard: Sendable {
+    public var asOf: Instant
+    public var programmes: [ProgrammeStatus]
+    public var pilots: [PilotStatus]
+}
+
+/// A device of the pilot and whether it has gone quiet.
+public struct DeviceHealth: Sendable {
+    public var device: DeviceRecord
+    /// No message from it in the 48 hours up to `T`.
+    public var silent: Bool
+}
+
+/// The data-quality part of the pilot view.
+public struct QualityFigures: Sendable {
+    /// Messages of the period (by day received).
+    public var period: MessageCounts
+    /// Pseudonyms with data at or before `T` and no enrolment, sorted.
+    public var unenrolledSubjects: [String]
+}
+
+/// `pilotwatch pilot ID`: one pilot in depth as of `T`.
+public struct PilotBoard: Sendable {
+    public var asOf: Instant
+    /// The start of the period of event rates and data quality (nil: the pilot's whole life).
+    public var since: Instant?
+    public var status: PilotStatus
+    public var milestones: [MilestoneProgress]
+    public var weekly: [WeeklyPoint]
+    public var outcomes: [(indicator: Indicator, figures: OutcomeFigures)]
+    public var events: [EventFigures]
+    public var devices: [DeviceHealth]
+    public var quality: QualityFigures
+
+    public var pilot: Pilot { status.pilot }
+    public var figures: PilotFigures { status.figures }
+}
+
+/// Builds the dashboards: reads the roll-ups through ``StoreReader`` (one snapshot per view)
+/// and computes every number with ``Metrics``.
+///
+/// ```swift
+/// let board = try Dashboard.status(store: store, registry: registry, programme: nil, asOf: t)
+/// print(board.table(colour: false))
+/// ```
+public enum Dashboard {
+    /// Weeks of history in the pilot view's sparklines.
+    public static let weeks = 12
+
+    /// The cluster overview: every pilot of the registry (of one programme when given), grouped
+    /// by programme in the registry's order.
+    public static func status(store: Store, registry: Registry, programme: String?, asOf t: Instant) throws -> StatusBoard {
+        let programmes = registry.programmes.filter { p in
+            programme.map { $0 == p } ?? registry.pilots.contains { $0.programme == p }
+        }
+        var rows: [ProgrammeStatus] = []
+        var pilots: [PilotStatus] = []
+        try store.read { reader in
+            for p in programmes {
+                var pooled: [(subjects: [SubjectFacts], target: Int)] = []
+                for pilot in registry.pilots where pilot.programme == p {
+                    let facts = try reader.pilotFacts(pilot: pilot.id, asOf: t)
+                    pooled.append((facts.subjects, pilot.enrolmentTarget))
+                    pilots.append(pilotStatus(pilot, facts: facts, asOf: t))
+                }
+                rows.append(ProgrammeStatus(programme: p, figures: Metrics.programme(pooled, asOf: t)))
+            }
+        }
+        return StatusBoard(asOf: t, programmes: rows, pilots: pilots)
+    }
+
+    /// One pilot in depth; `since` bounds the period of event rates and data quality.
+    public static func pilot(store: Store, pilot: Pilot, catalogue: Catalogue, since: Instant?, asOf t: Instant,
+                             weeks: Int = Dashboard.weeks) throws -> PilotBoard {
+        try store.read { reader in
+            let facts = try reader.pilotFacts(pilot: pilot.id, asOf: t, historyDays: Metrics.historyDays(weeks: weeks))
+            let status = pilotStatus(pilot, facts: facts, asOf: t)
+
+            var outcomes: [(indicator: Indicator, figures: OutcomeFigures)] = []
+            var eventCodes: [String] = []
+            for code in pilot.outcomes {
+                guard let indicator = catalogue.indicator(code) else { continue }
+                switch (indicator.kind, indicator.level) {
+                case (.event, _):
+                    eventCodes.append(code)
+                case (.measurement, .subject), (.score, .subject):
+                    let pairs = try reader.outcomePairs(pilot: pilot.id, indicator: indicator, asOf: t)
+                    outcomes.append((indicator, Metrics.outcome(indicator, pairs: pairs)))
+                default:
+                    continue
+                }
+            }
+            for code in try reader.eventIndicatorCodes(pilot: pilot.id)
+            where !eventCodes.contains(code) && !Catalogue.requiredEvents.contains(code) {
+                eventCodes.append(code)
+            }
+            let events = try reader.subjectEvents(pilot: pilot.id, indicators: eventCodes, asOf: t)
+
+            let silentBefore = t.adding(days: -Metrics.silentAfterHours / 24)
+            let devices = try reader.devices(pilot: pilot.id).map {
+                DeviceHealth(device: $0, silent: $0.lastSeen <= silentBefore)
+            }
+            let period = try reader.messageCounts(pilot: pilot.id, from: since?.day, through: t.day)
+            let unenrolled = facts.subjects.filter { $0.isUnenrolled(asOf: t) }.map(\.code)
+
+            return PilotBoard(
+                asOf: t, since: since, status: status,
+                milestones: Metrics.milestones(pilot.milestones, subjects: facts.subjects, asOf: t),
+                weekly: Metrics.weekly(facts.subjects, weeks: weeks, asOf: t),
+                outcomes: outcomes,
+                events: Metrics.events(eventCodes, subjects: facts.subjects, events: events, since: since, asOf: t),
+                devices: devices,
+                quality: QualityFigures(period: period, unenrolledSubjects: unenrolled))
+        }
+    }
+
+    /// The indicators of the catalogue, of one programme when given, in catalogue order.
+    public static func indicators(_ catalogue: Catalogue, programme: String?) -> [Indicator] {
+        catalogue.indicators.filter { i in programme.map { i.programmes.contains($0) } ?? true }
+    }
+
+    static func pilotStatus(_ pilot: Pilot, facts: PilotFacts, asOf t: Instant) -> PilotStatus {
+        let figures = Metrics.pilot(facts.subjects, target: pilot.enrolmentTarget, end: pilot.end, asOf: t)
+        let rate = Metrics.refusalRatePct(refused: facts.lastWeek.refused, received: facts.lastWeek.received)
+        var flags: [AttentionFlag] = []
+        if !figures.onTrack { flags.append(.behindTarget) }
+        let quietSince = t.adding(days: -Metrics.silentAfterHours / 24)
+        if figures.lastObservationAt.map({ $0 <= quietSince }) ?? true { flags.append(.silent) }
+        if let rate, rate > Metrics.refusalRateFlagPct { flags.append(.refusals) }
+        if figures.unenrolledSubjects > 0 { flags.append(.unenrolledSubjects) }
+        return PilotStatus(pilot: pilot, figures: figures,
+                           nextMilestone: Metrics.nextMilestone(pilot.milestones, subjects: facts.subjects, asOf: t),
+                           lastWeek: facts.lastWeek, refusalRate7d: rate, flags: flags)
+    }
+}

@@ -1,0 +1,575 @@
+import PilotwatchCore
+import PilotwatchStore
+
+// The three renderers of each dashboard. JSON and CSV carry values unrounded under the metric
+// names of `metrics.md`; tables round for reading and fit an 80-column terminal.
+
+// MARK: - Shared pieces
+
+extension JSONWriter {
+    /// The subject and follow-up metrics of a pilot, under their `metrics.md` names.
+    mutating func pilotFigures(_ f: PilotFigures) {
+        field("enrolled", f.enrolled)
+        field("withdrawn", f.withdrawn)
+        field("in_follow_up", f.inFollowUp)
+        field("enrolment_target", f.enrolmentTarget)
+        field("enrolment_pct", f.enrolmentPct)
+        field("enrolment_rate_30d", f.enrolmentRate30d)
+        field("projected_target_date", f.projectedTargetDate?.description)
+        field("on_track", f.onTrack)
+        field("active_7d", f.active7d)
+        field("transmission_adherence", f.transmissionAdherence)
+        field("unenrolled_subjects", f.unenrolledSubjects)
+        field("last_observation_at", f.lastObservationAt?.description)
+    }
+
+    mutating func milestone(_ m: MilestoneProgress) {
+        field("date", m.milestone.date.description)
+        field("target", m.milestone.enrolled)
+        field("enrolled", m.enrolled)
+        field("state", m.state.rawValue)
+    }
+
+    /// The last-7-days message counters, the next milestone and the attention flags.
+    mutating func pilotHealth(_ s: PilotStatus) {
+        if let m = s.nextMilestone { objectField("next_milestone") { $0.milestone(m) } } else { field("next_milestone", nil as String?) }
+        field("messages_7d", s.lastWeek.received)
+        field("refusals_7d", s.lastWeek.refused)
+        field("refusal_rate_7d", s.refusalRate7d)
+        field("flags", strings: s.flags.map(\.rawValue))
+    }
+}
+
+/// A CSV cell for a number: unrounded, empty for nil.
+private func csvNumber(_ v: Double?) -> String {
+    let s = JSONWriter.number(v)
+    return s == "null" ? "" : s
+}
+
+private func csvInt(_ v: Int?) -> String { v.map(String.init) ?? "" }
+
+/// The header lines every table view starts with.
+private func heading(_ title: String, asOf t: Instant, colour: Bool) -> String {
+    Graphics.Colour.bold.paint(title, colour) + "  " + Graphics.Colour.dim.paint("as of \(Graphics.minute(t)) UTC", colour)
+}
+
+// MARK: - status
+
+extension StatusBoard {
+    /// `{"as_of", "programmes": [...], "pilots": [...]}`.
+    public func json(pretty: Bool = false) -> String {
+        var w = JSONWriter(pretty: pretty)
+        w.object { o in
+            o.field("as_of", asOf.description)
+            o.arrayField("programmes") { a in
+                for p in programmes {
+                    a.object { po in
+                        let f = p.figures
+                        po.field("programme", p.programme)
+                        po.field("pilots", f.pilots)
+                        po.field("enrolled", f.enrolled)
+                        po.field("withdrawn", f.withdrawn)
+                        po.field("in_follow_up", f.inFollowUp)
+                        po.field("enrolment_target", f.enrolmentTarget)
+                        po.field("enrolment_pct", f.enrolmentPct)
+                        po.field("enrolment_rate_30d", f.enrolmentRate30d)
+                        po.field("active_7d", f.active7d)
+                        po.field("transmission_adherence", f.transmissionAdherence)
+                        po.field("unenrolled_subjects", f.unenrolledSubjects)
+                        po.field("last_observation_at", f.lastObservationAt?.description)
+                    }
+                }
+            }
+            o.arrayField("pilots") { a in
+                for s in pilots {
+                    a.object { po in
+                        po.field("pilot", s.pilot.id)
+                        po.field("name", s.pilot.name)
+                        po.field("programme", s.pilot.programme)
+                        po.pilotFigures(s.figures)
+                        po.pilotHealth(s)
+                    }
+                }
+            }
+        }
+        return w.text
+    }
+
+    static let csvHeader = [
+        "scope", "programme", "pilot", "pilots", "enrolled", "withdrawn", "in_follow_up", "enrolment_target",
+        "enrolment_pct", "enrolment_rate_30d", "projected_target_date", "on_track", "active_7d",
+        "transmission_adherence", "unenrolled_subjects", "last_observation_at", "messages_7d", "refusals_7d",
+        "refusal_rate_7d", "flags",
+    ]
+
+    /// One row per programme (`scope` = `programme`) then one per pilot (`scope` = `pilot`).
+    public func csv() -> String {
+        var lines = [CSV.line(StatusBoard.csvHeader)]
+        for p in programmes {
+            let f = p.figures
+            lines.append(CSV.line([
+                "programme", p.programme, "", String(f.pilots), String(f.enrolled), String(f.withdrawn),
+                String(f.inFollowUp), String(f.enrolmentTarget), csvNumber(f.enrolmentPct), csvNumber(f.enrolmentRate30d),
+                "", "", String(f.active7d), csvNumber(f.transmissionAdherence), String(f.unenrolledSubjects),
+                f.lastObservationAt?.description ?? "", "", "", "", "",
+            ]))
+        }
+        for s in pilots {
+            let f = s.figures
+            lines.append(CSV.line([
+                "pilot", s.pilot.programme, s.pilot.id, "", String(f.enrolled), String(f.withdrawn),
+                String(f.inFollowUp), String(f.enrolmentTarget), csvNumber(f.enrolmentPct), csvNumber(f.enrolmentRate30d),
+                f.projectedTargetDate?.description ?? "", f.onTrack ? "true" : "false", String(f.active7d),
+                csvNumber(f.transmissionAdherence), String(f.unenrolledSubjects), f.lastObservationAt?.description ?? "",
+                String(s.lastWeek.received), String(s.lastWeek.refused), csvNumber(s.refusalRate7d),
+                s.flags.map(\.rawValue).joined(separator: ";"),
+            ]))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The overview for a terminal: programmes, then one row per pilot, then a legend.
+    public func table(colour: Bool) -> String {
+        var out = [heading("pilotwatch status", asOf: asOf, colour: colour), ""]
+
+        var pt = TextTable(["programme", "pilots", "enrolled", "target", "%", "follow-up", "active 7d", "adherence"],
+                           rightAligned: [1, 2, 3, 4, 5, 6, 7])
+        for p in programmes {
+            let f = p.figures
+            pt.row([Graphics.truncate(p.programme, 20), String(f.pilots), String(f.enrolled), String(f.enrolmentTarget),
+                    Graphics.percent(f.enrolmentPct), String(f.inFollowUp), String(f.active7d),
+                    Graphics.percent(f.transmissionAdherence)])
+        }
+        out.append(pt.render())
+        out.append("")
+
+        if pilots.isEmpty {
+            out.append("no pilots")
+            return out.joined(separator: "\n")
+        }
+        let header = ["pilot", "enrolment", "track", "act7d", "adh", "last", "ref7d", "flags"]
+        var rows: [[String]] = []
+        for s in pilots {
+            let f = s.figures
+            let bar = Graphics.bar(enrolled: f.enrolled, target: f.enrolmentTarget,
+                                   milestone: s.nextMilestone?.milestone.enrolled)
+            let counts = "\(f.enrolled)/\(f.enrolmentTarget)"
+            let track = f.onTrack ? Graphics.Colour.green.paint("yes", colour) : Graphics.Colour.red.paint("no", colour)
+            let flags = s.flags.map(\.letter).joined(separator: " ")
+            rows.append([s.pilot.id, bar + " " + counts, track, String(f.active7d),
+                         Graphics.percent(f.transmissionAdherence), Graphics.ago(f.lastObservationAt, now: asOf),
+                         String(s.lastWeek.refused), Graphics.Colour.yellow.paint(flags, colour)])
+        }
+        var t = TextTable(header, rightAligned: [3, 4, 5, 6])
+        // The pilot column takes what the others leave of 80 columns.
+        var others = 2 * (header.count - 1)
+        for c in 1..<header.count {
+            others += rows.reduce(displayWidth(header[c])) { max($0, displayWidth($1[c])) }
+        }
+        let pilotWidth = max(8, Graphics.width - others)
+        for r in rows { t.row([Graphics.truncate(r[0], pilotWidth)] + r.dropFirst()) }
+        out.append(t.render())
+        out.append("")
+        out += Graphics.wrap(["bar: enrolled of target, │ next milestone"]
+                             + AttentionFlag.allCases.map { "\($0.letter) \($0.meaning)" }, separator: " · ")
+            .map { Graphics.Colour.dim.paint($0, colour) }
+        return out.joined(separator: "\n")
+    }
+}
+
+// MARK: - pilot
+
+extension PilotBoard {
+    /// One pilot object: registry facts, the metrics, then `milestones`, `weekly`, `outcomes`,
+    /// `events`, `devices` and `quality`.
+    public func json(pretty: Bool = false) -> String {
+        var w = JSONWriter(pretty: pretty)
+        w.object { o in
+            o.field("as_of", asOf.description)
+            o.field("pilot", pilot.id)
+            o.field("name", pilot.name)
+            o.field("programme", pilot.programme)
+            o.field("lead", pilot.lead)
+            o.field("call", pilot.call)
+            o.field("funders", strings: pilot.funders)
+            o.field("start", pilot.start.description)
+            o.field("end", pilot.end.description)
+            o.field("period_start", since?.description)
+            o.pilotFigures(figures)
+            o.pilotHealth(status)
+            o.arrayField("milestones") { a in for m in milestones { a.object { $0.milestone(m) } } }
+            o.arrayField("weekly") { a in
+                for p in weekly {
+                    a.object { po in
+                        po.field("week_ending", p.weekEnding.description)
+                        po.field("enrolments", p.enrolments)
+                        po.field("transmission_adherence", p.transmissionAdherence)
+                    }
+                }
+            }
+            o.arrayField("outcomes") { a in
+                for (indicator, f) in outcomes {
+                    a.object { po in
+                        po.field("indicator", f.indicator)
+                        po.field("unit", indicator.unit)
+                        po.field("direction", indicator.direction.rawValue)
+                        po.field("n_paired", f.nPaired)
+                        po.field("mean_baseline", f.meanBaseline)
+                        po.field("mean_latest", f.meanLatest)
+                        po.field("mean_change", f.meanChange)
+                        if let ci = f.changeCI95 {
+                            po.arrayField("change_ci95") { $0.element(ci.lower); $0.element(ci.upper) }
+                        } else {
+                            po.field("change_ci95", nil as Double?)
+                        }
+                        po.field("pct_in_target", f.pctInTarget)
+                        po.field("improved_pct", f.improvedPct)
+                    }
+                }
+            }
+            o.arrayField("events") { a in
+                for e in events {
+                    a.object { po in
+                        po.field("indicator", e.indicator)
+                        po.field("events", e.events)
+                        po.field("patient_days", e.patientDays)
+                        po.field("rate_per_100_patient_months", e.ratePer100PatientMonths)
+                    }
+                }
+            }
+            o.arrayField("devices") { a in
+                for h in devices {
+                    let d = h.device
+                    a.object { po in
+                        po.field("device", d.code)
+                        po.field("first_seen", d.firstSeen.description)
+                        po.field("last_seen", d.lastSeen.description)
+                        po.field("silent", h.silent)
+                        po.field("status", d.statusState?.rawValue)
+                        po.field("status_at", d.statusAt?.description)
+                        po.field("battery_pct", d.batteryPct)
+                        po.field("firmware", d.firmware)
+                        po.field("messages", d.messages)
+                        po.field("duplicates", d.duplicates)
+                        po.field("refused", d.refused)
+                        po.field("observations", d.observations)
+                    }
+                }
+            }
+            o.objectField("quality") { q in
+                let c = quality.period
+                q.field("messages", c.received)
+                q.field("accepted", c.accepted)
+                q.field("refused", c.refused)
+                q.objectField("refused_by_reason") { r in
+                    for (k, v) in c.refusedByReason.sorted(by: { $0.key.rawValue < $1.key.rawValue }) { r.field(k.rawValue, v) }
+                }
+                q.field("duplicate_messages", c.duplicate)
+                q.field("duplicate_observations", c.duplicateObservations)
+                q.field("unenrolled_subjects", quality.unenrolledSubjects.count)
+                q.field("unenrolled_subject_codes", strings: quality.unenrolledSubjects)
+            }
+        }
+        return w.text
+    }
+
+    /// Long form: one `section,item,metric,value` row per number.
+    public func csv() -> String {
+        var lines = [CSV.line(["section", "item", "metric", "value"])]
+        func add(_ section: String, _ item: String, _ metric: String, _ value: String) {
+            lines.append(CSV.line([section, item, metric, value]))
+        }
+        let f = figures
+        add("pilot", pilot.id, "as_of", asOf.description)
+        add("pilot", pilot.id, "period_start", since?.description ?? "")
+        add("pilot", pilot.id, "enrolled", String(f.enrolled))
+        add("pilot", pilot.id, "withdrawn", String(f.withdrawn))
+        add("pilot", pilot.id, "in_follow_up", String(f.inFollowUp))
+        add("pilot", pilot.id, "enrolment_target", String(f.enrolmentTarget))
+        add("pilot", pilot.id, "enrolment_pct", csvNumber(f.enrolmentPct))
+        add("pilot", pilot.id, "enrolment_rate_30d", csvNumber(f.enrolmentRate30d))
+        add("pilot", pilot.id, "projected_target_date", f.projectedTargetDate?.description ?? "")
+        add("pilot", pilot.id, "on_track", f.onTrack ? "true" : "false")
+        add("pilot", pilot.id, "active_7d", String(f.active7d))
+        add("pilot", pilot.id, "transmission_adherence", csvNumber(f.transmissionAdherence))
+        add("pilot", pilot.id, "unenrolled_subjects", String(f.unenrolledSubjects))
+        add("pilot", pilot.id, "last_observation_at", f.lastObservationAt?.description ?? "")
+        add("pilot", pilot.id, "messages_7d", String(status.lastWeek.received))
+        add("pilot", pilot.id, "refusals_7d", String(status.lastWeek.refused))
+        add("pilot", pilot.id, "refusal_rate_7d", csvNumber(status.refusalRate7d))
+        add("pilot", pilot.id, "flags", status.flags.map(\.rawValue).joined(separator: ";"))
+        for m in milestones {
+            add("milestone", m.milestone.date.description, "target", String(m.milestone.enrolled))
+            add("milestone", m.milestone.date.description, "enrolled", String(m.enrolled))
+            add("milestone", m.milestone.date.description, "state", m.state.rawValue)
+        }
+        for p in weekly {
+            add("weekly", p.weekEnding.description, "enrolments", String(p.enrolments))
+            add("weekly", p.weekEnding.description, "transmission_adherence", csvNumber(p.transmissionAdherence))
+        }
+        for (_, o) in outcomes {
+            add("outcome", o.indicator, "n_paired", String(o.nPaired))
+            add("outcome", o.indicator, "mean_baseline", csvNumber(o.meanBaseline))
+            add("outcome", o.indicator, "mean_latest", csvNumber(o.meanLatest))
+            add("outcome", o.indicator, "mean_change", csvNumber(o.meanChange))
+            add("outcome", o.indicator, "change_ci95_lower", csvNumber(o.changeCI95?.lower))
+            add("outcome", o.indicator, "change_ci95_upper", csvNumber(o.changeCI95?.upper))
+            add("outcome", o.indicator, "pct_in_target", csvNumber(o.pctInTarget))
+            add("outcome", o.indicator, "improved_pct", csvNumber(o.improvedPct))
+        }
+        for e in events {
+            add("event", e.indicator, "events", String(e.events))
+            add("event", e.indicator, "patient_days", csvNumber(e.patientDays))
+            add("event", e.indicator, "rate_per_100_patient_months", csvNumber(e.ratePer100PatientMonths))
+        }
+        for h in devices {
+            let d = h.device
+            add("device", d.code, "last_seen", d.lastSeen.description)
+            add("device", d.code, "silent", h.silent ? "true" : "false")
+            add("device", d.code, "status", d.statusState?.rawValue ?? "")
+            add("device", d.code, "battery_pct", csvNumber(d.batteryPct))
+            add("device", d.code, "messages", String(d.messages))
+            add("device", d.code, "refused", String(d.refused))
+        }
+        let c = quality.period
+        add("quality", pilot.id, "messages", String(c.received))
+        add("quality", pilot.id, "refused", String(c.refused))
+        for (k, v) in c.refusedByReason.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            add("quality", k.rawValue, "refused", String(v))
+        }
+        add("quality", pilot.id, "duplicate_messages", String(c.duplicate))
+        add("quality", pilot.id, "duplicate_observations", String(c.duplicateObservations))
+        add("quality", pilot.id, "unenrolled_subjects", String(quality.unenrolledSubjects.count))
+        return lines.joined(separator: "\n")
+    }
+
+    /// The pilot for a terminal, in sections.
+    public func table(colour: Bool) -> String {
+        let f = figures
+        let dim = Graphics.Colour.dim, bold = Graphics.Colour.bold
+        var out: [String] = []
+        out.append(bold.paint(Graphics.truncate(pilot.id, 40), colour) + "  " + Graphics.truncate(pilot.name, 78 - min(40, pilot.id.count)))
+        out += Graphics.wrap(["programme \(pilot.programme)", "call \(pilot.call)", "lead \(pilot.lead)"])
+        out += Graphics.wrap(["funders \(pilot.funders.isEmpty ? "-" : pilot.funders.joined(separator: ", "))",
+                              "runs \(pilot.start) to \(pilot.end)"])
+        out.append(dim.paint("as of \(Graphics.minute(asOf)) UTC"
+                             + (since.map { " · events and quality since \(Graphics.minute($0))" } ?? ""), colour))
+        out.append("")
+
+        // Enrolment
+        out.append(bold.paint("Enrolment", colour))
+        let next = status.nextMilestone
+        let bar = Graphics.bar(enrolled: f.enrolled, target: f.enrolmentTarget, milestone: next?.milestone.enrolled, width: 20)
+        out += Graphics.wrap(["\(bar)  \(f.enrolled) of \(f.enrolmentTarget) (\(Graphics.percent1(f.enrolmentPct)))",
+                              "withdrawn \(f.withdrawn)", "in follow-up \(f.inFollowUp)"], indent: "  ")
+        let projection: String
+        if f.enrolled >= f.enrolmentTarget {
+            projection = "target reached"
+        } else if let d = f.projectedTargetDate {
+            projection = "target projected for \(d) (end \(pilot.end))"
+        } else {
+            projection = "no projection (no enrolment in the last 30 days)"
+        }
+        let track = f.onTrack ? Graphics.Colour.green.paint("on track", colour) : Graphics.Colour.red.paint("behind", colour)
+        out += Graphics.wrap(["\(Graphics.number(f.enrolmentRate30d)) enrolled in the last 30 days", projection, track],
+                             indent: "  ")
+        if milestones.isEmpty {
+            out.append("  milestones: none in the registry")
+        } else {
+            out += Graphics.wrap(milestones.map { m in
+                let state: String
+                switch m.state {
+                case .met: state = Graphics.Colour.green.paint("met", colour)
+                case .missed: state = Graphics.Colour.red.paint("missed", colour)
+                case .pending: state = "pending"
+                }
+                let count = m.state == .pending ? "\(m.enrolled) so far" : "\(m.enrolled) by then"
+                return "\(m.milestone.date) \(m.milestone.enrolled): \(state) (\(count))"
+            }, separator: " · ", indent: "  milestones ")
+        }
+        out.append("")
+
+        // Activity
+        out.append(bold.paint("Activity", colour))
+        out += Graphics.wrap(["active in the last 7 days \(f.active7d) of \(f.inFollowUp)",
+                              "transmission adherence \(Graphics.percent1(f.transmissionAdherence))"], indent: "  ")
+        let last = f.lastObservationAt.map { "last data \(Graphics.ago($0, now: asOf)) ago (\(Graphics.minute($0)))" } ?? "no data yet"
+        out += Graphics.wrap([last,
+                              "messages 7d \(status.lastWeek.received), refused \(status.lastWeek.refused)"
+                                + (status.refusalRate7d.map { " (\(Graphics.percent1($0)))" } ?? "")], indent: "  ")
+        if !weekly.isEmpty {
+            let maxEnrol = weekly.map(\.enrolments).max() ?? 0
+            let first = weekly.first.map { $0.weekEnding.advanced(by: -6).description } ?? ""
+            out.append("  weekly, \(weekly.count) weeks from \(first) to \(weekly.last?.weekEnding.description ?? "")")
+            out.append("    enrolments  " + Graphics.sparkline(weekly.map { Double($0.enrolments) }, max: Double(maxEnrol))
+                       + dim.paint("  0..\(maxEnrol) a week", colour))
+            out.append("    adherence   " + Graphics.sparkline(weekly.map(\.transmissionAdherence), max: 100)
+                       + dim.paint("  0..100%, 28-day window at each week's end", colour))
+        }
+        if !status.flags.isEmpty {
+            out.append("  " + Graphics.Colour.yellow.paint("needs attention: " + status.flags.map(\.meaning).joined(separator: ", "), colour))
+        }
+        out.append("")
+
+        // Outcomes
+        out.append(bold.paint("Outcomes", colour) + dim.paint("  baseline near enrolment, latest after follow-up", colour))
+        if outcomes.isEmpty {
+            out.append("  no measured outcome in the registry")
+        } else {
+            var t = TextTable(["indicator", "n", "baseline", "latest", "change ± 95% CI", "in target", "improved"],
+                              rightAligned: [1, 2, 3, 4, 5, 6])
+            for (indicator, o) in outcomes {
+                var change = Graphics.signed(o.meanChange)
+                if let ci = o.changeCI95 { change += " ±" + Graphics.number((ci.upper - ci.lower) / 2) }
+                t.row([Graphics.truncate("\(indicator.code) (\(indicator.unit))", 22), String(o.nPaired),
+                       Graphics.number(o.meanBaseline), Graphics.number(o.meanLatest), change,
+                       Graphics.percent(o.pctInTarget), Graphics.percent(o.improvedPct)])
+            }
+            out += t.render().split(separator: "\n").map { "  " + $0 }
+        }
+        out.append("")
+
+        // Events
+        out.append(bold.paint("Events", colour) + dim.paint("  during follow-up" + (since == nil ? "" : ", in the period"), colour))
+        if events.isEmpty {
+            out.append("  no event indicator")
+        } else {
+            var t = TextTable(["indicator", "events", "per 100 patient-months", "patient-days"], rightAligned: [1, 2, 3])
+            for e in events {
+                t.row([Graphics.truncate(e.indicator, 30), String(e.events), Graphics.number(e.ratePer100PatientMonths),
+                       Graphics.number(e.patientDays)])
+            }
+            out += t.render().split(separator: "\n").map { "  " + $0 }
+        }
+        out.append("")
+
+        // Devices
+        let silent = devices.filter(\.silent)
+        let lowBattery = devices.filter { ($0.device.batteryPct ?? 100) < 20 }
+        out.append(bold.paint("Devices", colour) + "  \(devices.count) seen, \(silent.count) silent >48h, \(lowBattery.count) battery <20%")
+        if !devices.isEmpty {
+            let shown = devices.sorted { ($0.device.lastSeen, $0.device.code) < ($1.device.lastSeen, $1.device.code) }.prefix(10)
+            var t = TextTable(["device", "last seen", "silent", "status", "battery", "messages", "refused"],
+                              rightAligned: [4, 5, 6])
+            for h in shown {
+                let d = h.device
+                t.row([Graphics.truncate(d.code, 18), Graphics.minute(d.lastSeen),
+                       h.silent ? Graphics.Colour.yellow.paint(Graphics.ago(d.lastSeen, now: asOf), colour) : "no",
+                       d.statusState?.rawValue ?? "-", Graphics.percent(d.batteryPct), String(d.messages), String(d.refused)])
+            }
+            out += t.render().split(separator: "\n").map { "  " + $0 }
+            if devices.count > shown.count {
+                out.append(dim.paint("  (the \(shown.count) quietest of \(devices.count); --format json lists all)", colour))
+            }
+        }
+        out.append("")
+
+        // Quality
+        let c = quality.period
+        out.append(bold.paint("Data quality", colour) + dim.paint(since == nil ? "  whole life" : "  in the period", colour))
+        out += Graphics.wrap(["messages \(c.received)", "refused \(c.refused)", "duplicate messages \(c.duplicate)",
+                              "duplicate observations \(c.duplicateObservations)"], indent: "  ")
+        if !c.refusedByReason.isEmpty {
+            out += Graphics.wrap(c.refusedByReason.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue) \($0.value)" },
+                                 separator: ", ", indent: "  refused by reason: ")
+        }
+        let u = quality.unenrolledSubjects
+        if u.isEmpty {
+            out.append("  unenrolled subjects: none")
+        } else {
+            out += Graphics.wrap(Array(u.prefix(12)) + (u.count > 12 ? ["… (\(u.count) in all)"] : []), separator: ", ",
+                                 indent: "  unenrolled subjects (\(u.count)): ")
+        }
+        return out.joined(separator: "\n")
+    }
+}
+
+// MARK: - indicators
+
+/// `pilotwatch indicators`: the catalogue as staff need it.
+public struct IndicatorCatalogueView: Sendable {
+    public var indicators: [Indicator]
+    public init(indicators: [Indicator]) { self.indicators = indicators }
+
+    /// An array of indicator objects.
+    public func json(pretty: Bool = false) -> String {
+        var w = JSONWriter(pretty: pretty)
+        w.array { a in
+            for i in indicators {
+                a.object { o in
+                    o.field("code", i.code)
+                    o.field("name", i.name)
+                    o.field("loinc", i.loinc)
+                    o.field("kind", i.kind.rawValue)
+                    o.field("level", i.level.rawValue)
+                    o.field("unit", i.unit)
+                    if let r = i.range {
+                        o.objectField("range") { $0.field("min", r.min); $0.field("max", r.max) }
+                    } else {
+                        o.field("range", nil as String?)
+                    }
+                    o.field("direction", i.direction.rawValue)
+                    if let r = i.target {
+                        o.objectField("target") { $0.field("min", r.min); $0.field("max", r.max) }
+                    } else {
+                        o.field("target", nil as String?)
+                    }
+                    o.field("programmes", strings: i.programmes)
+                    o.objectField("windows") { ww in
+                        ww.field("baseline_before_days", i.windows.baselineBeforeDays)
+                        ww.field("baseline_after_days", i.windows.baselineAfterDays)
+                        ww.field("follow_up_days", i.windows.followUpDays)
+                    }
+                }
+            }
+        }
+        return w.text
+    }
+
+    public func csv() -> String {
+        var lines = [CSV.line(["code", "name", "loinc", "kind", "level", "unit", "range_min", "range_max", "direction",
+                               "target_min", "target_max", "programmes"])]
+        for i in indicators {
+            lines.append(CSV.line([i.code, i.name, i.loinc ?? "", i.kind.rawValue, i.level.rawValue, i.unit,
+                                   csvNumber(i.range?.min), csvNumber(i.range?.max), i.direction.rawValue,
+                                   csvNumber(i.target?.min), csvNumber(i.target?.max),
+                                   i.programmes.joined(separator: ";")]))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    public func table(colour: Bool) -> String {
+        let header = ["code", "name", "LOINC", "unit", "range", "better", "target"]
+        let rows = indicators.map { i -> [String] in
+            let better: String
+            switch i.direction {
+            case .higher: better = "higher"
+            case .lower: better = "lower"
+            case .stable: better = "stable"
+            }
+            return [i.code, i.name, i.loinc ?? "-", i.kind == .event ? "event" : i.unit,
+                    i.range?.description ?? "-", better, i.target?.description ?? "-"]
+        }
+        if indicators.isEmpty { return "no indicators" }
+        var others = 2 * (header.count - 1)
+        for c in header.indices where c != 1 {
+            others += rows.reduce(displayWidth(header[c])) { max($0, displayWidth($1[c])) }
+        }
+        let nameWidth = Graphics.width - others
+        if rows.allSatisfy({ displayWidth($0[1]) <= nameWidth }) {
+            var t = TextTable(header)
+            for r in rows { t.row(r) }
+            return t.render()
+        }
+        // Names too long for a column: each goes on its own line under its code.
+        var t = TextTable(header.enumerated().filter { $0.offset != 1 }.map(\.element))
+        for r in rows { t.row(r.enumerated().filter { $0.offset != 1 }.map(\.element)) }
+        let lines = t.render().split(separator: "\n").map(String.init)
+        var out = Array(lines.prefix(2))
+        for (i, line) in lines.dropFirst(2).enumerated() {
+            out.append(line)
+            out.append(Graphics.Colour.dim.paint("  " + Graphics.truncate(rows[i][1], Graphics.width - 2), colour))
+        }
+        return out.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,96 @@
+/// Writes JSON with keys in the order given, so output is deterministic and diff-friendly.
+///
+/// ```swift
+/// var w = JSONWriter()
+/// w.object { $0.field("enrolled", 12); $0.field("on_track", true) }
+/// w.text // {"enrolled":12,"on_track":true}
+/// ```
+public struct JSONWriter {
+    public private(set) var text = ""
+    private var needsComma = [false]
+    private let pretty: Bool
+    private var depth = 0
+
+    public init(pretty: Bool = false) { self.pretty = pretty }
+
+    private mutating func separator() {
+        if needsComma[needsComma.count - 1] { text += "," }
+        needsComma[needsComma.count - 1] = true
+        if pretty && depth > 0 { text += "\n" + String(repeating: "  ", count: depth) }
+    }
+
+    private mutating func key(_ k: String) {
+        separator()
+        text += JSONWriter.quote(k) + (pretty ? ": " : ":")
+    }
+
+    private mutating func open(_ c: String) { text += c; needsComma.append(false); depth += 1 }
+
+    private mutating func close(_ c: String) {
+        let had = needsComma.removeLast()
+        depth -= 1
+        if pretty && had { text += "\n" + String(repeating: "  ", count: depth) }
+        text += c
+    }
+
+    /// A top-level or array-element object.
+    public mutating func object(_ body: (inout JSONWriter) -> Void) {
+        if needsComma.count > 1 { separator() }
+        open("{"); body(&self); close("}")
+    }
+
+    public mutating func array(_ body: (inout JSONWriter) -> Void) {
+        if needsComma.count > 1 { separator() }
+        open("["); body(&self); close("]")
+    }
+
+    public mutating func objectField(_ k: String, _ body: (inout JSONWriter) -> Void) {
+        key(k); open("{"); body(&self); close("}")
+    }
+
+    public mutating func arrayField(_ k: String, _ body: (inout JSONWriter) -> Void) {
+        key(k); open("["); body(&self); close("]")
+    }
+
+    public mutating func field(_ k: String, _ v: Int) { key(k); text += String(v) }
+    public mutating func field(_ k: String, _ v: Int?) { key(k); text += v.map(String.init) ?? "null" }
+    public mutating func field(_ k: String, _ v: Double?) { key(k); text += JSONWriter.number(v) }
+    public mutating func field(_ k: String, _ v: Bool?) { key(k); text += v.map { $0 ? "true" : "false" } ?? "null" }
+    public mutating func field(_ k: String, _ v: String?) { key(k); text += v.map(JSONWriter.quote) ?? "null" }
+    public mutating func field(_ k: String, strings: [String]) {
+        key(k); text += "[" + strings.map(JSONWriter.quote).joined(separator: ",") + "]"
+    }
+    /// A pre-rendered JSON value.
+    public mutating func field(_ k: String, raw: String) { key(k); text += raw }
+
+    public mutating func element(_ v: String) { separator(); text += JSONWriter.quote(v) }
+    public mutating func element(_ v: Double?) { separator(); text += JSONWriter.number(v) }
+
+    /// A JSON number; `null` for nil and for non-finite values, which JSON cannot carry.
+    public static func number(_ v: Double?) -> String {
+        guard let v, v.isFinite else { return "null" }
+        if v == v.rounded(), abs(v) < 1e15 { return String(Int64(v)) }
+        return "\(v)"
+    }
+
+    public static func quote(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 || u.value == 0x7F || (u.value >= 0x2028 && u.value <= 0x2029) {
+                    let hex = String(u.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out + "\""
+    }
+}

@@ -1,0 +1,230 @@
+import GRDB
+import PilotwatchCore
+
+/// What the dashboards read of one pilot's subjects and message counters, as of `T`.
+///
+/// ```swift
+/// let facts = try store.read { try $0.pilotFacts(pilot: "resp-copd-idf-01", asOf: t) }
+/// Metrics.pilot(facts.subjects, target: 120, end: pilot.end, asOf: t).enrolled
+/// ```
+public struct PilotFacts: Sendable {
+    public var pilot: String
+    public var asOf: Instant
+    /// Every subject with data at or before `T`, sorted by code.
+    public var subjects: [SubjectFacts]
+    /// Messages received on the 7 UTC days ending on `day(T)`.
+    public var lastWeek: MessageCounts
+
+    public init(pilot: String, asOf: Instant, subjects: [SubjectFacts], lastWeek: MessageCounts) {
+        self.pilot = pilot; self.asOf = asOf; self.subjects = subjects; self.lastWeek = lastWeek
+    }
+}
+
+/// Message counters of a pilot over UTC days *received*.
+public struct MessageCounts: Sendable, Hashable {
+    public var accepted = 0
+    public var duplicate = 0
+    public var refused = 0
+    public var statuses = 0
+    public var observations = 0
+    public var duplicateObservations = 0
+    public var refusedByReason: [ReasonCode: Int] = [:]
+
+    public init() {}
+
+    /// Observation messages received: accepted, duplicate and refused.
+    public var received: Int { accepted + duplicate + refused }
+}
+
+/// The reads behind the dashboards: per pilot, over the roll-ups ingest keeps up to date
+/// (`subject`, `subject_day`, `subject_indicator`, `event`, `pilot_day`, `refusal_day`,
+/// `device`), never a scan of `observation`. Values come back as the inputs of ``Metrics``.
+extension StoreReader {
+    /// The pilot's subjects with data at or before `asOf`, with their enrolment, withdrawal,
+    /// latest measurement or score, and the UTC days of the last `historyDays` (ending on
+    /// `day(asOf)`) with a measurement or score at or before `asOf`.
+    ///
+    /// Reads, per subject: its `subject` row and its `subject_day` rows inside the history, folded
+    /// into a bit set by SQLite. A subject with no day inside the history costs one more key seek
+    /// (its latest earlier day); a subject whose data on `day(asOf)` runs past `asOf` (an `--as-of`
+    /// in the past) costs one bounded range read of that day's observations.
+    public func subjectFacts(pilot: String, asOf t: Instant,
+                             historyDays: Int = Metrics.adherenceWindowDays) throws -> [SubjectFacts] {
+        guard let pilotID = try pilotID(pilot) else { return [] }
+        let lastDay = t.day
+        let covering = max(1, historyDays)
+        let words = ActivityDays.words(forDays: covering)
+        let firstDay = lastDay.advanced(by: -(covering - 1))
+        // Bit k of word j stands for day(T) - (64j + k); the k = 63 bit makes the SQLite integer
+        // negative, and a sum of distinct powers of two never overflows.
+        let wordColumns = (0..<words).map { j in
+            "sum(CASE WHEN d.first_at <= :t AND :lastDay - d.day BETWEEN \(64 * j) AND \(64 * j + 63) "
+                + "THEN 1 << (:lastDay - d.day - \(64 * j)) ELSE 0 END)"
+        }.joined(separator: ", ")
+        let sql = """
+            SELECT s.id, s.code, s.enrolled_at, s.withdrawn_at, s.first_at,
+                   coalesce(max(CASE WHEN d.last_at <= :t THEN d.last_at END),
+                            (SELECT e.last_at FROM subject_day e WHERE e.subject_id = s.id AND e.day < :firstDay
+                             ORDER BY e.day DESC LIMIT 1)),
+                   max(CASE WHEN d.first_at <= :t AND d.last_at > :t THEN 1 ELSE 0 END),
+                   \(wordColumns)
+            FROM subject s
+            LEFT JOIN subject_day d ON d.subject_id = s.id AND d.day BETWEEN :firstDay AND :lastDay
+            WHERE s.pilot_id = :pilot AND s.first_at <= :t
+            GROUP BY s.code
+            ORDER BY s.code
+            """
+        let arguments: StatementArguments = ["t": t.millis, "lastDay": lastDay.index, "firstDay": firstDay.index,
+                                             "pilot": pilotID]
+        var out: [SubjectFacts] = []
+        var straddling: [(index: Int, id: Int64)] = []
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
+        while let row = try rows.next() {
+            var bits: [UInt64] = []
+            bits.reserveCapacity(words)
+            for j in 0..<words {
+                let w: Int64 = row[7 + j] ?? 0
+                bits.append(UInt64(bitPattern: w))
+            }
+            let straddles: Int64 = row[6] ?? 0
+            if straddles != 0 { straddling.append((out.count, row[0])) }
+            out.append(SubjectFacts(code: row[1], enrolledAt: millis(row[2]), withdrawnAt: millis(row[3]),
+                                    firstDataAt: millis(row[4]), lastObservationAt: millis(row[5]),
+                                    activity: ActivityDays(lastDay: lastDay, words: bits)))
+        }
+        // Data on day(T) both before and after T: the latest at or before T is that day's
+        // latest observation up to T, a bounded read of the subject's primary key.
+        if !straddling.isEmpty {
+            let seek = try db.cachedStatement(sql: """
+                SELECT max(o.at) FROM subject_indicator si
+                JOIN observation o ON o.subject_id = si.subject_id AND o.indicator_id = si.indicator_id
+                                  AND o.at BETWEEN ? AND ?
+                WHERE si.subject_id = ?
+                """)
+            for (index, id) in straddling {
+                if let at = try Int64.fetchOne(seek, arguments: [lastDay.start.millis, t.millis, id]) {
+                    out[index].lastObservationAt = Instant(millis: at)
+                }
+            }
+        }
+        return out
+    }
+
+    /// Message counters of the pilot for the UTC days received in `from...through` (`from` nil:
+    /// since the first day).
+    public func messageCounts(pilot: String, from: Day?, through: Day) throws -> MessageCounts {
+        var c = MessageCounts()
+        guard let pilotID = try pilotID(pilot) else { return c }
+        let lo = (from ?? Day(index: Int(Int32.min))).index
+        if let row = try Row.fetchOne(db.cachedStatement(sql: """
+            SELECT coalesce(sum(accepted), 0), coalesce(sum(duplicate), 0), coalesce(sum(refused), 0),
+                   coalesce(sum(statuses), 0), coalesce(sum(observations), 0), coalesce(sum(duplicate_observations), 0)
+            FROM pilot_day WHERE pilot_id = ? AND day BETWEEN ? AND ?
+            """), arguments: [pilotID, lo, through.index]) {
+            c.accepted = row[0]; c.duplicate = row[1]; c.refused = row[2]
+            c.statuses = row[3]; c.observations = row[4]; c.duplicateObservations = row[5]
+        }
+        for row in try Row.fetchAll(db.cachedStatement(sql: """
+            SELECT reason, sum(n) FROM refusal_day WHERE pilot_id = ? AND day BETWEEN ? AND ? GROUP BY reason
+            """), arguments: [pilotID, lo, through.index]) {
+            let n: Int = row[1]
+            if n > 0, let reason = ReasonCode(rawValue: row[0]) { c.refusedByReason[reason] = n }
+        }
+        return c
+    }
+
+    /// Subjects, activity over `historyDays` and the last 7 days' message counters of one pilot:
+    /// everything `pilotwatch status` shows of it.
+    public func pilotFacts(pilot: String, asOf t: Instant,
+                           historyDays: Int = Metrics.adherenceWindowDays) throws -> PilotFacts {
+        PilotFacts(pilot: pilot, asOf: t,
+                   subjects: try subjectFacts(pilot: pilot, asOf: t, historyDays: historyDays),
+                   lastWeek: try messageCounts(pilot: pilot, from: t.day.advanced(by: -6), through: t.day))
+    }
+
+    /// Baseline and latest value of one measurement or score for each subject enrolled at or
+    /// before `asOf` that has both (`metrics.md`, outcome indicators), in subject order.
+    ///
+    /// Reads the subjects' `subject_indicator` rows (first and last value); a subject whose
+    /// first value is older than its baseline window, or whose last value is later than `asOf`,
+    /// costs one primary-key seek into `observation` for that end.
+    public func outcomePairs(pilot: String, indicator: Indicator, asOf t: Instant) throws -> [OutcomePair] {
+        guard let pilotID = try pilotID(pilot), let indicatorID = try indicatorID(indicator.code) else { return [] }
+        let firstFrom = try db.cachedStatement(sql: """
+            SELECT at, value FROM observation WHERE subject_id = ? AND indicator_id = ? AND at >= ? ORDER BY at ASC LIMIT 1
+            """)
+        let lastUpTo = try db.cachedStatement(sql: """
+            SELECT at, value FROM observation WHERE subject_id = ? AND indicator_id = ? AND at <= ? ORDER BY at DESC LIMIT 1
+            """)
+        func reading(_ statement: Statement, _ subject: Int64, _ at: Instant) throws -> Reading? {
+            try Row.fetchOne(statement, arguments: [subject, indicatorID, at.millis]).map {
+                Reading(at: Instant(millis: $0[0]), value: $0[1])
+            }
+        }
+        var pairs: [OutcomePair] = []
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: """
+            SELECT s.id, s.enrolled_at, si.first_at, si.first_value, si.last_at, si.last_value
+            FROM subject s JOIN subject_indicator si ON si.subject_id = s.id AND si.indicator_id = ?
+            WHERE s.pilot_id = ? AND s.enrolled_at <= ?
+            ORDER BY s.code
+            """), arguments: [indicatorID, pilotID, t.millis])
+        while let row = try rows.next() {
+            let id: Int64 = row[0]
+            let enrolment = Instant(millis: row[1])
+            let first = Reading(at: Instant(millis: row[2]), value: row[3])
+            let last = Reading(at: Instant(millis: row[4]), value: row[5])
+            guard let bw = Metrics.baselineWindow(enrolment: enrolment, windows: indicator.windows, asOf: t),
+                  let lw = Metrics.latestWindow(enrolment: enrolment, windows: indicator.windows, asOf: t),
+                  first.at <= bw.upperBound, last.at >= lw.lowerBound
+            else { continue }
+            // The earliest value at or after the window's start, and the latest at or before T.
+            let baselineCandidate = first.at >= bw.lowerBound ? first : try reading(firstFrom, id, bw.lowerBound)
+            guard let baselineCandidate,
+                  let baseline = Metrics.baseline([baselineCandidate], enrolment: enrolment,
+                                                  windows: indicator.windows, asOf: t)
+            else { continue }
+            let latestCandidate = last.at <= t ? last : try reading(lastUpTo, id, t)
+            guard let latestCandidate,
+                  let latest = Metrics.latest([latestCandidate], enrolment: enrolment,
+                                              windows: indicator.windows, asOf: t)
+            else { continue }
+            pairs.append(OutcomePair(baseline: baseline.value, latest: latest.value))
+        }
+        return pairs
+    }
+
+    /// The events of the pilot's subjects at or before `asOf` for the given event indicators.
+    ///
+    /// Reads the pilot's `subject` rows and, per subject and indicator, a range of `event`'s primary key.
+    public func subjectEvents(pilot: String, indicators: [String], asOf t: Instant) throws -> [SubjectEvent] {
+        guard let pilotID = try pilotID(pilot) else { return [] }
+        var out: [SubjectEvent] = []
+        for code in indicators {
+            guard let indicatorID = try indicatorID(code) else { continue }
+            let rows = try Row.fetchCursor(db.cachedStatement(sql: """
+                SELECT s.code, e.at FROM subject s
+                JOIN event e ON e.subject_id = s.id AND e.indicator_id = ? AND e.at <= ?
+                WHERE s.pilot_id = ?
+                ORDER BY s.code, e.at
+                """), arguments: [indicatorID, t.millis, pilotID])
+            while let row = try rows.next() {
+                out.append(SubjectEvent(subject: row[0], indicator: code, at: Instant(millis: row[1])))
+            }
+        }
+        return out
+    }
+
+    /// Event indicator codes with at least one stored event of the pilot's subjects, sorted.
+    public func eventIndicatorCodes(pilot: String) throws -> [String] {
+        guard let pilotID = try pilotID(pilot) else { return [] }
+        return try String.fetchAll(db.cachedStatement(sql: """
+            SELECT i.code FROM indicator i
+            WHERE i.kind = 'event'
+              AND EXISTS (SELECT 1 FROM subject s JOIN event e ON e.subject_id = s.id AND e.indicator_id = i.id
+                          WHERE s.pilot_id = ?)
+            ORDER BY i.code
+            """), arguments: [pilotID])
+    }
+}
+
+private func millis(_ value: Int64?) -> Instant? { value.map(Instant.init(millis:)) }

@@ -1,0 +1,230 @@
+import GRDB
+import PilotwatchCore
+
+/// The SQLite schema of the store and its named migrations.
+///
+/// Layout, chosen for the write pattern of ingest (20,000+ small messages per second in
+/// batches of 50–500, `synchronous=FULL`, WAL). SQLite's cost there is the number of b-tree
+/// pages a commit dirties, not fsync, so:
+///
+/// - pilots, indicators, devices and subjects get integer surrogate ids (`pilot.id`, ...)
+///   that the writer caches in memory; every data row carries small integers, not text;
+/// - data tables are `WITHOUT ROWID` and keyed by what deduplicates them, so the key *is*
+///   the table (no second index to keep up to date);
+/// - roll-ups that metrics read are aggregated in memory per batch and upserted once per key;
+/// - every time is an INTEGER of UTC epoch milliseconds, every day an INTEGER of days since
+///   1970-01-01 (`Instant.millis`, `Day.index`).
+///
+/// Tables:
+///
+/// | table | key | one row per |
+/// | --- | --- | --- |
+/// | `pilot` | `id`, unique `code` | pilot code seen in a parsed topic (accepted or refused message) |
+/// | `indicator` | `id`, unique `code` | indicator code seen in an accepted observation |
+/// | `device` | `id`, unique `(pilot_id, code)` | device seen in a parsed topic; counters, last status |
+/// | `subject` | `id`, unique `(pilot_id, code)` | pseudonym with at least one stored observation/event; enrolment |
+/// | `message` | `(device_id, msg_id)` | stored observation message (message dedup) |
+/// | `observation` | `(subject_id, indicator_id, at)` | measurement or score (observation dedup) |
+/// | `event` | `(subject_id, indicator_id, at)` | subject event (enrolled, withdrawn, hospitalisation, ...) |
+/// | `pilot_observation` | `(pilot_id, indicator_id, at)` | pilot-level observation (no subject) |
+/// | `subject_day` | `(subject_id, day)` | UTC day on which a subject has measurements/scores: `n`, `first_at`, `last_at` |
+/// | `subject_indicator` | `(subject_id, indicator_id)` | measurement/score indicator of a subject: `n`, first and last value |
+/// | `pilot_day` | `(pilot_id, day)` | pilot and UTC day *received*: message and observation counters |
+/// | `refusal_day` | `(pilot_id, day, reason)` | refusals by pilot (0: topic did not parse), day received and reason |
+/// | `ingest_total` | `id = 1` | store-wide counters |
+/// | `reject` | `id` | quarantined message: topic, time, codes, reason, detail, payload hash |
+/// | `reject_payload` | `reject_id` | the payload of a reject, never for `identifying_data` (a trigger refuses it) |
+///
+/// A device's status is the last one *received* (`status_received_at`), not the one with the
+/// latest `at`: a device clock that runs ahead must not freeze its health view. `status_at` is
+/// the status's own `at` (or the time received when it had none); battery and firmware keep
+/// their last reported values when a status omits them.
+///
+/// `subject.enrolled_at` is the time of the subject's first `enrolled` event and
+/// `subject.withdrawn_at` that of its first `withdrawn` event strictly after it; both are
+/// recomputed from `event` whenever such an event is stored, so arrival order does not matter.
+///
+/// Reading, for metrics (see ``StoreReader``): outcome baselines and latest values are one
+/// primary-key seek each into `observation` (`subject_id, indicator_id, at >= x` ascending,
+/// or `at <= T` descending); activity and adherence read `subject_day`; event rates read `event`.
+enum Schema {
+    /// The migrations, in order. Each runs in its own transaction; identifiers never change.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: v1)
+        }
+        return migrator
+    }
+
+    static let reasonList = ReasonCode.allCases.map { "'\($0.rawValue)'" }.joined(separator: ",")
+
+    static let v1 = """
+        CREATE TABLE pilot (
+            id INTEGER PRIMARY KEY,
+            code TEXT NOT NULL UNIQUE CHECK (length(code) BETWEEN 1 AND 64),
+            first_seen INTEGER NOT NULL,
+            last_observation_at INTEGER
+        );
+
+        CREATE TABLE indicator (
+            id INTEGER PRIMARY KEY,
+            code TEXT NOT NULL UNIQUE CHECK (length(code) >= 1),
+            kind TEXT NOT NULL CHECK (kind IN ('measurement', 'score', 'event'))
+        );
+
+        CREATE TABLE device (
+            id INTEGER PRIMARY KEY,
+            pilot_id INTEGER NOT NULL REFERENCES pilot(id),
+            code TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 64),
+            first_seen INTEGER NOT NULL,
+            last_seen INTEGER NOT NULL,
+            messages INTEGER NOT NULL DEFAULT 0 CHECK (messages >= 0),
+            duplicates INTEGER NOT NULL DEFAULT 0 CHECK (duplicates >= 0),
+            refused INTEGER NOT NULL DEFAULT 0 CHECK (refused >= 0),
+            statuses INTEGER NOT NULL DEFAULT 0 CHECK (statuses >= 0),
+            observations INTEGER NOT NULL DEFAULT 0 CHECK (observations >= 0),
+            status_state TEXT CHECK (status_state IN ('online', 'offline')),
+            status_at INTEGER,
+            status_received_at INTEGER,
+            battery_pct REAL,
+            firmware TEXT,
+            CHECK (first_seen <= last_seen),
+            CHECK ((status_state IS NULL) = (status_at IS NULL) AND (status_at IS NULL) = (status_received_at IS NULL)),
+            UNIQUE (pilot_id, code)
+        );
+
+        CREATE TABLE subject (
+            id INTEGER PRIMARY KEY,
+            pilot_id INTEGER NOT NULL REFERENCES pilot(id),
+            code TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 64),
+            first_at INTEGER NOT NULL,
+            first_measure_at INTEGER,
+            enrolled_at INTEGER,
+            withdrawn_at INTEGER,
+            CHECK (withdrawn_at IS NULL OR (enrolled_at IS NOT NULL AND withdrawn_at > enrolled_at)),
+            CHECK (first_measure_at IS NULL OR first_measure_at >= first_at),
+            UNIQUE (pilot_id, code)
+        );
+
+        CREATE TABLE message (
+            device_id INTEGER NOT NULL REFERENCES device(id),
+            msg_id TEXT NOT NULL CHECK (length(msg_id) BETWEEN 1 AND 128),
+            received_at INTEGER NOT NULL,
+            PRIMARY KEY (device_id, msg_id)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE observation (
+            subject_id INTEGER NOT NULL REFERENCES subject(id),
+            indicator_id INTEGER NOT NULL REFERENCES indicator(id),
+            at INTEGER NOT NULL,
+            value REAL NOT NULL,
+            device_id INTEGER NOT NULL REFERENCES device(id),
+            PRIMARY KEY (subject_id, indicator_id, at)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE event (
+            subject_id INTEGER NOT NULL REFERENCES subject(id),
+            indicator_id INTEGER NOT NULL REFERENCES indicator(id),
+            at INTEGER NOT NULL,
+            value REAL NOT NULL,
+            device_id INTEGER NOT NULL REFERENCES device(id),
+            PRIMARY KEY (subject_id, indicator_id, at)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE pilot_observation (
+            pilot_id INTEGER NOT NULL REFERENCES pilot(id),
+            indicator_id INTEGER NOT NULL REFERENCES indicator(id),
+            at INTEGER NOT NULL,
+            value REAL NOT NULL,
+            device_id INTEGER NOT NULL REFERENCES device(id),
+            PRIMARY KEY (pilot_id, indicator_id, at)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE subject_day (
+            subject_id INTEGER NOT NULL REFERENCES subject(id),
+            day INTEGER NOT NULL,
+            first_at INTEGER NOT NULL,
+            last_at INTEGER NOT NULL,
+            n INTEGER NOT NULL CHECK (n > 0),
+            CHECK (first_at <= last_at AND first_at >= day * 86400000 AND last_at < (day + 1) * 86400000),
+            PRIMARY KEY (subject_id, day)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE subject_indicator (
+            subject_id INTEGER NOT NULL REFERENCES subject(id),
+            indicator_id INTEGER NOT NULL REFERENCES indicator(id),
+            n INTEGER NOT NULL CHECK (n > 0),
+            first_at INTEGER NOT NULL,
+            first_value REAL NOT NULL,
+            last_at INTEGER NOT NULL,
+            last_value REAL NOT NULL,
+            CHECK (first_at <= last_at),
+            PRIMARY KEY (subject_id, indicator_id)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE pilot_day (
+            pilot_id INTEGER NOT NULL REFERENCES pilot(id),
+            day INTEGER NOT NULL,
+            accepted INTEGER NOT NULL CHECK (accepted >= 0),
+            duplicate INTEGER NOT NULL CHECK (duplicate >= 0),
+            refused INTEGER NOT NULL CHECK (refused >= 0),
+            statuses INTEGER NOT NULL CHECK (statuses >= 0),
+            observations INTEGER NOT NULL CHECK (observations >= 0),
+            duplicate_observations INTEGER NOT NULL CHECK (duplicate_observations >= 0),
+            PRIMARY KEY (pilot_id, day)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE refusal_day (
+            pilot_id INTEGER NOT NULL CHECK (pilot_id >= 0),
+            day INTEGER NOT NULL,
+            reason TEXT NOT NULL CHECK (reason IN (\(reasonList))),
+            n INTEGER NOT NULL CHECK (n >= 0),
+            PRIMARY KEY (pilot_id, day, reason)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE ingest_total (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            accepted INTEGER NOT NULL DEFAULT 0 CHECK (accepted >= 0),
+            duplicate INTEGER NOT NULL DEFAULT 0 CHECK (duplicate >= 0),
+            refused INTEGER NOT NULL DEFAULT 0 CHECK (refused >= 0),
+            statuses INTEGER NOT NULL DEFAULT 0 CHECK (statuses >= 0),
+            observations INTEGER NOT NULL DEFAULT 0 CHECK (observations >= 0),
+            duplicate_observations INTEGER NOT NULL DEFAULT 0 CHECK (duplicate_observations >= 0)
+        );
+        INSERT INTO ingest_total (id) VALUES (1);
+
+        CREATE TABLE reject (
+            id INTEGER PRIMARY KEY,
+            received_at INTEGER NOT NULL,
+            topic TEXT NOT NULL,
+            pilot TEXT,
+            device TEXT,
+            reason TEXT NOT NULL CHECK (reason IN (\(reasonList))),
+            detail TEXT NOT NULL,
+            payload_sha256 TEXT NOT NULL
+                CHECK (length(payload_sha256) = 64 AND payload_sha256 NOT GLOB '*[^0-9a-f]*'),
+            CHECK ((pilot IS NULL) = (device IS NULL))
+        );
+        CREATE INDEX reject_by_pilot ON reject (pilot, received_at);
+
+        CREATE TABLE reject_payload (
+            reject_id INTEGER PRIMARY KEY REFERENCES reject(id) ON DELETE CASCADE,
+            payload BLOB NOT NULL
+        );
+
+        CREATE TRIGGER reject_payload_never_identifying
+        BEFORE INSERT ON reject_payload
+        WHEN (SELECT reason FROM reject WHERE id = NEW.reject_id) = 'identifying_data'
+        BEGIN
+            SELECT RAISE(ABORT, 'the payload of an identifying_data refusal is never stored');
+        END;
+
+        CREATE TRIGGER reject_identifying_drops_payload
+        AFTER UPDATE OF reason ON reject
+        WHEN NEW.reason = 'identifying_data'
+        BEGIN
+            DELETE FROM reject_payload WHERE reject_id = NEW.id;
+        END;
+        """
+}

@@ -1,0 +1,210 @@
+import PilotwatchCore
+
+/// How the store opens its SQLite file.
+///
+/// ```swift
+/// let store = try Store(path: "var/pilotwatch.sqlite", options: StoreOptions(synchronous: .normal))
+/// ```
+public struct StoreOptions: Sendable {
+    /// SQLite's `synchronous` setting in WAL mode: `.full` syncs the WAL on every commit
+    /// (a committed batch survives a power cut), `.normal` only at checkpoints (it survives
+    /// a crash of the process, not of the machine).
+    public enum Synchronous: String, Sendable, CaseIterable {
+        case full = "FULL"
+        case normal = "NORMAL"
+    }
+
+    public var synchronous: Synchronous = .full
+    /// Page cache per connection, in MiB.
+    public var cacheSizeMiB: Int = 32
+    /// Opens an existing store for reading only (no migrations; `ingest` and `replay` throw).
+    public var readOnly = false
+    /// How long a connection waits for a lock held by another process (the CLI while `serve` writes).
+    public var busyTimeoutSeconds: Double = 10
+    /// WAL pages after which a commit checkpoints the WAL back into the database file.
+    /// Larger values write hot pages back less often, at the price of a larger `-wal` file.
+    public var walAutocheckpointPages: Int = 8192
+
+    public init(synchronous: Synchronous = .full, cacheSizeMiB: Int = 32, readOnly: Bool = false,
+                busyTimeoutSeconds: Double = 10, walAutocheckpointPages: Int = 8192) {
+        self.synchronous = synchronous
+        self.cacheSizeMiB = cacheSizeMiB
+        self.readOnly = readOnly
+        self.busyTimeoutSeconds = busyTimeoutSeconds
+        self.walAutocheckpointPages = walAutocheckpointPages
+    }
+}
+
+/// One received message and what the contract said of it, ready to store.
+public struct IngestItem: Sendable {
+    /// The MQTT topic as received.
+    public var topic: String
+    public var receivedAt: Instant
+    public var verdict: Verdict
+    /// The raw payload; kept only in quarantine, and never for `identifying_data`.
+    public var payload: [UInt8]
+
+    public init(topic: String, receivedAt: Instant, verdict: Verdict, payload: [UInt8]) {
+        self.topic = topic; self.receivedAt = receivedAt; self.verdict = verdict; self.payload = payload
+    }
+}
+
+/// What the store did with one ``IngestItem``.
+public enum IngestOutcome: Sendable, Equatable {
+    /// A new observation message: how many of its observations were new and how many
+    /// were already stored (from another message).
+    case accepted(newObservations: Int, duplicateObservations: Int)
+    /// Its `(pilot, device, msg_id)` was already stored: acknowledged and ignored.
+    case duplicateMessage
+    /// A device status message, applied to the device.
+    case status
+    /// Refused and recorded in quarantine.
+    case refused(ReasonCode)
+}
+
+/// Counters of the whole store, exact and kept across restarts.
+public struct StoreStats: Sendable, Equatable {
+    /// New observation messages stored.
+    public var accepted: Int
+    /// Observation messages whose `msg_id` was already stored.
+    public var duplicate: Int
+    /// Messages refused (currently in quarantine, replayed ones moved out).
+    public var refused: Int
+    /// Device status messages applied.
+    public var statuses: Int
+    public var refusedByReason: [ReasonCode: Int]
+    /// Observations stored (measurements, scores, events and pilot-level ones).
+    public var observations: Int
+    /// Observations that arrived again in another message and were stored once.
+    public var duplicateObservations: Int
+    /// One entry per pilot code seen in a topic, sorted by code.
+    public var pilots: [PilotStats]
+
+    public init(accepted: Int, duplicate: Int, refused: Int, statuses: Int, refusedByReason: [ReasonCode: Int],
+                observations: Int, duplicateObservations: Int, pilots: [PilotStats]) {
+        self.accepted = accepted; self.duplicate = duplicate; self.refused = refused; self.statuses = statuses
+        self.refusedByReason = refusedByReason; self.observations = observations
+        self.duplicateObservations = duplicateObservations; self.pilots = pilots
+    }
+}
+
+/// Counters of one pilot.
+public struct PilotStats: Sendable, Equatable {
+    public var pilot: String
+    public var observations: Int
+    /// Distinct subjects with at least one stored observation or event.
+    public var subjects: Int
+    /// Devices that sent at least one message (accepted, duplicate or refused) with a parsed topic.
+    public var devices: Int
+    /// The latest `at` of any stored observation or event of the pilot.
+    public var lastObservationAt: Instant?
+    public var accepted: Int
+    public var duplicate: Int
+    public var refused: Int
+    public var statuses: Int
+
+    public init(pilot: String, observations: Int, subjects: Int, devices: Int, lastObservationAt: Instant?,
+                accepted: Int = 0, duplicate: Int = 0, refused: Int = 0, statuses: Int = 0) {
+        self.pilot = pilot; self.observations = observations; self.subjects = subjects; self.devices = devices
+        self.lastObservationAt = lastObservationAt
+        self.accepted = accepted; self.duplicate = duplicate; self.refused = refused; self.statuses = statuses
+    }
+}
+
+/// Which quarantined messages to list. Every field left nil matches everything.
+///
+/// ```swift
+/// try store.rejects(RejectFilter(pilot: "hf-nord", reason: .unknownIndicator, limit: 20))
+/// ```
+public struct RejectFilter: Sendable {
+    public var pilot: String?
+    public var reason: ReasonCode?
+    /// Received at or after this instant.
+    public var since: Instant?
+    public var limit: Int?
+
+    public init(pilot: String? = nil, reason: ReasonCode? = nil, since: Instant? = nil, limit: Int? = nil) {
+        self.pilot = pilot; self.reason = reason; self.since = since; self.limit = limit
+    }
+}
+
+/// One quarantined (refused) message.
+public struct RejectRecord: Sendable, Equatable {
+    public var id: Int64
+    public var receivedAt: Instant
+    public var topic: String
+    /// Pilot and device codes when the topic parsed.
+    public var pilot: String?
+    public var device: String?
+    public var reason: ReasonCode
+    public var detail: String
+    /// Lower-case hex SHA-256 of the payload (kept for every reason, `identifying_data` included).
+    public var payloadSHA256: String
+    /// The payload, only from ``Store/replayCandidates(_:)``; never kept for `identifying_data`.
+    public var payload: [UInt8]?
+
+    public init(id: Int64, receivedAt: Instant, topic: String, pilot: String?, device: String?, reason: ReasonCode,
+                detail: String, payloadSHA256: String, payload: [UInt8]?) {
+        self.id = id; self.receivedAt = receivedAt; self.topic = topic; self.pilot = pilot; self.device = device
+        self.reason = reason; self.detail = detail; self.payloadSHA256 = payloadSHA256; self.payload = payload
+    }
+}
+
+/// What ``Store/replay(_:)`` did.
+public struct ReplaySummary: Sendable, Equatable {
+    /// Rejects whose new verdict was accepted: their observations are now stored.
+    public var accepted: Int
+    /// Rejects whose message had meanwhile been stored (same `msg_id`): removed from quarantine.
+    public var duplicates: Int
+    /// Status messages applied.
+    public var statuses: Int
+    /// Rejects refused again (reason and detail updated).
+    public var stillRefused: Int
+    /// Reject ids not found (already replayed, for example).
+    public var missing: Int
+    /// Observations newly stored by the replay.
+    public var newObservations: Int
+
+    public init(accepted: Int = 0, duplicates: Int = 0, statuses: Int = 0, stillRefused: Int = 0, missing: Int = 0,
+                newObservations: Int = 0) {
+        self.accepted = accepted; self.duplicates = duplicates; self.statuses = statuses
+        self.stillRefused = stillRefused; self.missing = missing; self.newObservations = newObservations
+    }
+}
+
+/// Why the store could not do what was asked.
+public enum StoreError: Error, CustomStringConvertible, Equatable {
+    /// The folder that should hold the database file does not exist.
+    case folderMissing(path: String)
+    /// A read-only store was asked to open a file that does not exist.
+    case fileMissing(path: String)
+    /// `ingest` or `replay` on a store opened read-only.
+    case readOnly(path: String)
+    /// The file was written by a newer pilotwatch (it has migrations this one does not know).
+    case newerSchema(path: String, unknown: [String])
+    /// A read-only store was opened on a file whose schema is not fully migrated.
+    case schemaNotMigrated(path: String)
+    /// The backup destination already exists.
+    case backupDestinationExists(path: String)
+    /// SQLite reported an error.
+    case sqlite(operation: String, message: String)
+
+    public var description: String {
+        switch self {
+        case .folderMissing(let path):
+            return "the folder for the database \(path) does not exist; create it first (mkdir -p) or choose another --db path"
+        case .fileMissing(let path):
+            return "the database \(path) does not exist; run `pilotwatch serve` (or point --db at an existing store)"
+        case .readOnly(let path):
+            return "the database \(path) was opened read-only; it cannot store messages"
+        case .newerSchema(let path, let unknown):
+            return "the database \(path) was written by a newer pilotwatch (unknown migrations: \(unknown.joined(separator: ", "))); upgrade pilotwatch"
+        case .schemaNotMigrated(let path):
+            return "the database \(path) is not initialised by this pilotwatch version; open it once read-write (pilotwatch serve) to migrate it"
+        case .backupDestinationExists(let path):
+            return "the backup destination \(path) already exists; choose a new file name"
+        case .sqlite(let operation, let message):
+            return "database error while \(operation): \(message)"
+        }
+    }
+}

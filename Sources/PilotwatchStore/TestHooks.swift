@@ -1,0 +1,21 @@
+import GRDB
+
+// Internal helpers for the store's own tests (reachable only through `@testable import`).
+extension Store {
+    /// Runs raw SQL in one write transaction.
+    func executeRaw(_ sql: String) throws {
+        try Store.sqlite("executing test SQL") {
+            try rawPool.write { db in try db.execute(sql: sql) }
+        }
+    }
+
+    /// The first column of the first row of a query, as an integer.
+    func scalar(_ sql: String) throws -> Int64? {
+        try read { try Int64.fetchOne($0.db, sql: sql) }
+    }
+
+    /// The first column of the first row of a query, as text.
+    func text(_ sql: String) throws -> String? {
+        try read { try String.fetchOne($0.db, sql: sql) }
+    }
+}

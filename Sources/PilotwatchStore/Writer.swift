@@ -1,0 +1,566 @@
+import Foundation
+import GRDB
+import GRDBSQLite
+import PilotwatchCore
+
+/// Surrogate ids the writer already knows, so that most messages need no id lookup.
+///
+/// Entries are added inside a write transaction; if that transaction rolls back, ``reset()``
+/// forgets everything (a rolled-back id could otherwise be reused by SQLite for another row).
+/// Rows are never deleted, so a committed entry stays true for the life of the file, even when
+/// another process (the CLI replaying quarantine) writes to the same store.
+final class WriterState: @unchecked Sendable {
+    // @unchecked Sendable: this object is owned by one `Store`, and every read and write of its
+    // properties happens inside that store's `DatabasePool.writeWithoutTransaction` closures.
+    // GRDB runs those closures one at a time on the pool's serial writer queue, so no two
+    // accesses ever overlap, and each one happens-after the previous one.
+    var pilots: [String: Int64] = [:]
+    var indicators: [String: Int64] = [:]
+    var devices: [DeviceKey: Int64] = [:]
+    var subjects: [SubjectKey: SubjectInfo] = [:]
+
+    func reset() {
+        pilots = [:]; indicators = [:]; devices = [:]; subjects = [:]
+    }
+}
+
+struct DeviceKey: Hashable { var pilot: Int64; var code: String }
+struct SubjectKey: Hashable { var pilot: Int64; var code: String }
+
+/// What the writer remembers of a subject row, to skip updates that would change nothing.
+struct SubjectInfo {
+    var id: Int64
+    var firstAt: Int64
+    var firstMeasureAt: Int64?
+}
+
+/// A quarantine row being replayed.
+struct ReplayedReject {
+    var id: Int64
+    var receivedAt: Instant
+    var pilot: String?
+    var device: String?
+    var reason: ReasonCode
+}
+
+/// Message and observation counters (deltas within a batch; negative when replay moves a refusal).
+struct Counts {
+    var accepted = 0, duplicate = 0, refused = 0, statuses = 0, observations = 0, duplicateObservations = 0
+}
+
+struct DayKey: Hashable { var pilot: Int64; var day: Int }
+struct RefusalKey: Hashable { var pilot: Int64; var day: Int; var reason: ReasonCode }
+struct SubjectDayKey: Hashable, Comparable {
+    var subject: Int64; var day: Int
+    static func < (a: Self, b: Self) -> Bool { (a.subject, a.day) < (b.subject, b.day) }
+}
+struct SubjectIndicatorKey: Hashable, Comparable {
+    var subject: Int64; var indicator: Int64
+    static func < (a: Self, b: Self) -> Bool { (a.subject, a.indicator) < (b.subject, b.indicator) }
+}
+
+struct DayAggregate { var firstAt: Int64; var lastAt: Int64; var n: Int }
+struct IndicatorAggregate { var n: Int; var firstAt: Int64; var firstValue: Double; var lastAt: Int64; var lastValue: Double }
+
+struct DeviceDelta {
+    var firstSeen: Int64
+    var lastSeen: Int64
+    var messages = 0, duplicates = 0, refused = 0, statuses = 0, observations = 0
+    var status: (state: String, at: Int64, battery: Double?, firmware: String?, receivedAt: Int64)?
+}
+
+/// A cached statement stepped through SQLite's C API, for the statements ingest runs once per
+/// message or per roll-up key.
+///
+/// Binding integers, doubles and text directly skips GRDB's per-call argument boxing and
+/// validation, which cost about a tenth of ingest CPU. Only for INSERT and UPDATE statements
+/// (no result rows), run inside the writer's transaction; GRDB still owns the statement.
+struct FastStatement {
+    private let statement: Statement
+    private let handle: OpaquePointer
+    private let connection: OpaquePointer
+
+    init(_ db: Database, _ sql: String) throws {
+        statement = try db.cachedStatement(sql: sql)
+        handle = statement.sqliteStatement
+        guard let connection = db.sqliteConnection else {
+            throw DatabaseError(resultCode: .SQLITE_MISUSE, message: "the database connection is closed")
+        }
+        self.connection = connection
+    }
+
+    func bind(_ index: Int32, _ value: Int64) { sqlite3_bind_int64(handle, index, value) }
+    func bind(_ index: Int32, _ value: Int) { sqlite3_bind_int64(handle, index, Int64(value)) }
+    /// NaN binds as NULL (SQLite's rule), which NOT NULL columns refuse.
+    func bind(_ index: Int32, _ value: Double) { sqlite3_bind_double(handle, index, value) }
+    func bind(_ index: Int32, _ value: String) {
+        _ = value.withCString { sqlite3_bind_text(handle, index, $0, -1, sqliteTransient) }
+    }
+    func bind(_ index: Int32, _ value: Int64?) {
+        if let value { bind(index, value) } else { sqlite3_bind_null(handle, index) }
+    }
+
+    /// Runs the statement with the values bound so far; returns the number of rows it changed.
+    @discardableResult
+    func run() throws -> Int {
+        let code = sqlite3_step(handle)
+        guard code == SQLITE_DONE else {
+            let message = String(cString: sqlite3_errmsg(connection))
+            sqlite3_reset(handle)
+            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: message, sql: statement.sql)
+        }
+        sqlite3_reset(handle)
+        return Int(sqlite3_changes(connection))
+    }
+}
+
+/// SQLite copies the bound bytes before the call returns.
+private let sqliteTransient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
+
+/// One write transaction: stores items one by one, aggregates roll-ups and counters in
+/// memory, and writes them once per key in ``finish()``.
+struct BatchWriter {
+    let db: Database
+    let state: WriterState
+
+    private var totals = Counts()
+    private var pilotDays: [DayKey: Counts] = [:]
+    private var refusals: [RefusalKey: Int] = [:]
+    private var devices: [Int64: DeviceDelta] = [:]
+    private var subjectDays: [SubjectDayKey: DayAggregate] = [:]
+    private var subjectIndicators: [SubjectIndicatorKey: IndicatorAggregate] = [:]
+    private var subjectFirsts: [Int64: (firstAt: Int64?, firstMeasureAt: Int64?)] = [:]
+    private var pilotLastObservation: [Int64: Int64] = [:]
+    private var enrolmentToRecompute: Set<Int64> = []
+
+    private let insertMessage: FastStatement
+    private let insertObservation: FastStatement
+    private let insertEvent: FastStatement
+    private let insertPilotObservation: FastStatement
+
+    init(db: Database, state: WriterState) throws {
+        self.db = db
+        self.state = state
+        insertMessage = try FastStatement(db, """
+            INSERT INTO message (device_id, msg_id, received_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING
+            """)
+        insertObservation = try FastStatement(db, """
+            INSERT INTO observation (subject_id, indicator_id, at, value, device_id) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT DO NOTHING
+            """)
+        insertEvent = try FastStatement(db, """
+            INSERT INTO event (subject_id, indicator_id, at, value, device_id) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT DO NOTHING
+            """)
+        insertPilotObservation = try FastStatement(db, """
+            INSERT INTO pilot_observation (pilot_id, indicator_id, at, value, device_id) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT DO NOTHING
+            """)
+    }
+
+    // MARK: - Items
+
+    /// Stores one item; with `replacing`, the item is the re-validated verdict of that reject,
+    /// whose refusal is un-counted (and whose time is kept) before the new verdict is counted.
+    mutating func apply(_ item: IngestItem, replacing old: ReplayedReject? = nil) throws -> IngestOutcome {
+        let receivedAt = old?.receivedAt ?? item.receivedAt
+        let day = receivedAt.day.index
+        if let old { try uncount(old) }
+
+        switch item.verdict {
+        case .observations(let topic, let message):
+            let pilotID = try pilotID(topic.pilot, seenAt: receivedAt)
+            let deviceID = try deviceID(pilot: pilotID, code: topic.device, seenAt: receivedAt)
+            touch(device: deviceID, at: receivedAt)
+            insertMessage.bind(1, deviceID)
+            insertMessage.bind(2, message.msgID)
+            insertMessage.bind(3, receivedAt.millis)
+            if try insertMessage.run() == 0 {
+                count(pilot: pilotID, day: day) { $0.duplicate += 1 }
+                devices[deviceID]?.duplicates += 1
+                if let old { try deleteReject(old.id) }
+                return .duplicateMessage
+            }
+            var stored = 0, duplicates = 0
+            for obs in message.observations {
+                if try store(obs, pilot: pilotID, device: deviceID) { stored += 1 } else { duplicates += 1 }
+            }
+            count(pilot: pilotID, day: day) {
+                $0.accepted += 1; $0.observations += stored; $0.duplicateObservations += duplicates
+            }
+            devices[deviceID]?.messages += 1
+            devices[deviceID]?.observations += stored
+            if let old { try deleteReject(old.id) }
+            return .accepted(newObservations: stored, duplicateObservations: duplicates)
+
+        case .status(let topic, let status):
+            let pilotID = try pilotID(topic.pilot, seenAt: receivedAt)
+            let deviceID = try deviceID(pilot: pilotID, code: topic.device, seenAt: receivedAt)
+            touch(device: deviceID, at: receivedAt)
+            // The last status received wins (a replayed one keeps its original time).
+            if let current = devices[deviceID]?.status, current.receivedAt > receivedAt.millis {
+                // Received before one already applied in this batch: counted, not applied.
+            } else {
+                let previous = devices[deviceID]?.status
+                devices[deviceID]?.status = (status.state.rawValue, (status.at ?? receivedAt).millis,
+                                             status.batteryPct ?? previous?.battery,
+                                             status.firmware ?? previous?.firmware, receivedAt.millis)
+            }
+            devices[deviceID]?.statuses += 1
+            count(pilot: pilotID, day: day) { $0.statuses += 1 }
+            if let old { try deleteReject(old.id) }
+            return .status
+
+        case .refused(let topic, let refusal):
+            var pilotID: Int64 = 0
+            if let topic {
+                pilotID = try self.pilotID(topic.pilot, seenAt: receivedAt)
+                let deviceID = try deviceID(pilot: pilotID, code: topic.device, seenAt: receivedAt)
+                touch(device: deviceID, at: receivedAt)
+                devices[deviceID]?.refused += 1
+            }
+            count(pilot: pilotID, day: day) { $0.refused += 1 }
+            refusals[RefusalKey(pilot: pilotID, day: day, reason: refusal.reason), default: 0] += 1
+            if let old {
+                try db.cachedStatement(sql: """
+                    UPDATE reject SET pilot = ?, device = ?, reason = ?, detail = ? WHERE id = ?
+                    """).execute(arguments: [topic?.pilot, topic?.device, refusal.reason.rawValue, refusal.detail, old.id])
+            } else {
+                try quarantine(item, topic: topic, refusal: refusal)
+            }
+            return .refused(refusal.reason)
+        }
+    }
+
+    /// Stores one observation; false when `(subject or pilot, indicator, at)` was already stored.
+    private mutating func store(_ obs: Observation, pilot pilotID: Int64, device deviceID: Int64) throws -> Bool {
+        let indicatorID = try indicatorID(obs.indicator, kind: obs.kind)
+        let at = obs.at.millis
+        guard let code = obs.subject else {
+            guard try insertRow(insertPilotObservation, pilotID, indicatorID, at, obs.value, deviceID) else { return false }
+            notePilotObservation(pilotID, at: at)
+            return true
+        }
+        let subjectKey = SubjectKey(pilot: pilotID, code: code)
+        let subject = try subject(subjectKey, firstAt: at)
+        switch obs.kind {
+        case .event:
+            guard try insertRow(insertEvent, subject.id, indicatorID, at, obs.value, deviceID) else { return false }
+            if obs.indicator == "enrolled" || obs.indicator == "withdrawn" {
+                enrolmentToRecompute.insert(subject.id)
+            }
+            noteSubjectFirst(subjectKey, subject, at: at, measure: false)
+        case .measurement, .score:
+            guard try insertRow(insertObservation, subject.id, indicatorID, at, obs.value, deviceID) else { return false }
+            let dayKey = SubjectDayKey(subject: subject.id, day: obs.at.day.index)
+            if var d = subjectDays[dayKey] {
+                d.firstAt = min(d.firstAt, at); d.lastAt = max(d.lastAt, at); d.n += 1
+                subjectDays[dayKey] = d
+            } else {
+                subjectDays[dayKey] = DayAggregate(firstAt: at, lastAt: at, n: 1)
+            }
+            let indKey = SubjectIndicatorKey(subject: subject.id, indicator: indicatorID)
+            if var s = subjectIndicators[indKey] {
+                s.n += 1
+                if at < s.firstAt { s.firstAt = at; s.firstValue = obs.value }
+                if at > s.lastAt { s.lastAt = at; s.lastValue = obs.value }
+                subjectIndicators[indKey] = s
+            } else {
+                subjectIndicators[indKey] = IndicatorAggregate(n: 1, firstAt: at, firstValue: obs.value,
+                                                               lastAt: at, lastValue: obs.value)
+            }
+            noteSubjectFirst(subjectKey, subject, at: at, measure: true)
+        }
+        notePilotObservation(pilotID, at: at)
+        return true
+    }
+
+    /// Inserts `(owner, indicator, at, value, device)` unless the key is there; true when inserted.
+    private func insertRow(_ statement: FastStatement, _ owner: Int64, _ indicator: Int64, _ at: Int64,
+                           _ value: Double, _ device: Int64) throws -> Bool {
+        statement.bind(1, owner)
+        statement.bind(2, indicator)
+        statement.bind(3, at)
+        statement.bind(4, value)
+        statement.bind(5, device)
+        return try statement.run() > 0
+    }
+
+    private mutating func quarantine(_ item: IngestItem, topic: Topic?, refusal: Refusal) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO reject (received_at, topic, pilot, device, reason, detail, payload_sha256)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [item.receivedAt.millis, item.topic, topic?.pilot, topic?.device,
+                                     refusal.reason.rawValue, refusal.detail, SHA256.hex(item.payload)])
+        // A message refused for identifying data is never stored, not even in quarantine.
+        guard refusal.reason != .identifyingData else { return }
+        let id = db.lastInsertedRowID
+        try db.cachedStatement(sql: "INSERT INTO reject_payload (reject_id, payload) VALUES (?, ?)")
+            .execute(arguments: [id, Data(item.payload)])
+    }
+
+    private mutating func deleteReject(_ id: Int64) throws {
+        try db.cachedStatement(sql: "DELETE FROM reject WHERE id = ?").execute(arguments: [id])
+    }
+
+    /// Takes back the counts of a refusal that replay is about to re-decide.
+    private mutating func uncount(_ old: ReplayedReject) throws {
+        let day = old.receivedAt.day.index
+        var pilotID: Int64 = 0
+        if let pilot = old.pilot {
+            pilotID = try self.pilotID(pilot, seenAt: old.receivedAt)
+            if let device = old.device {
+                let deviceID = try deviceID(pilot: pilotID, code: device, seenAt: old.receivedAt)
+                touch(device: deviceID, at: old.receivedAt)
+                devices[deviceID]?.refused -= 1
+            }
+        }
+        count(pilot: pilotID, day: day) { $0.refused -= 1 }
+        refusals[RefusalKey(pilot: pilotID, day: day, reason: old.reason), default: 0] -= 1
+    }
+
+    // MARK: - In-memory aggregation
+
+    private mutating func count(pilot: Int64, day: Int, _ change: (inout Counts) -> Void) {
+        change(&totals)
+        if pilot != 0 { change(&pilotDays[DayKey(pilot: pilot, day: day), default: Counts()]) }
+    }
+
+    private mutating func touch(device: Int64, at: Instant) {
+        if var d = devices[device] {
+            d.firstSeen = min(d.firstSeen, at.millis); d.lastSeen = max(d.lastSeen, at.millis)
+            devices[device] = d
+        } else {
+            devices[device] = DeviceDelta(firstSeen: at.millis, lastSeen: at.millis)
+        }
+    }
+
+    private mutating func notePilotObservation(_ pilot: Int64, at: Int64) {
+        if let last = pilotLastObservation[pilot], last >= at { return }
+        pilotLastObservation[pilot] = at
+    }
+
+    /// Lowers the subject's first times if `at` is earlier than what the row holds.
+    private mutating func noteSubjectFirst(_ key: SubjectKey, _ subject: SubjectInfo, at: Int64, measure: Bool) {
+        var info = subject
+        var change = subjectFirsts[subject.id] ?? (nil, nil)
+        if at < info.firstAt { info.firstAt = at; change.firstAt = at }
+        if measure, info.firstMeasureAt.map({ at < $0 }) ?? true { info.firstMeasureAt = at; change.firstMeasureAt = at }
+        if change.firstAt != nil || change.firstMeasureAt != nil {
+            subjectFirsts[subject.id] = change
+            state.subjects[key] = info
+        }
+    }
+
+    // MARK: - Finishing the batch
+
+    /// Writes the roll-ups, counters, device and subject updates aggregated during the batch.
+    mutating func finish() throws {
+        let upsertSubjectDay = try FastStatement(db, """
+            INSERT INTO subject_day (subject_id, day, first_at, last_at, n) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (subject_id, day) DO UPDATE SET
+                first_at = min(first_at, excluded.first_at),
+                last_at = max(last_at, excluded.last_at),
+                n = n + excluded.n
+            """)
+        for (key, d) in subjectDays.sorted(by: { $0.key < $1.key }) {
+            upsertSubjectDay.bind(1, key.subject)
+            upsertSubjectDay.bind(2, key.day)
+            upsertSubjectDay.bind(3, d.firstAt)
+            upsertSubjectDay.bind(4, d.lastAt)
+            upsertSubjectDay.bind(5, d.n)
+            try upsertSubjectDay.run()
+        }
+
+        let upsertSubjectIndicator = try FastStatement(db, """
+            INSERT INTO subject_indicator (subject_id, indicator_id, n, first_at, first_value, last_at, last_value)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (subject_id, indicator_id) DO UPDATE SET
+                n = n + excluded.n,
+                first_value = CASE WHEN excluded.first_at < first_at THEN excluded.first_value ELSE first_value END,
+                first_at = min(first_at, excluded.first_at),
+                last_value = CASE WHEN excluded.last_at > last_at THEN excluded.last_value ELSE last_value END,
+                last_at = max(last_at, excluded.last_at)
+            """)
+        for (key, s) in subjectIndicators.sorted(by: { $0.key < $1.key }) {
+            upsertSubjectIndicator.bind(1, key.subject)
+            upsertSubjectIndicator.bind(2, key.indicator)
+            upsertSubjectIndicator.bind(3, s.n)
+            upsertSubjectIndicator.bind(4, s.firstAt)
+            upsertSubjectIndicator.bind(5, s.firstValue)
+            upsertSubjectIndicator.bind(6, s.lastAt)
+            upsertSubjectIndicator.bind(7, s.lastValue)
+            try upsertSubjectIndicator.run()
+        }
+
+        let updateSubjectFirsts = try db.cachedStatement(sql: """
+            UPDATE subject SET
+                first_at = min(first_at, coalesce(?1, first_at)),
+                first_measure_at = CASE WHEN ?2 IS NULL THEN first_measure_at
+                                        ELSE min(coalesce(first_measure_at, ?2), ?2) END
+            WHERE id = ?3
+            """)
+        for (id, change) in subjectFirsts.sorted(by: { $0.key < $1.key }) {
+            try updateSubjectFirsts.execute(arguments: [change.firstAt, change.firstMeasureAt, id])
+        }
+
+        if !enrolmentToRecompute.isEmpty {
+            let enrolled = try existingIndicatorID(Catalogue.requiredEvents[0]) ?? -1
+            let withdrawn = try existingIndicatorID(Catalogue.requiredEvents[1]) ?? -1
+            let recompute = try db.cachedStatement(sql: """
+                UPDATE subject SET
+                    enrolled_at = (SELECT min(at) FROM event WHERE subject_id = ?1 AND indicator_id = ?2),
+                    withdrawn_at = (SELECT min(at) FROM event WHERE subject_id = ?1 AND indicator_id = ?3
+                                    AND at > (SELECT min(at) FROM event WHERE subject_id = ?1 AND indicator_id = ?2))
+                WHERE id = ?1
+                """)
+            for id in enrolmentToRecompute.sorted() {
+                try recompute.execute(arguments: [id, enrolled, withdrawn])
+            }
+        }
+
+        let updatePilot = try db.cachedStatement(sql: """
+            UPDATE pilot SET last_observation_at = max(coalesce(last_observation_at, ?1), ?1) WHERE id = ?2
+            """)
+        for (id, at) in pilotLastObservation {
+            try updatePilot.execute(arguments: [at, id])
+        }
+
+        let updateDevice = try FastStatement(db, """
+            UPDATE device SET
+                first_seen = min(first_seen, ?), last_seen = max(last_seen, ?),
+                messages = messages + ?, duplicates = duplicates + ?, refused = refused + ?,
+                statuses = statuses + ?, observations = observations + ?
+            WHERE id = ?
+            """)
+        let updateStatus = try db.cachedStatement(sql: """
+            UPDATE device SET
+                status_state = ?1, status_at = ?2, status_received_at = ?6,
+                battery_pct = coalesce(?3, battery_pct), firmware = coalesce(?4, firmware)
+            WHERE id = ?5 AND (status_received_at IS NULL OR status_received_at <= ?6)
+            """)
+        for (id, d) in devices.sorted(by: { $0.key < $1.key }) {
+            updateDevice.bind(1, d.firstSeen)
+            updateDevice.bind(2, d.lastSeen)
+            updateDevice.bind(3, d.messages)
+            updateDevice.bind(4, d.duplicates)
+            updateDevice.bind(5, d.refused)
+            updateDevice.bind(6, d.statuses)
+            updateDevice.bind(7, d.observations)
+            updateDevice.bind(8, id)
+            try updateDevice.run()
+            if let s = d.status {
+                try updateStatus.execute(arguments: [s.state, s.at, s.battery, s.firmware, id, s.receivedAt])
+            }
+        }
+
+        // Counter deltas may be negative (replay moves a refusal), and SQLite checks CHECK
+        // constraints on the row an upsert would insert before it finds the conflict: so update
+        // the existing row, and insert only when there is none.
+        let updatePilotDay = try db.cachedStatement(sql: """
+            UPDATE pilot_day SET
+                accepted = accepted + ?, duplicate = duplicate + ?, refused = refused + ?, statuses = statuses + ?,
+                observations = observations + ?, duplicate_observations = duplicate_observations + ?
+            WHERE pilot_id = ? AND day = ?
+            """)
+        let insertPilotDay = try db.cachedStatement(sql: """
+            INSERT INTO pilot_day (accepted, duplicate, refused, statuses, observations, duplicate_observations,
+                                   pilot_id, day)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        for (key, c) in pilotDays {
+            let arguments: StatementArguments = [c.accepted, c.duplicate, c.refused, c.statuses, c.observations,
+                                                 c.duplicateObservations, key.pilot, key.day]
+            try updatePilotDay.execute(arguments: arguments)
+            if db.changesCount == 0 { try insertPilotDay.execute(arguments: arguments) }
+        }
+
+        let updateRefusal = try db.cachedStatement(sql: """
+            UPDATE refusal_day SET n = n + ? WHERE pilot_id = ? AND day = ? AND reason = ?
+            """)
+        let insertRefusal = try db.cachedStatement(sql: """
+            INSERT INTO refusal_day (n, pilot_id, day, reason) VALUES (?, ?, ?, ?)
+            """)
+        for (key, n) in refusals where n != 0 {
+            let arguments: StatementArguments = [n, key.pilot, key.day, key.reason.rawValue]
+            try updateRefusal.execute(arguments: arguments)
+            if db.changesCount == 0 { try insertRefusal.execute(arguments: arguments) }
+        }
+
+        try db.cachedStatement(sql: """
+            UPDATE ingest_total SET
+                accepted = accepted + ?, duplicate = duplicate + ?, refused = refused + ?, statuses = statuses + ?,
+                observations = observations + ?, duplicate_observations = duplicate_observations + ?
+            WHERE id = 1
+            """).execute(arguments: [totals.accepted, totals.duplicate, totals.refused, totals.statuses,
+                                     totals.observations, totals.duplicateObservations])
+    }
+
+    // MARK: - Surrogate ids
+
+    private func pilotID(_ code: String, seenAt: Instant) throws -> Int64 {
+        if let id = state.pilots[code] { return id }
+        let id: Int64
+        if let found = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM pilot WHERE code = ?"),
+                                          arguments: [code]) {
+            id = found
+        } else {
+            try db.cachedStatement(sql: "INSERT INTO pilot (code, first_seen) VALUES (?, ?)")
+                .execute(arguments: [code, seenAt.millis])
+            id = db.lastInsertedRowID
+        }
+        state.pilots[code] = id
+        return id
+    }
+
+    private func existingIndicatorID(_ code: String) throws -> Int64? {
+        if let id = state.indicators[code] { return id }
+        return try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM indicator WHERE code = ?"), arguments: [code])
+    }
+
+    private func indicatorID(_ code: String, kind: IndicatorKind) throws -> Int64 {
+        if let id = state.indicators[code] { return id }
+        let id: Int64
+        if let found = try existingIndicatorID(code) {
+            id = found
+        } else {
+            try db.cachedStatement(sql: "INSERT INTO indicator (code, kind) VALUES (?, ?)")
+                .execute(arguments: [code, kind.rawValue])
+            id = db.lastInsertedRowID
+        }
+        state.indicators[code] = id
+        return id
+    }
+
+    private func deviceID(pilot: Int64, code: String, seenAt: Instant) throws -> Int64 {
+        let key = DeviceKey(pilot: pilot, code: code)
+        if let id = state.devices[key] { return id }
+        let id: Int64
+        if let found = try Int64.fetchOne(
+            db.cachedStatement(sql: "SELECT id FROM device WHERE pilot_id = ? AND code = ?"), arguments: [pilot, code]) {
+            id = found
+        } else {
+            try db.cachedStatement(sql: "INSERT INTO device (pilot_id, code, first_seen, last_seen) VALUES (?, ?, ?, ?)")
+                .execute(arguments: [pilot, code, seenAt.millis, seenAt.millis])
+            id = db.lastInsertedRowID
+        }
+        state.devices[key] = id
+        return id
+    }
+
+    private func subject(_ key: SubjectKey, firstAt: Int64) throws -> SubjectInfo {
+        if let info = state.subjects[key] { return info }
+        let info: SubjectInfo
+        if let row = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT id, first_at, first_measure_at FROM subject WHERE pilot_id = ? AND code = ?"),
+            arguments: [key.pilot, key.code]) {
+            info = SubjectInfo(id: row[0], firstAt: row[1], firstMeasureAt: row[2])
+        } else {
+            try db.cachedStatement(sql: "INSERT INTO subject (pilot_id, code, first_at) VALUES (?, ?, ?)")
+                .execute(arguments: [key.pilot, key.code, firstAt])
+            info = SubjectInfo(id: db.lastInsertedRowID, firstAt: firstAt, firstMeasureAt: nil)
+        }
+        state.subjects[key] = info
+        return info
+    }
+}

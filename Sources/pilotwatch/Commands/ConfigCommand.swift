@@ -1,0 +1,39 @@
+import ArgumentParser
+import PilotwatchCore
+
+struct ConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config",
+        abstract: "Check the service configuration, the pilot registry and the indicator catalogue.",
+        subcommands: [Check.self]
+    )
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Report every problem in the configuration files, with file, line and what to do.",
+            discussion: """
+            Example:
+              pilotwatch config check --config config/pilotwatch.yaml
+            Exits 0 when the configuration is valid, 1 otherwise.
+            """
+        )
+
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            let (ctx, problems) = ConfigLoader.load(configPath: global.configPath)
+            if let ctx {
+                print("configuration OK: \(global.configPath)")
+                print("  broker     \(ctx.service.broker.host):\(ctx.service.broker.port) as \(ctx.service.broker.clientID)\(ctx.service.broker.tls == nil ? "" : " over TLS")")
+                print("  topics     \(ctx.service.topicRoot)/+/+/obs, \(ctx.service.topicRoot)/+/+/status")
+                print("  database   \(global.db ?? ctx.service.databasePath)")
+                print("  registry   \(ctx.registry.pilots.count) pilots in \(ctx.service.registryPath)")
+                print("  catalogue  \(ctx.catalogue.indicators.count) indicators in \(ctx.service.cataloguePath)")
+                return
+            }
+            for p in problems { printError(p.description) }
+            printError("\(problems.count) problem\(problems.count == 1 ? "" : "s") found")
+            throw ExitCode.failure
+        }
+    }
+}

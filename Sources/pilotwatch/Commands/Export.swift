@@ -1,0 +1,178 @@
+import ArgumentParser
+import Foundation
+import PilotwatchCore
+import PilotwatchReports
+import PilotwatchStore
+
+/// `--format` of `pilotwatch export`.
+enum ExportFormat: String, ExpressibleByArgument, CaseIterable {
+    case md, html, csv, json, fhir
+}
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write an outcome summary for funders, with small-cell suppression (Markdown, HTML, CSV, JSON, FHIR).",
+        discussion: """
+        Per pilot and pooled per programme: registry facts, enrolment against target and \
+        milestones, withdrawals and transmission adherence, each outcome indicator (paired \
+        subjects, baseline and latest means, mean change with its 95% interval, share in target, \
+        share improved), event rates per 100 patient-months, refused messages by reason and \
+        unenrolled subjects, a methods section and the provenance (pilotwatch version, database \
+        fingerprint, generation time). Programme figures pool the subjects of the selected pilots.
+
+        Disclosure control is applied before any format is written: counts of 1 to k-1 are shown \
+        as <k, statistics from fewer than k subjects are withheld, and more figures are hidden \
+        wherever a total, a pooled figure or an identity would give a suppressed one away. Every \
+        suppression is marked.
+
+        Figures are computed as of the end of the period (--to, or --as-of, or now). The same \
+        database and arguments give byte-identical files: the generation time printed is \
+        --generated-at, by default that same instant. Definitions: docs/metrics.md.
+
+        Examples:
+          pilotwatch export --as-of 2026-09-30 --format html --out q3.html
+          pilotwatch export --funder feder-idf --from 2026-07-01 --to 2026-09-30 --format md
+          pilotwatch export --pilot resp-copd-idf-01 --pilot card-hf-idf-03 --format fhir --out q3.json
+          pilotwatch export --programme diabetes --as-of 2026-09-30 --format csv --k 15
+        """
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(name: .customLong("pilot"), help: ArgumentHelp("Only this pilot (repeatable).", valueName: "id"))
+    var pilots: [String] = []
+
+    @Option(help: ArgumentHelp("Only the pilots of this programme.", valueName: "programme"))
+    var programme: String?
+
+    @Option(help: ArgumentHelp("Only the pilots this funder funds.", valueName: "funder"))
+    var funder: String?
+
+    @Option(help: ArgumentHelp("Only the pilots of this call.", valueName: "call"))
+    var call: String?
+
+    @Option(help: ArgumentHelp("Start of the period of events and refused messages (default: each pilot's whole life): \(timeArgumentHelp); a duration counts back from the end.",
+                               valueName: "time"))
+    var from: String?
+
+    @Option(help: ArgumentHelp("End of the period, the instant figures are computed at (default: --as-of). A date means its end.",
+                               valueName: "time"))
+    var to: String?
+
+    @Option(name: .customLong("as-of"),
+            help: ArgumentHelp("Compute as of this instant (default: now): \(timeArgumentHelp). A date means its end.",
+                               valueName: "time"))
+    var asOf: String?
+
+    @Option(help: ArgumentHelp("Output format: md, html, csv, json or fhir.", valueName: "format"))
+    var format: ExportFormat = .md
+
+    @Option(help: ArgumentHelp("Write to this file (default: standard output).", valueName: "file"))
+    var out: String?
+
+    @Option(help: ArgumentHelp("Disclosure threshold: counts of 1 to k-1 are suppressed (at least \(Disclosure.minimumK)).",
+                               valueName: "k"))
+    var k: Int = Disclosure.defaultK
+
+    @Option(name: .customLong("generated-at"),
+            help: ArgumentHelp("Generation time printed in the provenance (default: the as-of instant, for reproducible files).",
+                               valueName: "time"))
+    var generatedAt: String?
+
+    func validate() throws {
+        if k < Disclosure.minimumK {
+            throw ValidationError("--k \(k) is below \(Disclosure.minimumK); the disclosure threshold may be raised or lowered to no less than \(Disclosure.minimumK)")
+        }
+    }
+
+    func run() throws {
+        let ctx = try Context.load(global)
+        let registry = ctx.registry
+        for id in pilots where registry.pilot(id) == nil {
+            throw CLIError("unknown pilot \"\(id)\"; valid pilots: \(registry.pilots.map(\.id).joined(separator: ", "))")
+        }
+        if let programme, !registry.programmes.contains(programme) {
+            throw CLIError("unknown programme \"\(programme)\"; valid programmes: \(registry.programmes.joined(separator: ", "))")
+        }
+        if let funder {
+            let known = Set(registry.pilots.flatMap(\.funders)).sorted()
+            if !known.contains(funder) {
+                throw CLIError("no pilot is funded by \"\(funder)\"; funders in the registry: \(known.joined(separator: ", "))")
+            }
+        }
+        if let call {
+            let known = Set(registry.pilots.map(\.call)).sorted()
+            if !known.contains(call) {
+                throw CLIError("no pilot belongs to the call \"\(call)\"; calls in the registry: \(known.joined(separator: ", "))")
+            }
+        }
+        let selection = ExportSelection(pilots: pilots, programme: programme, funder: funder, call: call)
+        if selection.apply(to: registry).isEmpty {
+            throw CLIError("no pilot matches \(selection.summary); drop a filter or check `pilotwatch status`")
+        }
+
+        let (t, start) = try period()
+        var generated: Instant?
+        if let generatedAt {
+            guard let g = parseTimeArgument(generatedAt, now: t) else {
+                throw CLIError("--generated-at \"\(generatedAt)\" is not a time; give \(timeArgumentHelp)")
+            }
+            generated = g
+        }
+
+        let store = try openStore(ctx.service.databasePath, readOnly: true)
+        let request = ExportRequest(selection: selection, asOf: t, periodStart: start,
+                                    pilotwatchVersion: PilotwatchVersion.current, generatedAt: generated)
+        let report = try ExportBuilder.build(store: store, registry: registry, catalogue: ctx.catalogue, request: request)
+        let disclosed = Disclosure.apply(report, k: k)
+        let text: String
+        switch format {
+        case .md: text = disclosed.markdown()
+        case .html: text = disclosed.html()
+        case .csv: text = disclosed.csv()
+        case .json: text = disclosed.json()
+        case .fhir: text = disclosed.fhir()
+        }
+        try write(text)
+    }
+
+    /// `T` (the end of the period) and the period's start.
+    func period() throws -> (asOf: Instant, start: Instant?) {
+        func parse(_ text: String?, _ flag: String, endOfDay: Bool, now: Instant = .now) throws -> Instant? {
+            guard let text else { return nil }
+            guard let t = parseTimeArgument(text, endOfDay: endOfDay, now: now) else {
+                throw CLIError("\(flag) \"\(text)\" is not a time; give \(timeArgumentHelp)")
+            }
+            return t
+        }
+        let asOfTime = try parse(asOf, "--as-of", endOfDay: true)
+        let toTime = try parse(to, "--to", endOfDay: true, now: asOfTime ?? .now)
+        if let asOfTime, let toTime, toTime > asOfTime {
+            throw CLIError("--to \(toTime) is after --as-of \(asOfTime); nothing after the as-of instant counts, so the period must end by then")
+        }
+        let t = toTime ?? asOfTime ?? .now
+        let start = try parse(from, "--from", endOfDay: false, now: t)
+        if let start, start > t {
+            throw CLIError("--from \(start) is after the end of the period (\(t)); give an earlier --from or a later --to")
+        }
+        return (t, start)
+    }
+
+    private func write(_ text: String) throws {
+        guard let out, out != "-" else {
+            FileHandle.standardOutput.write(Data(text.utf8))
+            return
+        }
+        let url = URL(fileURLWithPath: out)
+        var isFolder: ObjCBool = false
+        let folder = url.deletingLastPathComponent().path
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
+            throw CLIError("cannot write \(out): the folder \(folder) does not exist; create it first or choose another --out")
+        }
+        do {
+            try Data(text.utf8).write(to: url, options: .atomic)
+        } catch {
+            throw CLIError("cannot write \(out): \(error.localizedDescription); check the path and its permissions")
+        }
+    }
+}

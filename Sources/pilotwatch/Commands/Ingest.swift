@@ -1,0 +1,201 @@
+import ArgumentParser
+import Foundation
+import PilotwatchCore
+import PilotwatchReports
+import PilotwatchStore
+
+struct Ingest: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Import an NDJSON file of messages through the same validation as the broker.",
+        discussion: """
+        Each line is one message as a pilot back-end would publish it:
+          {"topic": "pilots/resp-copd-idf-01/dev-0042/obs", "payload": {"msg_id": "...", "observations": [...]}}
+        `payload_text` may replace `payload` to give the raw payload verbatim (a string). A malformed \
+        line is refused with a reason and recorded in quarantine; it never stops the import. Lines are \
+        committed in batches; duplicates of what is already stored are counted, not stored twice.
+
+        Examples:
+          pilotwatch ingest uploads/2026-11-29.ndjson
+          pilotwatch simulate --scenario seeds/scenario.yaml --dry-run --out - | pilotwatch ingest -
+        """
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: ArgumentHelp("NDJSON file to import, or - for standard input.", valueName: "file"))
+    var file: String
+
+    @Option(help: ArgumentHelp("Lines committed per transaction.", valueName: "n"))
+    var batch: Int = 500
+
+    @Option(help: ArgumentHelp("Output format: table or json.", valueName: "format"))
+    var format: OutputFormat = .table
+
+    func validate() throws {
+        guard (1...100_000).contains(batch) else { throw ValidationError("--batch \(batch) must be 1...100000") }
+    }
+
+    func run() throws {
+        let ctx = try Context.load(global)
+        let store = try openStore(ctx.service.databasePath)
+        let validator = ContractValidator(registry: ctx.registry, catalogue: ctx.catalogue, topicRoot: ctx.service.topicRoot)
+        guard let reader = LineReader(path: file) else {
+            throw CLIError("cannot open \(file) for reading; check the path (use - for standard input)")
+        }
+        let progress = Progress(label: "ingest", total: reader.size)
+        var tally = IngestTally()
+        var pending: [IngestItem] = []
+        pending.reserveCapacity(batch)
+        var lineNo = 0
+
+        func flush() throws {
+            guard !pending.isEmpty else { return }
+            tally.add(try store.ingest(pending))
+            pending.removeAll(keepingCapacity: true)
+        }
+
+        while let line = reader.next() {
+            lineNo += 1
+            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+            let now = Instant.now
+            pending.append(NDJSONLine.item(line, number: lineNo, source: file, validator: validator, receivedAt: now))
+            if pending.count >= batch {
+                try flush()
+                progress.update(done: reader.offset)
+            }
+        }
+        try flush()
+        progress.finish()
+        if let error = reader.error { throw CLIError("reading \(file) stopped at line \(lineNo + 1): \(error)") }
+        tally.lines = lineNo
+        print(tally.render(format))
+    }
+}
+
+/// One NDJSON line turned into an ingest item: the message it carries, or a refusal.
+enum NDJSONLine {
+    static func item(_ line: [UInt8], number: Int, source: String, validator: ContractValidator, receivedAt: Instant) -> IngestItem {
+        let placeholderTopic = "ingest:\(source):\(number)"
+        func refused(_ reason: ReasonCode, _ detail: String, topic: String? = nil) -> IngestItem {
+            IngestItem(topic: topic ?? placeholderTopic, receivedAt: receivedAt,
+                       verdict: .refused(nil, Refusal(reason, "line \(number): \(detail)")), payload: line)
+        }
+        let value: JSONValue
+        do {
+            value = try JSON.parse(line)
+        } catch {
+            return refused(.malformedJSON, "not a JSON object: \(error)")
+        }
+        guard case .object(let obj) = value else { return refused(.malformedJSON, "the line must be a JSON object {\"topic\", \"payload\"}") }
+        var topic: String?
+        var payload: [UInt8]?
+        for (key, v) in obj.pairs {
+            switch (key, v) {
+            case ("topic", .string(let s)): topic = s
+            case ("payload", .object): payload = JSON.encode(v)
+            case ("payload_text", .string(let s)): payload = Array(s.utf8)
+            case ("topic", _): return refused(.schema, "topic must be a string")
+            case ("payload", _): return refused(.schema, "payload must be a JSON object (use payload_text for a raw string)")
+            case ("payload_text", _): return refused(.schema, "payload_text must be a string")
+            default: return refused(.schema, "unknown key \"\(key.prefix(40))\"; a line has only topic and payload (or payload_text)")
+            }
+        }
+        guard let topic else { return refused(.schema, "topic is missing") }
+        guard let payload else { return refused(.schema, "payload is missing", topic: topic) }
+        return IngestItem(topic: topic, receivedAt: receivedAt,
+                          verdict: validator.validate(topic: topic, payload: payload, receivedAt: receivedAt),
+                          payload: payload)
+    }
+}
+
+/// Counts of what an import did.
+struct IngestTally {
+    var lines = 0, accepted = 0, duplicate = 0, status = 0, observations = 0, duplicateObservations = 0
+    var refused: [ReasonCode: Int] = [:]
+
+    mutating func add(_ outcomes: [IngestOutcome]) {
+        for o in outcomes {
+            switch o {
+            case .accepted(let n, let d): accepted += 1; observations += n; duplicateObservations += d
+            case .duplicateMessage: duplicate += 1
+            case .status: status += 1
+            case .refused(let r): refused[r, default: 0] += 1
+            }
+        }
+    }
+
+    func render(_ format: OutputFormat) -> String {
+        let refusedTotal = refused.values.reduce(0, +)
+        let reasons = refused.sorted { $0.key.rawValue < $1.key.rawValue }
+        switch format {
+        case .json:
+            var o = JSONWriter()
+            o.object {
+                $0.field("lines", lines)
+                $0.field("accepted", accepted)
+                $0.field("duplicate", duplicate)
+                $0.field("status", status)
+                $0.field("refused", refusedTotal)
+                $0.objectField("refused_by_reason") { r in for (k, v) in reasons { r.field(k.rawValue, v) } }
+                $0.field("observations", observations)
+                $0.field("duplicate_observations", duplicateObservations)
+            }
+            return o.text
+        case .table, .csv:
+            var out = "lines \(lines): accepted \(accepted), duplicate \(duplicate), status \(status), refused \(refusedTotal)\n"
+            out += "observations stored \(observations), duplicate observations \(duplicateObservations)"
+            for (k, v) in reasons { out += "\n  refused \(k.rawValue): \(v)" }
+            return out
+        }
+    }
+}
+
+/// Streams a file (or stdin) line by line without loading it whole.
+final class LineReader {
+    private let handle: FileHandle
+    private var buffer: [UInt8] = []
+    private var start = 0
+    private var eof = false
+    private(set) var offset: Int64 = 0
+    let size: Int64?
+    private(set) var error: String?
+
+    init?(path: String) {
+        if path == "-" {
+            handle = FileHandle.standardInput
+            size = nil
+        } else {
+            guard let h = FileHandle(forReadingAtPath: path) else { return nil }
+            handle = h
+            let attrs = try? FileManager.default.attributesOfItem(atPath: path)
+            size = (attrs?[.size] as? NSNumber)?.int64Value
+        }
+    }
+
+    /// The next line without its newline; nil at the end.
+    func next() -> [UInt8]? {
+        while true {
+            if let nl = buffer[start...].firstIndex(of: 0x0A) {
+                let line = Array(buffer[start..<nl])
+                offset += Int64(nl - start + 1)
+                start = nl + 1
+                return line
+            }
+            if eof {
+                guard start < buffer.count else { return nil }
+                let line = Array(buffer[start...])
+                offset += Int64(line.count)
+                start = buffer.count
+                return line
+            }
+            if start > 0 { buffer.removeFirst(start); start = 0 }
+            do {
+                let chunk = try handle.read(upToCount: 1 << 20) ?? Data()
+                if chunk.isEmpty { eof = true } else { buffer.append(contentsOf: chunk) }
+            } catch {
+                self.error = "\(error)"
+                eof = true
+            }
+        }
+    }
+}

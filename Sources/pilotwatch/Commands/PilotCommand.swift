@@ -1,0 +1,57 @@
+import ArgumentParser
+import PilotwatchCore
+import PilotwatchReports
+import PilotwatchStore
+
+struct PilotView: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pilot",
+        abstract: "One pilot in depth: enrolment, milestones, activity, outcomes, events, devices, data quality.",
+        discussion: """
+        Registry facts, enrolment progress and projection, milestones met or missed, weekly \
+        enrolment and adherence sparklines (12 weeks), one row per outcome indicator (paired \
+        subjects, baseline, latest, change with its 95% interval, share in target, share \
+        improved), event rates per 100 patient-months, devices, and data quality. --since bounds \
+        the period of event rates and data quality (default: the pilot's whole life). \
+        Definitions: docs/metrics.md.
+
+        Examples:
+          pilotwatch pilot resp-copd-idf-01
+          pilotwatch pilot card-hf-idf-03 --since 90d --format json
+          pilotwatch pilot diab-cgm-idf-02 --as-of 2026-06-30 --watch 30
+        """
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: ArgumentHelp("The pilot id (see `pilotwatch status`).", valueName: "id"))
+    var id: String
+
+    @OptionGroup var view: ViewOptions
+
+    @Option(help: ArgumentHelp("Period of event rates and data quality: since \(timeArgumentHelp); a duration counts back from --as-of.",
+                               valueName: "time"))
+    var since: String?
+
+    func run() throws {
+        let ctx = try Context.load(global)
+        guard let pilot = ctx.registry.pilot(id) else {
+            throw CLIError("unknown pilot \"\(id)\"; valid pilots: \(ctx.registry.pilots.map(\.id).joined(separator: ", "))")
+        }
+        let fixedAsOf = try view.parsedAsOf()
+        if let since, parseTimeArgument(since) == nil {
+            throw CLIError("--since \"\(since)\" is not a time; give \(timeArgumentHelp)")
+        }
+        let store = try openStore(ctx.service.databasePath, readOnly: true)
+        try view.show { now in
+            let t = fixedAsOf ?? now
+            let start = since.flatMap { parseTimeArgument($0, now: t) }
+            let board = try Dashboard.pilot(store: store, pilot: pilot, catalogue: ctx.catalogue, since: start, asOf: t)
+            switch view.format {
+            case .table: return board.table(colour: useColour)
+            case .json: return board.json()
+            case .csv: return board.csv()
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import ArgumentParser
+import PilotwatchCore
+import PilotwatchReports
+import PilotwatchStore
+
+struct Rejects: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the quarantine of refused messages, or replay it after fixing the configuration.",
+        discussion: """
+        A refused message is kept with its topic, time, reason and a detail naming the field; \
+        messages refused for identifying data keep only topic, time, reason and a hash.
+
+        Examples:
+          pilotwatch rejects --reason out_of_range --since 7d
+          pilotwatch rejects --pilot resp-copd-idf-01 --format json
+          pilotwatch rejects replay
+        """,
+        subcommands: [List.self, Replay.self],
+        defaultSubcommand: List.self
+    )
+
+    struct Filter: ParsableArguments {
+        @Option(help: ArgumentHelp("Only this pilot.", valueName: "id"))
+        var pilot: String?
+
+        @Option(help: ArgumentHelp("Only this reason code (\(ReasonCode.allCases.map(\.rawValue).joined(separator: ", "))).", valueName: "code"))
+        var reason: String?
+
+        @Option(help: ArgumentHelp("Only messages received since: \(timeArgumentHelp).", valueName: "time"))
+        var since: String?
+
+        func validate() throws {
+            if let reason, ReasonCode(rawValue: reason) == nil {
+                throw ValidationError("--reason \(reason) is not a reason code; use one of \(ReasonCode.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            if let since, parseTimeArgument(since) == nil {
+                throw ValidationError("--since \(since) is not a time; give \(timeArgumentHelp)")
+            }
+            if let pilot, !isValidCode(pilot) {
+                throw ValidationError("--pilot \(pilot) is not a pilot id (1-64 characters of a-z 0-9 . _ -)")
+            }
+        }
+
+        func storeFilter(limit: Int?) -> RejectFilter {
+            RejectFilter(pilot: pilot, reason: reason.flatMap(ReasonCode.init(rawValue:)),
+                         since: since.flatMap { parseTimeArgument($0) }, limit: limit)
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List refused messages, newest first.")
+
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var filter: Filter
+
+        @Option(help: ArgumentHelp("Output format: table, json or csv.", valueName: "format"))
+        var format: OutputFormat = .table
+
+        @Option(help: ArgumentHelp("At most this many rows.", valueName: "n"))
+        var limit: Int = 100
+
+        func run() throws {
+            let ctx = try Context.load(global)
+            let store = try openStore(ctx.service.databasePath, readOnly: true)
+            let rows = try store.rejects(filter.storeFilter(limit: limit))
+            switch format {
+            case .json:
+                var w = JSONWriter()
+                w.array { a in
+                    for r in rows {
+                        a.object { o in
+                            o.field("id", Int(r.id))
+                            o.field("received_at", r.receivedAt.description)
+                            o.field("topic", r.topic)
+                            o.field("pilot", r.pilot)
+                            o.field("device", r.device)
+                            o.field("reason", r.reason.rawValue)
+                            o.field("detail", r.detail)
+                            o.field("payload_sha256", r.payloadSHA256)
+                        }
+                    }
+                }
+                print(w.text)
+            case .csv:
+                print(CSV.line(["id", "received_at", "topic", "pilot", "device", "reason", "detail", "payload_sha256"]))
+                for r in rows {
+                    print(CSV.line([String(r.id), r.receivedAt.description, r.topic, r.pilot ?? "", r.device ?? "",
+                                    r.reason.rawValue, r.detail, r.payloadSHA256]))
+                }
+            case .table:
+                if rows.isEmpty { print("no refused messages match"); return }
+                var t = TextTable(["received", "pilot/device", "reason", "detail"])
+                for r in rows {
+                    let who = [r.pilot, r.device].compactMap { $0 }.joined(separator: "/")
+                    t.row([String(r.receivedAt.description.prefix(16)).replacingT(), who.isEmpty ? r.topic : who,
+                           r.reason.rawValue, r.detail])
+                }
+                print(t.render())
+            }
+        }
+    }
+
+    struct Replay: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Re-validate quarantined messages with the current configuration and import what it now accepts.",
+            discussion: """
+            Use it after adding a pilot or an indicator that messages were refused for. Messages \
+            refused for identifying data are never kept, so they cannot be replayed.
+
+            Example:
+              pilotwatch rejects replay --reason unknown_pilot
+            """
+        )
+
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var filter: Filter
+
+        @Option(help: ArgumentHelp("Output format: table or json.", valueName: "format"))
+        var format: OutputFormat = .table
+
+        func run() throws {
+            let ctx = try Context.load(global)
+            let store = try openStore(ctx.service.databasePath)
+            let validator = ContractValidator(registry: ctx.registry, catalogue: ctx.catalogue, topicRoot: ctx.service.topicRoot)
+            let candidates = try store.replayCandidates(filter.storeFilter(limit: nil))
+            let results = candidates.compactMap { r -> (rejectID: Int64, item: IngestItem)? in
+                guard let payload = r.payload else { return nil }
+                // Re-check the time against when the message first arrived, not today.
+                let verdict = validator.validate(topic: r.topic, payload: payload, receivedAt: r.receivedAt)
+                return (r.id, IngestItem(topic: r.topic, receivedAt: r.receivedAt, verdict: verdict, payload: payload))
+            }
+            let summary = try store.replay(results)
+            switch format {
+            case .json:
+                var w = JSONWriter()
+                w.object { o in
+                    o.field("candidates", results.count)
+                    o.field("imported", summary.accepted)
+                    o.field("duplicate", summary.duplicates)
+                    o.field("status", summary.statuses)
+                    o.field("still_refused", summary.stillRefused)
+                    o.field("observations", summary.newObservations)
+                }
+                print(w.text)
+            case .table, .csv:
+                print("replayed \(results.count): imported \(summary.accepted) (\(summary.newObservations) observations), duplicate \(summary.duplicates), status \(summary.statuses), still refused \(summary.stillRefused)")
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import ArgumentParser
+import Foundation
+import PilotwatchCore
+import PilotwatchReports
+import PilotwatchStore
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The cluster overview: which pilots are on track, behind, quiet, and how they transmit.",
+        discussion: """
+        Per programme: pilots, enrolled against the summed target, in follow-up, active in the last \
+        7 days and transmission adherence (pooled over all subjects). Then one row per pilot: \
+        enrolment bar (with a tick at the next milestone), on track, active 7d, adherence, time \
+        since the last measurement, refusals in the last 7 days, and flags (B behind target, \
+        S silent for more than 48 hours, R refusal rate above 5%, U unenrolled subjects). \
+        Definitions: docs/metrics.md.
+
+        Examples:
+          pilotwatch status
+          pilotwatch status --programme respiratory --watch 10
+          pilotwatch status --as-of 2026-06-30 --format json
+        """
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var view: ViewOptions
+
+    @Option(help: ArgumentHelp("Only this programme.", valueName: "programme"))
+    var programme: String?
+
+    func run() throws {
+        let ctx = try Context.load(global)
+        if let programme, !ctx.registry.programmes.contains(programme) {
+            throw CLIError("unknown programme \"\(programme)\"; valid programmes: \(ctx.registry.programmes.joined(separator: ", "))")
+        }
+        let fixedAsOf = try view.parsedAsOf()
+        let store = try openStore(ctx.service.databasePath, readOnly: true)
+        try view.show { now in
+            let board = try Dashboard.status(store: store, registry: ctx.registry, programme: programme, asOf: fixedAsOf ?? now)
+            switch view.format {
+            case .table: return board.table(colour: useColour)
+            case .json: return board.json()
+            case .csv: return board.csv()
+            }
+        }
+    }
+}
+
+/// The options every dashboard takes: the as-of instant, the format, and watching.
+struct ViewOptions: ParsableArguments {
+    @Option(name: .customLong("as-of"),
+            help: ArgumentHelp("Compute as of this instant (default: now): \(timeArgumentHelp). A date means its end.",
+                               valueName: "time"))
+    var asOf: String?
+
+    @Option(help: ArgumentHelp("Output format: table, json or csv.", valueName: "format"))
+    var format: OutputFormat = .table
+
+    @Option(help: ArgumentHelp("Redraw every so many seconds until interrupted (Ctrl-C).", valueName: "seconds"))
+    var watch: Double?
+
+    func validate() throws {
+        if let watch, !(watch > 0 && watch <= 86_400) {
+            throw ValidationError("--watch \(watch) must be a number of seconds between 0 and 86400")
+        }
+    }
+
+    /// The `--as-of` instant, nil for "now"; a one-line error naming the value otherwise.
+    func parsedAsOf() throws -> Instant? {
+        guard let asOf else { return nil }
+        guard let t = parseTimeArgument(asOf, endOfDay: true) else {
+            throw CLIError("--as-of \"\(asOf)\" is not a time; give \(timeArgumentHelp)")
+        }
+        return t
+    }
+
+    /// Prints `render(now)` once, or, with `--watch`, redraws it in place until interrupted.
+    func show(_ render: (Instant) throws -> String) throws {
+        guard let watch else {
+            print(try render(.now))
+            return
+        }
+        let terminal = isatty(STDOUT_FILENO) == 1
+        var first = true
+        while true {
+            let frame = try render(.now)
+            if terminal {
+                // Home, draw, clear whatever the previous (longer) frame left below.
+                FileHandle.standardOutput.write(Data(("\u{1B}[H" + (first ? "\u{1B}[2J" : "")
+                    + frame.replacingOccurrences(of: "\n", with: "\u{1B}[K\n") + "\u{1B}[K\n\u{1B}[J").utf8))
+            } else {
+                FileHandle.standardOutput.write(Data(((first ? "" : "\n") + frame + "\n").utf8))
+            }
+            first = false
+            Thread.sleep(forTimeInterval: watch)
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import ArgumentParser
+import Foundation
+import PilotwatchCore
+
+/// The flags every command takes. Each overrides the configuration file and is itself
+/// overridden by nothing; environment variables (`PILOTWATCH_CONFIG`, `PILOTWATCH_DB`,
+/// `PILOTWATCH_HOST`, `PILOTWATCH_PORT`) sit between the file and the flag.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Service configuration file.", valueName: "file"))
+    var config: String?
+
+    @Option(name: .long, help: ArgumentHelp("SQLite database file (overrides `database:`).", valueName: "file"))
+    var db: String?
+
+    /// The configuration file: `--config`, then `PILOTWATCH_CONFIG`, then `config/pilotwatch.yaml`.
+    var configPath: String {
+        config ?? ProcessInfo.processInfo.environment["PILOTWATCH_CONFIG"] ?? "config/pilotwatch.yaml"
+    }
+}
+
+/// Broker flags, for the commands that talk to the broker.
+struct BrokerOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Broker host (overrides broker.host; env PILOTWATCH_HOST).", valueName: "host"))
+    var host: String?
+
+    @Option(name: .long, help: ArgumentHelp("Broker port (overrides broker.port; env PILOTWATCH_PORT).", valueName: "port"))
+    var port: Int?
+
+    func validate() throws {
+        if let port, !(1...65535).contains(port) {
+            throw ValidationError("--port \(port) is not a TCP port; use 1...65535")
+        }
+    }
+}
+
+/// A one-line error for the terminal: what was wrong, with which value, and what to do.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Everything a command needs from the configuration, loaded and checked.
+struct Context {
+    var service: ServiceConfig
+    var registry: Registry
+    var catalogue: Catalogue
+
+    /// Loads the three files, applying environment variables and flags, and fails with every
+    /// problem listed when something is wrong.
+    static func load(_ options: GlobalOptions, broker: BrokerOptions? = nil) throws -> Context {
+        let (loaded, problems) = ConfigLoader.load(configPath: options.configPath)
+        guard let loaded, problems.isEmpty else {
+            let list = problems.map { "  \($0)" }.joined(separator: "\n")
+            throw CLIError("the configuration has \(problems.count) problem\(problems.count == 1 ? "" : "s") (run `pilotwatch config check` after fixing):\n\(list)")
+        }
+        var ctx = loaded
+        let env = ProcessInfo.processInfo.environment
+        if let v = env["PILOTWATCH_DB"], !v.isEmpty { ctx.service.databasePath = v }
+        if let v = env["PILOTWATCH_HOST"], !v.isEmpty { ctx.service.broker.host = v }
+        if let v = env["PILOTWATCH_PORT"], !v.isEmpty {
+            guard let p = Int(v), (1...65535).contains(p) else {
+                throw CLIError("PILOTWATCH_PORT=\(v) is not a TCP port; use 1...65535")
+            }
+            ctx.service.broker.port = p
+        }
+        if let v = env["PILOTWATCH_CLIENT_ID"], !v.isEmpty { ctx.service.broker.clientID = v }
+        if let v = env["PILOTWATCH_TOPIC_ROOT"], !v.isEmpty { ctx.service.topicRoot = v }
+        if let db = options.db { ctx.service.databasePath = db }
+        if let broker {
+            if let h = broker.host { ctx.service.broker.host = h }
+            if let p = broker.port { ctx.service.broker.port = p }
+        }
+        return ctx
+    }
+}
+
+/// Reads the configuration files from disk and hands their text to `ConfigParser`.
+enum ConfigLoader {
+    static func read(_ path: String) -> Result<String, ConfigProblem> {
+        guard FileManager.default.fileExists(atPath: path) else {
+            return .failure(ConfigProblem(file: path, line: nil, message: "no such file; pass --config FILE or create it (see config/ in the source tree)"))
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            return .failure(ConfigProblem(file: path, line: nil, message: "cannot be read; check its permissions"))
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            return .failure(ConfigProblem(file: path, line: nil, message: "is not UTF-8 text"))
+        }
+        return .success(text)
+    }
+
+    /// Loads and cross-checks the service configuration, the catalogue and the registry.
+    static func load(configPath: String) -> (Context?, [ConfigProblem]) {
+        var problems: [ConfigProblem] = []
+        let service: ServiceConfig?
+        switch read(configPath) {
+        case .failure(let p): return (nil, [p])
+        case .success(let text):
+            let (s, ps) = ConfigParser.service(yaml: text, file: configPath)
+            service = s; problems += ps
+        }
+        guard let service else { return (nil, problems) }
+        var catalogue: Catalogue?
+        switch read(service.cataloguePath) {
+        case .failure(let p): problems.append(p)
+        case .success(let text):
+            let (c, ps) = ConfigParser.catalogue(yaml: text, file: service.cataloguePath)
+            catalogue = c; problems += ps
+        }
+        var registry: Registry?
+        switch read(service.registryPath) {
+        case .failure(let p): problems.append(p)
+        case .success(let text):
+            let (r, ps) = ConfigParser.registry(yaml: text, file: service.registryPath, catalogue: catalogue)
+            registry = r; problems += ps
+        }
+        guard let registry, let catalogue, problems.isEmpty else { return (nil, problems) }
+        return (Context(service: service, registry: registry, catalogue: catalogue), [])
+    }
+}

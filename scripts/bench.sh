@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# `make bench`: pilotwatch side by side with a baseline in the same run, with ratios.
+#
+# Ingest: N contract messages at QoS 1 from `pilotwatch loadgen` through a private mosquitto.
+#   (a) mosquitto_sub -q 1 receiving them all (the baseline: receive and discard)
+#   (b) pilotwatch serve validating and committing them all to SQLite before acknowledging
+# once live (publisher running) and once draining a backlog queued while the subscriber was down.
+# Peak memory is the maximum resident set size reported by /usr/bin/time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${BENCH_MESSAGES:-200000}
+bin=$(pwd)/.build/release/pilotwatch
+work=$(mktemp -d /tmp/pilotwatch-bench.XXXXXX)
+state=$work/broker
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  scripts/broker.sh stop "$state" || true
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+port=$(scripts/broker.sh start "$state")
+cat > "$work/pilotwatch.yaml" <<YAML
+broker: {host: 127.0.0.1, port: $port, client_id: bench-pw, receive_maximum: 1000}
+topic_root: pilots
+database: $work/bench.sqlite
+registry: $(pwd)/config/pilots.yaml
+catalogue: $(pwd)/config/indicators.yaml
+YAML
+now() { date +%s.%N; }
+rate() { python3 -c "import sys; n,a,b=float(sys.argv[1]),float(sys.argv[2]),float(sys.argv[3]); print(f'{n/(b-a):.0f}')" "$@"; }
+secs() { python3 -c "import sys; print(f'{float(sys.argv[2])-float(sys.argv[1]):.2f}')" "$@"; }
+topic='pilots/+/+/obs'
+
+echo "pilotwatch bench: $N messages, broker 127.0.0.1:$port, $(nproc) cores"
+echo
+
+# ---- live ------------------------------------------------------------------
+mosquitto_sub -h 127.0.0.1 -p "$port" -q 1 -t "$topic" -i bench-sub-live -C "$N" > /dev/null &
+sub=$!; pids+=("$sub"); sleep 0.5
+t0=$(now); "$bin" loadgen --port "$port" --count "$N" --run-id live-sub > "$work/loadgen1.txt"; wait "$sub"; t1=$(now)
+sub_live=$(rate "$N" "$t0" "$t1")
+
+/usr/bin/time -f %M -o "$work/rss-live" "$bin" serve --config "$work/pilotwatch.yaml" --stop-after "$N" --counts-every 3600 2> "$work/serve-live.log" &
+pw=$!; pids+=("$pw")
+for _ in $(seq 1 100); do grep -q subscribed "$work/serve-live.log" && break; sleep 0.1; done
+t0=$(now); "$bin" loadgen --port "$port" --count "$N" --run-id live-pw > "$work/loadgen2.txt"; wait "$pw"; t1=$(now)
+pw_live=$(rate "$N" "$t0" "$t1")
+rss_live=$(cat "$work/rss-live")
+stored=$(sqlite3 "$work/bench.sqlite" "SELECT count(*) FROM message")
+
+# ---- draining a backlog ----------------------------------------------------
+mosquitto_sub -h 127.0.0.1 -p "$port" -q 1 -t "$topic" -i bench-sub-drain -c -W 1 > /dev/null 2>&1 || true
+sed -i "s/client_id: bench-pw,/client_id: bench-pw-drain,/" "$work/pilotwatch.yaml"
+"$bin" serve --config "$work/pilotwatch.yaml" 2> "$work/serve-reg.log" &
+reg=$!; for _ in $(seq 1 100); do grep -q subscribed "$work/serve-reg.log" && break; sleep 0.1; done
+kill -TERM "$reg"; wait "$reg" || true
+"$bin" loadgen --port "$port" --count "$N" --run-id drain > "$work/loadgen3.txt"
+
+t0=$(now); mosquitto_sub -h 127.0.0.1 -p "$port" -q 1 -t "$topic" -i bench-sub-drain -c -C "$N" > /dev/null; t1=$(now)
+sub_drain=$(rate "$N" "$t0" "$t1")
+t0=$(now)
+/usr/bin/time -f %M -o "$work/rss-drain" "$bin" serve --config "$work/pilotwatch.yaml" --stop-after "$N" --counts-every 3600 2> "$work/serve-drain.log"
+t1=$(now)
+pw_drain=$(rate "$N" "$t0" "$t1")
+rss_drain=$(cat "$work/rss-drain")
+stored2=$(sqlite3 "$work/bench.sqlite" "SELECT count(*) FROM message")
+size=$(du -k "$work/bench.sqlite" | cut -f1)
+
+printf '%-34s %12s %12s %8s\n' "ingest (messages/s)" "mosquitto_sub" "pilotwatch" "ratio"
+printf '%-34s %12s %12s %8s\n' "live, publisher running" "$sub_live" "$pw_live" "$(python3 -c "print(f'{$pw_live/$sub_live:.2f}')")"
+printf '%-34s %12s %12s %8s\n' "draining a queued backlog" "$sub_drain" "$pw_drain" "$(python3 -c "print(f'{$pw_drain/$sub_drain:.2f}')")"
+echo
+echo "peak memory of pilotwatch serve: live $((rss_live / 1024)) MiB, draining $((rss_drain / 1024)) MiB"
+echo "stored messages: $stored after the live run, $stored2 after draining (expected $N and $((2 * N)))"
+echo "database size: $((size / 1024)) MiB; publisher: $(cat "$work/loadgen2.txt")"
+echo "every message is committed to SQLite (WAL, synchronous=FULL) before its PUBACK is released"
