@@ -16,6 +16,7 @@ release: deps
 
 # Tests start their own mosquitto brokers on free loopback ports and use temporary SQLite files.
 test: deps
+	@scripts/fhir-venv.sh
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --parallel --num-workers 2
 

@@ -109,8 +109,6 @@ def check_bindings(bundle):
                 for code in absent:
                     if code not in DAR_CODES:
                         problems.append("%s data-absent-reason %r is not in the value set" % (pw, code))
-            if "numerator" in seen and "denominator" not in seen:
-                problems.append("%s has a numerator without a denominator" % gw)
             score = group.get("measureScore")
             if score is None:
                 problems.append("%s has no measureScore (a value or a data-absent-reason)" % gw)

@@ -14,8 +14,9 @@ import PilotwatchCore
 ///    unknown: programme totals are sums over its pilots (every count, patient-days), `enrolled =
 ///    withdrawn + in_follow_up` and `refused_total` = the sum over reasons hold in each pilot and
 ///    programme, and a pooled mean or adherence is a weighted mean of the pilots'. A tie with one
-///    hidden figure gets a second one hidden: preferably one that closes another tie, then the
-///    programme's pooled figure, then the smallest count of at least 2k-1. A tie whose hidden
+///    hidden figure gets a second one hidden: preferably the programme's pooled figure, then not
+///    a scope's `enrolled` or `refused_total`, then one that closes another tie rather than
+///    opening one, then the smallest count of at least 2k-1. A tie whose hidden
 ///    counts could only add up to the shown total one way (all 1, or all k-1) gets another too.
 ///    A final check solves all the sums together (Gaussian elimination) and hides more until no
 ///    suppressed figure is determined by them.
@@ -181,15 +182,20 @@ public enum Disclosure {
                         for m in ExportMetric.outcomeMeans { hideIfValue(FigureKey(m, o.code)) }
                     }
                 }
-                var daysHidden = h(FigureKey(.patientDays))
-                if scope.level == .programme {
-                    daysHidden = daysHidden || scopes.indices.contains { i in
-                        i >= programmeCount && scopes[i].programme == scope.id
-                            && isHidden(Ref(scope: i, key: FigureKey(.patientDays)))
-                    }
+                let daysHidden = h(FigureKey(.patientDays))
+                // A pooled rate of an indicator that only some of the programme's pilots report
+                // stands on their patient-days, not on the programme's: it would give a hidden
+                // pilot's patient-days away.
+                let eventPilots = scopes.indices.filter { i in
+                    scope.level == .programme && i >= programmeCount && scopes[i].programme == scope.id
+                        && !scopes[i].events.isEmpty
                 }
-                for e in scope.events where daysHidden || h(FigureKey(.events, e.code)) {
-                    hideIfValue(FigureKey(.ratePer100PatientMonths, e.code))
+                let pilotDaysHidden = eventPilots.contains { isHidden(Ref(scope: $0, key: FigureKey(.patientDays))) }
+                for e in scope.events {
+                    let partial = eventPilots.contains { !scopes[$0].events.contains(e) }
+                    if daysHidden || h(FigureKey(.events, e.code)) || (partial && pilotDaysHidden) {
+                        hideIfValue(FigureKey(.ratePer100PatientMonths, e.code))
+                    }
                 }
             }
             return hidden.count != before
@@ -221,13 +227,16 @@ public enum Disclosure {
                 }
             }
             let target = Double(2 * k - 1)
+            // `enrolled` and `refused_total` head their scope's identity: keep them when possible.
+            func headline(_ r: Ref) -> Bool { r.key.metric == .enrolled || r.key.metric == .refusedTotal }
             return candidates.min { a, b in
                 let va = value(a) ?? 0, vb = value(b) ?? 0
                 if (va == 0) != (vb == 0) { return vb == 0 }          // a zero protects nothing
-                let oa = opened(a), ob = opened(b)
-                if oa != ob { return oa < ob }
                 let ta = tie.pooledTotal && a == tie.total, tb = tie.pooledTotal && b == tie.total
                 if ta != tb { return ta }
+                if headline(a) != headline(b) { return !headline(a) }
+                let oa = opened(a), ob = opened(b)
+                if oa != ob { return oa < ob }
                 if (va >= target) != (vb >= target) { return va >= target }
                 if va != vb { return va >= target ? va < vb : va > vb }
                 return a.description < b.description

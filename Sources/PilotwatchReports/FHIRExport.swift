@@ -74,11 +74,16 @@ extension DisclosedReport {
         m.field("type", "summary")
         m.field("measure", FHIR.measure(i.code))
         m.field("date", r.provenance.generatedAt.description)
+        // A pooled report stands on the pilots that report the indicator; the programme's
+        // enrolment is its initial population only when they all do.
+        let reporting = s.level == .programme
+            ? r.pilots(of: s.id).filter { $0.outcomes.contains(i) || $0.events.contains(i) }.map(\.id) : [s.id]
+        let wholeScope = s.level == .pilot || reporting.count == s.pilots.count
         m.objectField("reporter") { rep in
             if let p = s.pilot {
                 rep.field("display", "\(p.lead) (pilot \(p.id))")
             } else {
-                rep.field("display", "programme \(s.id), pooled over \(s.pilots.joined(separator: ", "))")
+                rep.field("display", "programme \(s.id), pooled over \(reporting.joined(separator: ", "))")
             }
         }
         let starts = s.pilot.map { [$0.start] } ?? r.pilots(of: s.id).compactMap { $0.pilot?.start }
@@ -103,19 +108,24 @@ extension DisclosedReport {
         }
         m.arrayField("group") { groups in
             let c = i.code
-            let enrolled = s[.enrolled]
+            let initial: [(String, Cell)] = wholeScope ? [("initial-population", s[.enrolled])] : []
             if i.kind == .event {
-                let followed = s[.subjectsFollowed]
+                // The programme's subjects followed and patient-days are those of all its pilots
+                // with events; they are the denominators of a pooled rate only when all report it.
+                let eventPilots = r.pilots(of: s.id).filter { !$0.events.isEmpty }.map(\.id)
+                let sameSubjects = s.level == .pilot || reporting == eventPilots
+                let followed: [(String, Cell)] = sameSubjects ? [("denominator", s[.subjectsFollowed])] : []
                 group(&groups, metric: .ratePer100PatientMonths, name: "Events per 100 patient-months",
-                      populations: [("initial-population", enrolled), ("denominator", followed), ("numerator", s[.events, c])],
+                      populations: initial + followed + [("numerator", s[.events, c])],
                       score: s[.ratePer100PatientMonths, c], unit: ("per 100 patient-months", nil))
-                group(&groups, metric: .patientDays, name: "Patient-days of follow-up in the period",
-                      populations: [("initial-population", enrolled), ("denominator", followed)],
-                      score: s[.patientDays], unit: ("d", "d"))
+                if !followed.isEmpty {
+                    group(&groups, metric: .patientDays, name: "Patient-days of follow-up in the period",
+                          populations: initial + followed, score: s[.patientDays], unit: ("d", "d"))
+                }
                 return
             }
             let n = s[.nPaired, c]
-            let base: [(String, Cell)] = [("initial-population", enrolled), ("denominator", n)]
+            let base: [(String, Cell)] = initial + [("denominator", n)]
             let unit = (i.unit, i.unit as String?)
             group(&groups, metric: .meanBaseline, name: "Mean baseline value", populations: base,
                   score: s[.meanBaseline, c], unit: unit)

@@ -111,6 +111,17 @@ extension DisclosedReport {
         }
     }
 
+    /// `16 (53.3%)`: a count and its share in one cell, marked when either is suppressed.
+    private func shareTD(_ s: ExportScope, _ count: ExportMetric, _ pct: ExportMetric, _ code: String) -> String {
+        let c = s[count, code], p = s[pct, code]
+        let shown = share(s, count, pct, code)
+        if let why = c.suppression ?? p.suppression {
+            return "<td class=\"n sup\" title=\"\(HTML.escape(explanation(why)))\">\(HTML.escape(shown))</td>"
+        }
+        if case .missing = c.state { return "<td class=\"n missing\" title=\"does not apply\">\(HTML.escape(shown))</td>" }
+        return "<td class=\"n\">\(HTML.escape(shown))</td>"
+    }
+
     func explanation(_ why: Suppression) -> String {
         switch why {
         case .smallCount: return "suppressed: a count between 1 and \(k - 1)"
@@ -139,8 +150,7 @@ extension DisclosedReport {
         if !s.outcomes.isEmpty {
             b.append("<h3>Outcome indicators</h3>")
             b.append("<table><thead><tr><th>indicator</th><th>unit</th><th>n paired</th><th>baseline</th><th>latest</th>"
-                     + "<th>change</th><th>95% CI</th><th>in target</th><th>% in target</th><th>improved</th>"
-                     + "<th>% improved</th></tr></thead><tbody>")
+                     + "<th>change</th><th>95% CI</th><th>in target</th><th>improved</th></tr></thead><tbody>")
             for i in s.outcomes {
                 let c = i.code
                 let lo = s[.changeCI95Lower, c], hi = s[.changeCI95Upper, c]
@@ -148,8 +158,7 @@ extension DisclosedReport {
                 b.append("<tr><td title=\"\(HTML.escape(i.name))\">\(HTML.escape(c))</td><td>\(HTML.escape(i.unit))</td>"
                          + td(s[.nPaired, c]) + td(s[.meanBaseline, c]) + td(s[.meanLatest, c])
                          + td(s[.meanChange, c], signedText(s[.meanChange, c])) + td(lo, ci)
-                         + td(s[.inTarget, c]) + td(s[.pctInTarget, c], percentText(s[.pctInTarget, c]))
-                         + td(s[.improved, c]) + td(s[.improvedPct, c], percentText(s[.improvedPct, c])) + "</tr>")
+                         + shareTD(s, .inTarget, .pctInTarget, c) + shareTD(s, .improved, .improvedPct, c) + "</tr>")
             }
             b.append("</tbody></table>")
         }
@@ -268,7 +277,9 @@ extension DisclosedReport {
         svg.append("<title>\(HTML.escape(label))</title>")
         let zero = x(0)
         svg.append("<line class=\"zero\" x1=\"\(HTML.n(zero))\" x2=\"\(HTML.n(zero))\" y1=\"\(HTML.n(top - 4))\" y2=\"\(HTML.n(h - bottom))\"/>")
-        for v in [lo, 0, hi] {
+        // Axis labels at both ends, and at 0 when it is not crowded by them.
+        let far = min(abs(x(0) - x(lo)), abs(x(hi) - x(0))) > 36
+        for v in far ? [lo, 0, hi] : [lo, hi] {
             svg.append("<text class=\"axis\" x=\"\(HTML.n(x(v)))\" y=\"\(HTML.n(h - 10))\" text-anchor=\"middle\">\(HTML.escape(Graphics.signed(v)))</text>")
         }
         for (i, row) in rows.enumerated() {
@@ -324,10 +335,11 @@ enum HTMLStyle {
     p { margin: 3pt 0; }
     .lead { font-size: 10.5pt; }
     .legend, .note, figcaption { font-size: 8.5pt; color: #444; }
-    table { border-collapse: collapse; margin: 3pt 0 6pt; break-inside: avoid; }
-    th, td { border: 1px solid #bbb; padding: 1.5pt 5pt; vertical-align: top; }
+    table { border-collapse: collapse; margin: 3pt 0 6pt; break-inside: avoid; font-size: 8.5pt; max-width: 100%; }
+    th, td { border: 1px solid #bbb; padding: 1.5pt 4pt; vertical-align: top; }
+    th { white-space: normal; }
     th { background: #eef1f4; font-weight: 600; text-align: left; }
-    td.n { text-align: right; font-variant-numeric: tabular-nums; }
+    td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
     td.sup { color: #9b2c2c; font-style: italic; background: #fbf1f1; }
     td.missing { color: #777; }
     td.state.met { color: #276749; } td.state.missed { color: #9b2c2c; } td.state.pending { color: #555; }

@@ -47,8 +47,10 @@ extension DisclosedReport {
         var out: [String] = []
         out.append("# Outcome summary")
         out.append("")
-        out.append("As of **\(r.asOf)** · period: \(periodText) · selection: \(r.selection.summary) · "
-                   + "disclosure control k = \(k)")
+        out.append("- As of: **\(r.asOf)** (UTC)")
+        out.append("- Period: \(periodText)")
+        out.append("- Selection: \(r.selection.summary)")
+        out.append("- Disclosure control: k = \(k) (see Methods)")
         out.append("")
         out.append("Marks: " + legend.replacingAll(smallMark + ":", with: "`\(smallMark)`:") + ".")
         if r.pilots.isEmpty {
@@ -66,8 +68,9 @@ extension DisclosedReport {
                 out.append("### Pilot " + title(s))
                 if let pilot = s.pilot {
                     out.append("")
-                    out.append("Lead: \(pilot.lead) · call: \(pilot.call) · funders: \(pilot.funders.joined(separator: ", ")) · "
-                               + "\(pilot.start) to \(pilot.end) · on track: \(s.onTrack == true ? "yes" : "no")")
+                    out.append("- Lead: \(pilot.lead)")
+                    out.append("- Call: \(pilot.call) · funders: \(pilot.funders.joined(separator: ", "))")
+                    out.append("- Dates: \(pilot.start) to \(pilot.end) · on track: \(s.onTrack == true ? "yes" : "no")")
                 }
                 out += scopeSections(s, level: "####")
             }

@@ -22,11 +22,14 @@ public struct StoreOptions: Sendable {
     /// How long a connection waits for a lock held by another process (the CLI while `serve` writes).
     public var busyTimeoutSeconds: Double = 10
     /// WAL pages after which a commit checkpoints the WAL back into the database file.
-    /// Larger values write hot pages back less often, at the price of a larger `-wal` file.
-    public var walAutocheckpointPages: Int = 8192
+    ///
+    /// Larger values write hot pages back less often, at the price of a larger `-wal` file (up to
+    /// `4 KiB × pages`, truncated back to twice that after a checkpoint). The default, 32,768 pages
+    /// (128 MiB), measured about 15% less CPU per stored message than 8,192 on the ingest benchmark.
+    public var walAutocheckpointPages: Int = 32_768
 
     public init(synchronous: Synchronous = .full, cacheSizeMiB: Int = 32, readOnly: Bool = false,
-                busyTimeoutSeconds: Double = 10, walAutocheckpointPages: Int = 8192) {
+                busyTimeoutSeconds: Double = 10, walAutocheckpointPages: Int = 32_768) {
         self.synchronous = synchronous
         self.cacheSizeMiB = cacheSizeMiB
         self.readOnly = readOnly

@@ -93,8 +93,19 @@ struct FastStatement {
     func bind(_ index: Int32, _ value: Int) { sqlite3_bind_int64(handle, index, Int64(value)) }
     /// NaN binds as NULL (SQLite's rule), which NOT NULL columns refuse.
     func bind(_ index: Int32, _ value: Double) { sqlite3_bind_double(handle, index, value) }
+    /// Binds the exact UTF-8 bytes (a NUL inside the text does not cut it short).
     func bind(_ index: Int32, _ value: String) {
-        _ = value.withCString { sqlite3_bind_text(handle, index, $0, -1, sqliteTransient) }
+        var text = value
+        text.withUTF8 { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { chars in
+                if let start = chars.baseAddress {
+                    _ = sqlite3_bind_text(handle, index, start, Int32(chars.count), sqliteTransient)
+                } else {
+                    // An empty buffer has no address, and a NULL pointer would bind NULL, not ''.
+                    _ = "".withCString { sqlite3_bind_text(handle, index, $0, 0, sqliteTransient) }
+                }
+            }
+        }
     }
     func bind(_ index: Int32, _ value: Int64?) {
         if let value { bind(index, value) } else { sqlite3_bind_null(handle, index) }

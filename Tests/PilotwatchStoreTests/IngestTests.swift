@@ -102,6 +102,21 @@ import Testing
         #expect(try store.integrityCheck() == [])
     }
 
+    @Test func msgIDsAreComparedByAllTheirBytes() throws {
+        let dir = try TempDir()
+        let store = try Store(path: dir.file("s.sqlite"))
+        let outcomes = try store.ingest([
+            obsItem(msgID: "m\u{0}1", [measurement("p-aaaaaa", 94, at(hour: 8))]),
+            obsItem(msgID: "m\u{0}2", [measurement("p-aaaaaa", 95, at(hour: 9))]),
+            obsItem(msgID: "m\u{0}1", [measurement("p-aaaaaa", 94, at(hour: 8))]),
+            obsItem(msgID: "é-1", [measurement("p-aaaaaa", 96, at(hour: 10))]),
+        ])
+        #expect(outcomes == [.accepted(newObservations: 1, duplicateObservations: 0),
+                             .accepted(newObservations: 1, duplicateObservations: 0),
+                             .duplicateMessage,
+                             .accepted(newObservations: 1, duplicateObservations: 0)])
+    }
+
     @Test func sameMessageTwiceInOneBatchIsADuplicate() throws {
         let dir = try TempDir()
         let store = try Store(path: dir.file("s.sqlite"))

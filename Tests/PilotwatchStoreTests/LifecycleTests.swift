@@ -127,6 +127,42 @@ import Testing
         #expect(try writer.scalar("PRAGMA synchronous") == (synchronous == .full ? 2 : 1))
     }
 
+    @Test func readsRunDuringIngestAndSeeWholeBatches() async throws {
+        let dir = try TempDir()
+        let store = try Store(path: dir.file("s.sqlite"))
+        let batches = 40, perBatch = 50
+        let snapshots = try await withThrowingTaskGroup(of: [StoreStats].self) { group in
+            group.addTask {
+                for b in 0..<batches {
+                    try store.ingest((0..<perBatch).map { i in
+                        obsItem(pilot: "p\(i % 3)", device: "d\(i % 7)", msgID: "b\(b)-\(i)",
+                                [measurement("p-\(String(format: "%06d", i))", 90, at(hour: Double(b) + Double(i) / 100))])
+                    })
+                }
+                return []
+            }
+            group.addTask {
+                var seen: [StoreStats] = []
+                while seen.last?.accepted ?? 0 < batches * perBatch {
+                    seen.append(try store.stats())
+                }
+                return seen
+            }
+            var all: [StoreStats] = []
+            for try await part in group { all += part }
+            return all
+        }
+        #expect(snapshots.last?.accepted == batches * perBatch)
+        for s in snapshots {
+            // Each read is one snapshot: whole batches, totals and per-pilot rows agreeing.
+            #expect(s.accepted % perBatch == 0)
+            #expect(s.observations == s.accepted)
+            #expect(s.pilots.map(\.accepted).reduce(0, +) == s.accepted)
+            #expect(s.pilots.map(\.observations).reduce(0, +) == s.observations)
+        }
+        #expect(zip(snapshots, snapshots.dropFirst()).allSatisfy { $0.accepted <= $1.accepted })
+    }
+
     @Test func aStoreFromANewerPilotwatchIsRefused() throws {
         let dir = try TempDir()
         let path = dir.file("s.sqlite")

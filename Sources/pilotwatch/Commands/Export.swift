@@ -31,9 +31,9 @@ struct Export: ParsableCommand {
 
         Examples:
           pilotwatch export --as-of 2026-09-30 --format html --out q3.html
-          pilotwatch export --funder feder-idf --from 2026-07-01 --to 2026-09-30 --format md
-          pilotwatch export --pilot resp-copd-idf-01 --pilot card-hf-idf-03 --format fhir --out q3.json
-          pilotwatch export --programme diabetes --as-of 2026-09-30 --format csv --k 15
+          pilotwatch export --funder feder-idf --from 2026-07-01 --to 2026-09-30
+          pilotwatch export --pilot resp-copd-idf-01 --format fhir --out q3.json
+          pilotwatch export --programme diabetes --format csv --k 15
         """
     )
 
