@@ -17,25 +17,33 @@ public struct ConfigProblem: Error, Sendable, Hashable, CustomStringConvertible 
 }
 
 /// Walks a YAML tree, collecting every problem with its line instead of stopping at the first.
-struct YAMLReader {
-    let file: String
-    var problems: [ConfigProblem] = []
+///
+/// Shared by the configuration parsers and the simulator's scenario parser:
+/// ```swift
+/// var r = YAMLReader(file: "pilots.yaml")
+/// guard let root = r.root(text) else { return r.problems }
+/// r.checkKeys(root, allowed: ["pilots"], path: "")
+/// ```
+public struct YAMLReader {
+    public let file: String
+    public var problems: [ConfigProblem] = []
 
-    init(file: String) { self.file = file }
+    public init(file: String) { self.file = file }
 
-    mutating func problem(_ node: Node?, _ message: String) {
+    public mutating func problem(_ node: Node?, _ message: String) {
         problems.append(ConfigProblem(file: file, line: node?.mark?.line, message: message))
     }
 
     /// Parses `text`; nil (with a problem recorded) when it is not YAML or not a mapping at the top.
-    mutating func root(_ text: String) -> Node.Mapping? {
+    public mutating func root(_ text: String, shape: String = "see the example in config/ for its shape",
+                              topLevel: String = "a mapping of keys to values") -> Node.Mapping? {
         do {
             guard let node = try Yams.compose(yaml: text) else {
-                problem(nil, "the file is empty; see the example in config/ for its shape")
+                problem(nil, "the file is empty; \(shape)")
                 return nil
             }
             guard case .mapping(let m) = node else {
-                problem(node, "the top level must be a mapping of keys to values")
+                problem(node, "the top level must be \(topLevel)")
                 return nil
             }
             return m
@@ -63,7 +71,7 @@ struct YAMLReader {
     }
 
     /// Reports keys of `map` that are not in `allowed`, suggesting the closest known key.
-    mutating func checkKeys(_ map: Node.Mapping, allowed: [String], path: String) {
+    public mutating func checkKeys(_ map: Node.Mapping, allowed: [String], path: String) {
         for (k, _) in map {
             let key = k.string ?? ""
             guard !allowed.contains(key) else { continue }
@@ -152,7 +160,7 @@ struct YAMLReader {
         return b
     }
 
-    func quoted(_ node: Node) -> String {
+    public func quoted(_ node: Node) -> String {
         switch node {
         case .scalar(let s): return "\"\(s.string)\""
         case .mapping: return "a mapping"

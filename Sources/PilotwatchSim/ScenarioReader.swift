@@ -1,55 +1,25 @@
 import PilotwatchCore
 import Yams
 
-/// Walks the scenario's YAML tree, collecting every problem with its file and line.
-/// (The same style as PilotwatchCore's configuration reader, which is internal to that module.)
+/// Walks the scenario's YAML tree, collecting every problem with its file and line: Core's
+/// `YAMLReader` plus the value readers the scenario needs.
 struct ScenarioReader {
-    let file: String
-    var problems: [ConfigProblem] = []
+    private var base: YAMLReader
+    var file: String { base.file }
+    var problems: [ConfigProblem] { base.problems }
 
-    init(file: String) { self.file = file }
+    init(file: String) { base = YAMLReader(file: file) }
 
-    mutating func problem(_ node: Node?, _ message: String) {
-        problems.append(ConfigProblem(file: file, line: node?.mark?.line, message: message))
-    }
+    mutating func problem(_ node: Node?, _ message: String) { base.problem(node, message) }
 
     /// Parses `text`; nil (with a problem recorded) when it is not YAML or not a mapping at the top.
     mutating func root(_ text: String) -> Node.Mapping? {
-        do {
-            guard let node = try Yams.compose(yaml: text) else {
-                problem(nil, "the file is empty; see seeds/scenario.yaml for its shape")
-                return nil
-            }
-            guard case .mapping(let m) = node else {
-                problem(node, "the top level must be a mapping with defaults: and pilots:")
-                return nil
-            }
-            return m
-        } catch let error as YamlError {
-            var line: Int?
-            var text = "\(error)".split(separator: "\n").first.map(String.init) ?? "\(error)"
-            switch error {
-            case .scanner(_, let p, let mark, _), .parser(_, let p, let mark, _):
-                line = mark.line; text = p
-            default:
-                break
-            }
-            problems.append(ConfigProblem(file: file, line: line, message: "not valid YAML: \(text)"))
-            return nil
-        } catch {
-            problem(nil, "not valid YAML: \(error)")
-            return nil
-        }
+        base.root(text, shape: "see seeds/scenario.yaml for its shape", topLevel: "a mapping with defaults: and pilots:")
     }
 
     /// Reports keys of `map` that are not in `allowed`, suggesting the closest known key.
     mutating func checkKeys(_ map: Node.Mapping, allowed: [String], path: String) {
-        for (k, _) in map {
-            let key = k.string ?? ""
-            guard !allowed.contains(key) else { continue }
-            let hint = closest(key, in: allowed).map { " (did you mean \($0)?)" } ?? ""
-            problem(k, "\(path.isEmpty ? "" : path + ".")\(key): unknown key\(hint); known keys are \(allowed.joined(separator: ", "))")
-        }
+        base.checkKeys(map, allowed: allowed, path: path)
     }
 
     private func label(_ path: String, _ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
@@ -112,14 +82,7 @@ struct ScenarioReader {
         return b
     }
 
-    func quoted(_ node: Node) -> String {
-        switch node {
-        case .scalar(let s): return "\"\(s.string)\""
-        case .mapping: return "a mapping"
-        case .sequence: return "a list"
-        case .alias: return "an alias"
-        }
-    }
+    func quoted(_ node: Node) -> String { base.quoted(node) }
 }
 
 extension Node.Mapping {
