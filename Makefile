@@ -23,8 +23,10 @@ test: deps
 demo: release
 	@scripts/demo.sh
 
+# Ingest against mosquitto_sub, then the dashboards against raw queries; each prints ratios.
 bench: release
 	@scripts/bench.sh
+	@scripts/bench-dashboards.sh
 
 clean:
 	rm -rf .build demo-out var
