@@ -272,3 +272,16 @@ func obs(_ subject: String, _ indicator: String, _ value: Double? = nil, unit: S
     parts.append("\"at\":\"\(at)\"")
     return "{" + parts.joined(separator: ",") + "}"
 }
+
+/// Runs `body` with a fresh broker, a workspace configured for it and a subscribed `serve`;
+/// stops and removes all three afterwards.
+func withRunningServe(_ body: (TestBroker, Workspace, ServeProcess) throws -> Void) throws {
+    let broker = try TestBroker.start()
+    defer { broker.stop() }
+    let ws = try Workspace(port: broker.port)
+    defer { ws.remove() }
+    let serve = try ws.startServe(port: broker.port)
+    defer { serve.terminate() }
+    try serve.waitUntilSubscribed()
+    try body(broker, ws, serve)
+}

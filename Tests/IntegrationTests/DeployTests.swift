@@ -400,7 +400,7 @@ private final class DeployedBroker {
             let port = try freeLoopbackPort()
             let config = dir + "/mosquitto.conf"
             try configuration(port: port, user: user).write(toFile: config, atomically: true, encoding: .utf8)
-            let started = try spawnWithSignalsUnblocked(TestBroker.brokerExecutable(), ["-c", config], output: dir + "/mosquitto.out")
+            let started = try spawnWithCleanSignals(TestBroker.brokerExecutable(), ["-c", config], outputPath: dir + "/mosquitto.out")
             pid = started
             let deadline = Date(timeIntervalSinceNow: 15)
             while isRunning && Date() < deadline && !canConnect(port: port) { usleep(20_000) }
@@ -505,38 +505,6 @@ private func eventually(_ what: String, timeout: Double = 15, detail: () -> Stri
     throw TestFailure("timed out waiting until \(what)\n\(detail())")
 }
 
-/// Starts a program with an empty signal mask and default signal handling.
-///
-/// Foundation's `Process` hands the child the spawning thread's signal mask, and test code runs
-/// on dispatch worker threads, which block SIGHUP: a broker started that way never sees the
-/// reload signal. posix_spawn with POSIX_SPAWN_SETSIGMASK gives the child a clean slate.
-private func spawnWithSignalsUnblocked(_ path: String, _ arguments: [String], output: String) throws -> pid_t {
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var none = sigset_t()
-    sigemptyset(&none)
-    posix_spawnattr_setsigmask(&attributes, &none)
-    var defaults = sigset_t()
-    sigemptyset(&defaults)
-    for sig in [SIGHUP, SIGTERM, SIGINT] { sigaddset(&defaults, sig) }
-    posix_spawnattr_setsigdefault(&attributes, &defaults)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-    posix_spawn_file_actions_adddup2(&actions, 1, 2)
-
-    let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
-    defer { for arg in argv { free(arg) } }
-    var pid = pid_t()
-    let rc = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
-    guard rc == 0 else { throw TestFailure("cannot start \(path): \(String(cString: strerror(rc)))") }
-    return pid
-}
 
 /// A command-line tool from PATH, else /usr/bin.
 private func tool(_ name: String) -> String {
