@@ -226,14 +226,7 @@ extension DisclosedReport {
         let k = self.k
         func cell(_ w: inout JSONWriter, _ name: String, _ key: FigureKey) { w.cell(name, s.figures[key] ?? .statistic(nil), threshold: k) }
         if let p = s.pilot {
-            o.field("pilot", p.id)
-            o.field("name", p.name)
-            o.field("programme", p.programme)
-            o.field("lead", p.lead)
-            o.field("call", p.call)
-            o.field("funders", strings: p.funders)
-            o.field("start", p.start.description)
-            o.field("end", p.end.description)
+            o.registryFacts(p)
         }
         o.objectField("period") { p in
             p.field("from", s.periodStart?.description)

@@ -1,3 +1,5 @@
+import PilotwatchCore
+
 /// Writes JSON with keys in the order given, so output is deterministic and diff-friendly.
 ///
 /// ```swift
@@ -92,5 +94,20 @@ public struct JSONWriter {
             }
         }
         return out + "\""
+    }
+}
+
+extension JSONWriter {
+    /// A pilot's registry facts, under the same keys in every view and export:
+    /// `pilot, name, programme, lead, call, funders, start, end`.
+    mutating func registryFacts(_ p: Pilot) {
+        field("pilot", p.id)
+        field("name", p.name)
+        field("programme", p.programme)
+        field("lead", p.lead)
+        field("call", p.call)
+        field("funders", strings: p.funders)
+        field("start", p.start.description)
+        field("end", p.end.description)
     }
 }

@@ -1,4 +1,5 @@
 import PilotwatchCore
+import TestSupport
 import Testing
 
 @Suite("Contract: hostile input")
@@ -121,18 +122,6 @@ struct HostileInputTests {
     }
 
     // MARK: Fuzz
-
-    /// A fixed-seed generator, so that a failure can be replayed.
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     @Test func mutatedMessagesNeverCrashAndAlwaysExplain() {
         var rng = SplitMix(state: 20261129)

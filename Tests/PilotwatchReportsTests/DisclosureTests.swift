@@ -1,6 +1,7 @@
 import Foundation
 import PilotwatchCore
 @testable import PilotwatchReports
+import TestSupport
 import Testing
 
 // Disclosure control over figure models built by hand: the 7-subject pilot, a programme with
@@ -442,7 +443,7 @@ struct DisclosureTests {
 
     @Test("random datasets: no count of 1..k-1 shown, nothing suppressed recoverable", arguments: 0..<4)
     func randomDatasets(batch: Int) {
-        var rng = ExportSplitMix(seed: 0x5eed_0000 + UInt64(batch))
+        var rng = SplitMix(seed: 0x5eed_0000 + UInt64(batch))
         var failures: [String] = []
         for round in 0..<100 {
             let k = Int.random(in: 5...15, using: &rng)
@@ -461,7 +462,7 @@ struct DisclosureTests {
         #expect(failures.isEmpty, "\(failures.prefix(5))")
     }
 
-    func randomReport(_ rng: inout ExportSplitMix) -> ExportReport {
+    func randomReport(_ rng: inout SplitMix) -> ExportReport {
         let sizes = [0, 1, 2, 3, 5, 8, 10, 11, 12, 15, 20, 25, 40, 80, 150]
         var programmes: [(String, [ExportPilotSpec])] = []
         for p in 0..<Int.random(in: 1...3, using: &rng) {
@@ -492,15 +493,3 @@ struct DisclosureTests {
     }
 }
 
-/// A small seeded generator, so that the random datasets are the same at every run.
-struct ExportSplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -1,6 +1,7 @@
 import Foundation
 import PilotwatchCore
 import PilotwatchStore
+import TestSupport
 import Testing
 
 /// Ingest throughput, measured and printed, never asserted (timing is not a test result).
@@ -29,7 +30,7 @@ import Testing
 
         // Devices are spread over pilots, subjects over devices (a device serves ~10 subjects of its pilot);
         // messages arrive from random devices over 28 days, each with one observation.
-        var rng = SplitMix64(seed: 42)
+        var rng = SplitMix(seed: 42)
         var counters = [Int](repeating: 0, count: devices)
         let start = day0
         let span = Instant.millisPerDay * 28
@@ -113,15 +114,3 @@ func loadAverage() -> String {
     return getloadavg(&loads, 3) > 0 ? String(format: "%.1f", loads[0]) : "unknown"
 }
 
-/// A small deterministic generator, so that every run ingests the same data.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
