@@ -26,14 +26,12 @@ best() {  # best of 5 wall-clock runs, in milliseconds
   done
   echo "$b"
 }
-# The raw equivalent of the activity part of `status`: active subjects and days with data in the
-# 28-day window, per pilot, straight from the observation rows.
-raw="SELECT s.pilot_id, count(DISTINCT o.subject_id), count(DISTINCT o.subject_id || '-' || (o.at / 86400000)) FROM observation o JOIN subject s ON s.id = o.subject_id WHERE o.at > 1795910400000 - 28*86400000 AND o.at <= 1795910400000 GROUP BY s.pilot_id;"
-rawp="SELECT count(DISTINCT o.subject_id), count(DISTINCT o.subject_id || '-' || (o.at / 86400000)) FROM observation o JOIN subject s ON s.id = o.subject_id WHERE s.pilot_id = 1 AND o.at > 1795910400000 - 28*86400000 AND o.at <= 1795910400000;"
+# The raw equivalents: the same figures computed from the observation and event rows in the
+# sqlite3 shell (scripts/bench/raw-status.sql, raw-pilot.sql).
 st=$(best "$bin" status --config "$cfg" --db "$db" --as-of "$asof" --format json)
 pi=$(best "$bin" pilot bench-01 --config "$cfg" --db "$db" --as-of "$asof" --format json)
-rs=$(best sqlite3 "$db" "$raw")
-rp=$(best sqlite3 "$db" "$rawp")
+rs=$(best sqlite3 "$db" ".read scripts/bench/raw-status.sql")
+rp=$(best sqlite3 "$db" ".read scripts/bench/raw-pilot.sql")
 echo
 echo "dashboards: $obs observations, $subjects subjects, 15 pilots, database $size MiB (best of 5, ms)"
 printf '%-40s %10s %10s %8s\n' "view" "raw query" "pilotwatch" "speed-up"

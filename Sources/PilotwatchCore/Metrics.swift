@@ -392,6 +392,35 @@ public struct ActivityDays: Sendable, Hashable {
         ActivityDays(lastDay: lastDay, words: Array(repeating: 0, count: words(forDays: days)))
     }
 
+    /// The same days seen from another last day: those within the `covering` days ending on
+    /// `newLastDay` (others are dropped). Days after `lastDay` are unknown to the set and come
+    /// back empty.
+    ///
+    /// ```swift
+    /// // A roll-up kept as of the subject's latest day, read for a dashboard as of today:
+    /// ActivityDays(lastDay: latest, words: [lo, hi]).rebased(lastDay: today, covering: 28)
+    /// ```
+    public func rebased(lastDay newLastDay: Day, covering days: Int) -> ActivityDays {
+        let count = ActivityDays.words(forDays: days)
+        let shift = lastDay.distance(to: newLastDay)
+        guard shift >= 0 else {
+            return ActivityDays(lastDay: newLastDay, days: self.days, covering: days)
+        }
+        var out = [UInt64](repeating: 0, count: count)
+        let wordShift = shift / 64, bitShift = UInt64(shift % 64)
+        for j in 0..<count {
+            let source = j - wordShift
+            guard source >= 0 else { continue }
+            var w: UInt64 = source < words.count ? words[source] << bitShift : 0
+            if bitShift > 0, source >= 1, source - 1 < words.count { w |= words[source - 1] >> (64 - bitShift) }
+            out[j] = w
+        }
+        // Bits past `days` (the last word is rounded up to 64) are not known to the window.
+        let spare = count * 64 - days
+        if spare > 0 { out[count - 1] &= UInt64.max >> UInt64(spare) }
+        return ActivityDays(lastDay: newLastDay, words: out)
+    }
+
     /// How many days back from `lastDay` (included) the set knows about.
     public var coveredDays: Int { words.count * 64 }
 
@@ -404,8 +433,17 @@ public struct ActivityDays: Sendable, Hashable {
 
     /// Days of `range` with activity.
     public func count(in range: ClosedRange<Day>) -> Int {
+        // Bits k (days lastDay - k) from the range's newest day to its oldest, a word at a time.
+        var k = max(0, range.upperBound.distance(to: lastDay))
+        let oldest = min(coveredDays - 1, range.lowerBound.distance(to: lastDay))
         var n = 0
-        for d in range where contains(d) { n += 1 }
+        while k <= oldest {
+            let end = min(oldest, (k / 64) * 64 + 63)
+            let width = end - k + 1
+            let mask: UInt64 = width == 64 ? .max : ((1 << UInt64(width)) - 1) << UInt64(k % 64)
+            n += (words[k / 64] & mask).nonzeroBitCount
+            k = end + 1
+        }
         return n
     }
 

@@ -110,10 +110,11 @@ public enum Dashboard {
         var rows: [ProgrammeStatus] = []
         var pilots: [PilotStatus] = []
         try store.read { reader in
+            let subjects = try reader.subjectFactsByPilot(asOf: t)
             for p in programmes {
                 var pooled: [(subjects: [SubjectFacts], target: Int)] = []
                 for pilot in registry.pilots where pilot.programme == p {
-                    let facts = try reader.pilotFacts(pilot: pilot.id, asOf: t)
+                    let facts = try reader.pilotFacts(pilot: pilot.id, asOf: t, subjects: subjects[pilot.id] ?? [])
                     pooled.append((facts.subjects, pilot.enrolmentTarget))
                     pilots.append(pilotStatus(pilot, facts: facts, asOf: t))
                 }

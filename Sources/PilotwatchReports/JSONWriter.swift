@@ -76,6 +76,11 @@ public struct JSONWriter {
     }
 
     public static func quote(_ s: String) -> String {
+        // Most strings (codes, times, names) need no escape: one pass over the bytes says so.
+        // 0xE2 leads the UTF-8 of U+2028 and U+2029, escaped below.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0x7F || $0 == 0xE2 }) {
+            return "\"" + s + "\""
+        }
         var out = "\""
         for u in s.unicodeScalars {
             switch u {

@@ -37,22 +37,116 @@ public struct MessageCounts: Sendable, Hashable {
 }
 
 /// The reads behind the dashboards: per pilot, over the roll-ups ingest keeps up to date
-/// (`subject`, `subject_day`, `subject_indicator`, `event`, `pilot_day`, `refusal_day`,
+/// (`subject` with its activity roll-up, `subject_day`, `subject_indicator`, `event`, `pilot_day`, `refusal_day`,
 /// `device`), never a scan of `observation`. Values come back as the inputs of ``Metrics``.
 extension StoreReader {
     /// The pilot's subjects with data at or before `asOf`, with their enrolment, withdrawal,
     /// latest measurement or score, and the UTC days of the last `historyDays` (ending on
     /// `day(asOf)`) with a measurement or score at or before `asOf`.
     ///
-    /// Reads, per subject: its `subject` row and its `subject_day` rows inside the history, folded
-    /// into a bit set by SQLite. A subject with no day inside the history costs one more key seek
-    /// (its latest earlier day); a subject whose data on `day(asOf)` runs past `asOf` (an `--as-of`
-    /// in the past) costs one bounded range read of that day's observations.
+    /// Reads one `subject` row per subject: its activity roll-up (``Schema/v2``) answers for
+    /// every subject with nothing after `asOf`, which at "now" is all of them. A subject with
+    /// data after `asOf` (an `--as-of` in the past), or a history longer than the roll-up's
+    /// 128 days, is read from its `subject_day` rows instead.
     public func subjectFacts(pilot: String, asOf t: Instant,
                              historyDays: Int = Metrics.adherenceWindowDays) throws -> [SubjectFacts] {
         guard let pilotID = try pilotID(pilot) else { return [] }
-        let lastDay = t.day
         let covering = max(1, historyDays)
+        guard covering <= ActivityMask.coveredDays else {
+            return try subjectFactsFromDays(owner: "s.pilot_id", id: pilotID, asOf: t, covering: covering)
+        }
+        var out: [SubjectFacts] = []
+        var fromDays: [(index: Int, id: Int64)] = []
+        let query = try FastStatement(db, """
+            SELECT \(Self.rollUpColumns) FROM subject WHERE pilot_id = ? AND first_at <= ?
+            ORDER BY code
+            """)
+        query.bind(1, pilotID)
+        query.bind(2, t.millis)
+        try query.forEachRow { row in
+            let (facts, complete) = Self.rollUpFacts(row, asOf: t, covering: covering)
+            if !complete { fromDays.append((out.count, row.int64(0))) }
+            out.append(facts)
+        }
+        for (index, id) in fromDays {
+            if let facts = try subjectFactsFromDays(owner: "s.id", id: id, asOf: t, covering: covering).first {
+                out[index] = facts
+            }
+        }
+        return out
+    }
+
+    /// ``subjectFacts(pilot:asOf:historyDays:)`` of every pilot with subjects, by pilot code: one
+    /// pass over the `subject` table, cheaper than a pilot at a time when most pilots are read.
+    public func subjectFactsByPilot(asOf t: Instant,
+                                    historyDays: Int = Metrics.adherenceWindowDays) throws -> [String: [SubjectFacts]] {
+        let covering = max(1, historyDays)
+        var codes: [Int64: String] = [:]
+        for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT id, code FROM pilot")) { codes[row[0]] = row[1] }
+        guard covering <= ActivityMask.coveredDays else {
+            var out: [String: [SubjectFacts]] = [:]
+            for (_, code) in codes { out[code] = try subjectFacts(pilot: code, asOf: t, historyDays: historyDays) }
+            return out
+        }
+        var byPilot: [Int64: [SubjectFacts]] = [:]
+        var fromDays: [(pilot: Int64, index: Int, id: Int64)] = []
+        let query = try FastStatement(db, "SELECT \(Self.rollUpColumns), pilot_id FROM subject WHERE first_at <= ?")
+        query.bind(1, t.millis)
+        try query.forEachRow { row in
+            let (facts, complete) = Self.rollUpFacts(row, asOf: t, covering: covering)
+            let pilot = row.int64(8)
+            if !complete { fromDays.append((pilot, byPilot[pilot]?.count ?? 0, row.int64(0))) }
+            byPilot[pilot, default: []].append(facts)
+        }
+        for (pilot, index, id) in fromDays {
+            if let facts = try subjectFactsFromDays(owner: "s.id", id: id, asOf: t, covering: covering).first {
+                byPilot[pilot]?[index] = facts
+            }
+        }
+        var out: [String: [SubjectFacts]] = [:]
+        for (id, var list) in byPilot {
+            guard let code = codes[id] else { continue }
+            // The order of subjectFacts(pilot:): by code, compared as SQLite's BINARY collation does (UTF-8 bytes).
+            list.sort { $0.code.utf8.lexicographicallyPrecedes($1.code.utf8) }
+            out[code] = list
+        }
+        return out
+    }
+
+    /// The `subject` columns ``rollUpFacts(_:asOf:covering:)`` reads, in its order.
+    static let rollUpColumns =
+        "id, code, enrolled_at, withdrawn_at, first_at, last_measure_at, activity_lo, activity_hi"
+
+    /// A subject's facts from its row and activity roll-up; `complete` is false when it has data
+    /// after `t`, which the roll-up cannot leave out (read its `subject_day` rows instead).
+    static func rollUpFacts(_ row: FastStatement.Columns, asOf t: Instant,
+                            covering: Int) -> (facts: SubjectFacts, complete: Bool) {
+        let last = row.optionalInt64(5)
+        let activity: ActivityDays
+        var complete = true
+        if let last, last <= t.millis {
+            activity = ActivityDays(lastDay: Instant(millis: last).day,
+                                    words: [UInt64(bitPattern: row.int64(6)), UInt64(bitPattern: row.int64(7))])
+                .rebased(lastDay: t.day, covering: covering)
+        } else {
+            complete = last == nil
+            activity = .none(lastDay: t.day, covering: covering)
+        }
+        let facts = SubjectFacts(code: row.text(1), enrolledAt: millis(row.optionalInt64(2)),
+                                 withdrawnAt: millis(row.optionalInt64(3)), firstDataAt: millis(row.optionalInt64(4)),
+                                 lastObservationAt: millis(last), activity: activity)
+        return (facts, complete)
+    }
+
+    /// ``subjectFacts(pilot:asOf:historyDays:)`` from the `subject_day` rows of the subjects
+    /// whose `owner` column (`s.pilot_id` or `s.id`) is `id`.
+    ///
+    /// Reads, per subject: its `subject` row and its `subject_day` rows inside the history, folded
+    /// into a bit set by SQLite. A subject with no day inside the history costs one more key seek
+    /// (its latest earlier day); a subject whose data on `day(asOf)` runs past `asOf` costs one
+    /// bounded range read of that day's observations.
+    func subjectFactsFromDays(owner: String, id: Int64, asOf t: Instant, covering: Int) throws -> [SubjectFacts] {
+        let lastDay = t.day
         let words = ActivityDays.words(forDays: covering)
         let firstDay = lastDay.advanced(by: -(covering - 1))
         // Bit k of word j stands for day(T) - (64j + k); the k = 63 bit makes the SQLite integer
@@ -70,12 +164,12 @@ extension StoreReader {
                    \(wordColumns)
             FROM subject s
             LEFT JOIN subject_day d ON d.subject_id = s.id AND d.day BETWEEN :firstDay AND :lastDay
-            WHERE s.pilot_id = :pilot AND s.first_at <= :t
+            WHERE \(owner) = :owner AND s.first_at <= :t
             GROUP BY s.code
             ORDER BY s.code
             """
         let arguments: StatementArguments = ["t": t.millis, "lastDay": lastDay.index, "firstDay": firstDay.index,
-                                             "pilot": pilotID]
+                                             "owner": id]
         var out: [SubjectFacts] = []
         var straddling: [(index: Int, id: Int64)] = []
         let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
@@ -135,10 +229,12 @@ extension StoreReader {
 
     /// Subjects, activity over `historyDays` and the last 7 days' message counters of one pilot:
     /// everything `pilotwatch status` shows of it.
+    /// `subjects`, when given, are that pilot's from ``subjectFactsByPilot(asOf:historyDays:)``.
     public func pilotFacts(pilot: String, asOf t: Instant,
-                           historyDays: Int = Metrics.adherenceWindowDays) throws -> PilotFacts {
+                           historyDays: Int = Metrics.adherenceWindowDays,
+                           subjects: [SubjectFacts]? = nil) throws -> PilotFacts {
         PilotFacts(pilot: pilot, asOf: t,
-                   subjects: try subjectFacts(pilot: pilot, asOf: t, historyDays: historyDays),
+                   subjects: try subjects ?? subjectFacts(pilot: pilot, asOf: t, historyDays: historyDays),
                    lastWeek: try messageCounts(pilot: pilot, from: t.day.advanced(by: -6), through: t.day))
     }
 

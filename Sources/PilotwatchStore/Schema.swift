@@ -22,7 +22,7 @@ import PilotwatchCore
 /// | `pilot` | `id`, unique `code` | pilot code seen in a parsed topic (accepted or refused message) |
 /// | `indicator` | `id`, unique `code` | indicator code seen in an accepted observation |
 /// | `device` | `id`, unique `(pilot_id, code)` | device seen in a parsed topic; counters, last status |
-/// | `subject` | `id`, unique `(pilot_id, code)` | pseudonym with at least one stored observation/event; enrolment |
+/// | `subject` | `id`, unique `(pilot_id, code)` | pseudonym with at least one stored observation/event; enrolment; activity roll-up (v2) |
 /// | `message` | `(device_id, msg_id)` | stored observation message (message dedup) |
 /// | `observation` | `(subject_id, indicator_id, at)` | measurement or score (observation dedup) |
 /// | `event` | `(subject_id, indicator_id, at)` | subject event (enrolled, withdrawn, hospitalisation, ...) |
@@ -59,7 +59,10 @@ import PilotwatchCore
 ///
 /// Reading, for metrics (see ``StoreReader``): outcome baselines and latest values are one
 /// primary-key seek each into `observation` (`subject_id, indicator_id, at >= x` ascending,
-/// or `at <= T` descending); activity and adherence read `subject_day`; event rates read `event`.
+/// or `at <= T` descending); activity and adherence read the subject's activity roll-up
+/// (`subject.last_measure_at`, `activity_lo`, `activity_hi`, see ``v2``) when it has nothing
+/// after `T`, and its `subject_day` rows otherwise (an `--as-of` in the past); event rates read
+/// `event`.
 enum Schema {
     /// The migrations, in order. Each runs in its own transaction; identifiers never change.
     static var migrator: DatabaseMigrator {
@@ -67,8 +70,32 @@ enum Schema {
         migrator.registerMigration("v1") { db in
             try db.execute(sql: v1)
         }
+        migrator.registerMigration("v2-subject-activity") { db in
+            try db.execute(sql: v2)
+        }
         return migrator
     }
+
+    /// The subject's activity roll-up: its latest measurement or score (`last_measure_at`) and
+    /// the UTC days with one among the 128 days ending on that one's day, as a bit set in two
+    /// INTEGERs (bit k of `activity_lo`, or bit k - 64 of `activity_hi`, stands for the day
+    /// `day(last_measure_at) - k`; bit 63 makes the INTEGER negative). The writer shifts the set
+    /// when a later day arrives, so that a dashboard at "now" reads one row per subject instead
+    /// of its `subject_day` rows. Existing stores are filled from `subject_day`.
+    static let v2 = """
+        ALTER TABLE subject ADD COLUMN last_measure_at INTEGER;
+        ALTER TABLE subject ADD COLUMN activity_lo INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE subject ADD COLUMN activity_hi INTEGER NOT NULL DEFAULT 0;
+        UPDATE subject SET last_measure_at = (SELECT max(last_at) FROM subject_day WHERE subject_id = subject.id);
+        UPDATE subject SET
+            activity_lo = (SELECT coalesce(sum(1 << (subject.last_measure_at / 86400000 - day)), 0) FROM subject_day
+                           WHERE subject_id = subject.id
+                             AND day BETWEEN subject.last_measure_at / 86400000 - 63 AND subject.last_measure_at / 86400000),
+            activity_hi = (SELECT coalesce(sum(1 << (subject.last_measure_at / 86400000 - day - 64)), 0) FROM subject_day
+                           WHERE subject_id = subject.id
+                             AND day BETWEEN subject.last_measure_at / 86400000 - 127 AND subject.last_measure_at / 86400000 - 64)
+        WHERE last_measure_at IS NOT NULL;
+        """
 
     static let reasonList = ReasonCode.allCases.map { "'\($0.rawValue)'" }.joined(separator: ",")
 

@@ -19,3 +19,13 @@ extension Store {
         try read { try String.fetchOne($0.db, sql: sql) }
     }
 }
+
+extension Store {
+    /// Creates a store file at `path` as an older pilotwatch left it: migrations up to `last`
+    /// only, then `sql` (its data).
+    static func createOlder(path: String, upTo last: String, sql: String) throws {
+        let queue = try DatabaseQueue(path: path)
+        try Schema.migrator.migrate(queue, upTo: last)
+        try queue.write { try $0.execute(sql: sql) }
+    }
+}

@@ -60,6 +60,45 @@ struct SubjectIndicatorKey: Hashable, Comparable {
 }
 
 struct DayAggregate { var firstAt: Int64; var lastAt: Int64; var n: Int }
+
+/// A subject's activity roll-up as the `subject` row stores it (``Schema/v2``): its latest
+/// measurement or score and a 128-bit set of the days with one, bit k standing for the day
+/// `day(lastAt) - k` (`lo` holds bits 0-63, `hi` bits 64-127).
+struct ActivityMask: Equatable {
+    var lastAt: Int64?
+    var lo: UInt64 = 0
+    var hi: UInt64 = 0
+
+    static let coveredDays = 128
+
+    /// Adds a measurement or score at `at` (epoch milliseconds): a later day shifts the set
+    /// (days older than 128 days before the new latest one fall off), an earlier day within
+    /// the 128 sets its bit, an older one changes nothing.
+    mutating func add(at: Int64) {
+        let day = Instant(millis: at).day.index
+        guard let last = lastAt else {
+            lastAt = at; lo = 1; hi = 0
+            return
+        }
+        let lastDay = Instant(millis: last).day.index
+        if day > lastDay {
+            let shift = day - lastDay
+            if shift >= 128 {
+                lo = 0; hi = 0
+            } else if shift >= 64 {
+                hi = lo << UInt64(shift - 64); lo = 0
+            } else {
+                hi = (hi << UInt64(shift)) | (lo >> UInt64(64 - shift)); lo <<= UInt64(shift)
+            }
+            lo |= 1
+            lastAt = at
+            return
+        }
+        let k = lastDay - day
+        if k < 64 { lo |= 1 << UInt64(k) } else if k < 128 { hi |= 1 << UInt64(k - 64) }
+        if at > last { lastAt = at }
+    }
+}
 struct IndicatorAggregate { var n: Int; var firstAt: Int64; var firstValue: Double; var lastAt: Int64; var lastValue: Double }
 
 struct DeviceDelta {
@@ -74,7 +113,8 @@ struct DeviceDelta {
 ///
 /// Binding integers, doubles and text directly skips GRDB's per-call argument boxing and
 /// validation, which cost about a tenth of ingest CPU. Only for INSERT and UPDATE statements
-/// (no result rows), run inside the writer's transaction; GRDB still owns the statement.
+/// (no result rows), run inside the writer's transaction, and for the bulk reads of
+/// ``forEachRow(_:)``; GRDB still owns the statement.
 struct FastStatement {
     private let statement: Statement
     private let handle: OpaquePointer
@@ -125,6 +165,39 @@ struct FastStatement {
     }
 }
 
+extension FastStatement {
+    /// The columns of the row a query statement is on, read through SQLite's C API.
+    struct Columns {
+        fileprivate let handle: OpaquePointer
+
+        func int64(_ index: Int32) -> Int64 { sqlite3_column_int64(handle, index) }
+        func optionalInt64(_ index: Int32) -> Int64? {
+            sqlite3_column_type(handle, index) == SQLITE_NULL ? nil : sqlite3_column_int64(handle, index)
+        }
+        func text(_ index: Int32) -> String {
+            guard let bytes = sqlite3_column_text(handle, index) else { return "" }
+            let count = Int(sqlite3_column_bytes(handle, index))
+            return String(decoding: UnsafeBufferPointer(start: bytes, count: count), as: UTF8.self)
+        }
+    }
+
+    /// Runs a query with the values bound so far and calls `body` with each row, in order.
+    /// For reads of many small rows, where decoding each column through GRDB's `Row` costs more
+    /// than SQLite's own work.
+    func forEachRow(_ body: (Columns) throws -> Void) throws {
+        defer { sqlite3_reset(handle) }
+        while true {
+            let code = sqlite3_step(handle)
+            if code == SQLITE_DONE { return }
+            guard code == SQLITE_ROW else {
+                throw DatabaseError(resultCode: ResultCode(rawValue: code),
+                                    message: String(cString: sqlite3_errmsg(connection)), sql: statement.sql)
+            }
+            try body(Columns(handle: handle))
+        }
+    }
+}
+
 /// SQLite copies the bound bytes before the call returns.
 private let sqliteTransient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
 
@@ -141,6 +214,8 @@ struct BatchWriter {
     private var subjectDays: [SubjectDayKey: DayAggregate] = [:]
     private var subjectIndicators: [SubjectIndicatorKey: IndicatorAggregate] = [:]
     private var subjectFirsts: [Int64: (firstAt: Int64?, firstMeasureAt: Int64?)] = [:]
+    /// Times of the measurements and scores stored per subject in this batch, for its activity roll-up.
+    private var subjectMeasures: [Int64: [Int64]] = [:]
     private var pilotLastObservation: [Int64: Int64] = [:]
     private var enrolmentToRecompute: Set<Int64> = []
 
@@ -280,6 +355,7 @@ struct BatchWriter {
                 subjectIndicators[indKey] = IndicatorAggregate(n: 1, firstAt: at, firstValue: obs.value,
                                                                lastAt: at, lastValue: obs.value)
             }
+            subjectMeasures[subject.id, default: []].append(at)
             noteSubjectFirst(subjectKey, subject, at: at, measure: true)
         }
         notePilotObservation(pilotID, at: at)
@@ -404,15 +480,33 @@ struct BatchWriter {
             try upsertSubjectIndicator.run()
         }
 
-        let updateSubjectFirsts = try db.cachedStatement(sql: """
+        // First times and the activity roll-up, one UPDATE per subject. The roll-up is read from
+        // the row inside this transaction (not cached), so that another process writing to the
+        // store (quarantine replay) is never overwritten.
+        let readActivity = try db.cachedStatement(sql: """
+            SELECT last_measure_at, activity_lo, activity_hi FROM subject WHERE id = ?
+            """)
+        let updateSubject = try db.cachedStatement(sql: """
             UPDATE subject SET
                 first_at = min(first_at, coalesce(?1, first_at)),
                 first_measure_at = CASE WHEN ?2 IS NULL THEN first_measure_at
-                                        ELSE min(coalesce(first_measure_at, ?2), ?2) END
+                                        ELSE min(coalesce(first_measure_at, ?2), ?2) END,
+                last_measure_at = coalesce(?4, last_measure_at),
+                activity_lo = coalesce(?5, activity_lo),
+                activity_hi = coalesce(?6, activity_hi)
             WHERE id = ?3
             """)
-        for (id, change) in subjectFirsts.sorted(by: { $0.key < $1.key }) {
-            try updateSubjectFirsts.execute(arguments: [change.firstAt, change.firstMeasureAt, id])
+        for id in Set(subjectFirsts.keys).union(subjectMeasures.keys).sorted() {
+            let change = subjectFirsts[id] ?? (nil, nil)
+            var mask: ActivityMask?
+            if let ats = subjectMeasures[id], let row = try Row.fetchOne(readActivity, arguments: [id]) {
+                var m = ActivityMask(lastAt: row[0], lo: UInt64(bitPattern: row[1]), hi: UInt64(bitPattern: row[2]))
+                for at in ats { m.add(at: at) }
+                mask = m
+            }
+            try updateSubject.execute(arguments: [change.firstAt, change.firstMeasureAt, id, mask?.lastAt,
+                                                  mask.map { Int64(bitPattern: $0.lo) },
+                                                  mask.map { Int64(bitPattern: $0.hi) }])
         }
 
         if !enrolmentToRecompute.isEmpty {

@@ -1,4 +1,5 @@
 import PilotwatchCore
+import TestSupport
 import Testing
 
 /// `T` of these tests: 2026-06-15T12:00:00Z (a Monday; day(T) = 2026-06-15).
@@ -103,6 +104,34 @@ struct ActivityDaysTests {
         for d in old { #expect(a.contains(d)) }
         #expect(a.count(in: last.advanced(by: -104)...last) == 3)
         #expect(!a.contains(last.advanced(by: -62)))
+    }
+
+    @Test("counting a range agrees with asking day by day, ranges outside the span included", arguments: 0..<30)
+    func countByRange(seed: Int) {
+        var rng = SplitMix(seed: UInt64(seed))
+        let last = day("2026-06-15")
+        let covering = [7, 28, 64, 105, 128, 200].randomElement(using: &rng)!
+        let days = (0..<Int.random(in: 0...80, using: &rng)).map { _ in last.advanced(by: -Int.random(in: -5..<210, using: &rng)) }
+        let a = ActivityDays(lastDay: last, days: days, covering: covering)
+        for _ in 0..<40 {
+            let from = last.advanced(by: -Int.random(in: -10..<220, using: &rng))
+            let to = from.advanced(by: Int.random(in: 0..<150, using: &rng))
+            var expected = 0
+            for d in from...to where a.contains(d) { expected += 1 }
+            #expect(a.count(in: from...to) == expected, "seed \(seed): \(from)...\(to), \(covering) days")
+        }
+    }
+
+    @Test("rebasing onto a later day shifts the days and drops those past the span", arguments: 0..<30)
+    func rebased(seed: Int) {
+        var rng = SplitMix(seed: 100 + UInt64(seed))
+        let last = day("2026-06-15")
+        let days = (0..<Int.random(in: 0...80, using: &rng)).map { _ in last.advanced(by: -Int.random(in: 0..<128, using: &rng)) }
+        let a = ActivityDays(lastDay: last, days: days, covering: 128)
+        let newLast = last.advanced(by: Int.random(in: 0..<140, using: &rng))
+        let covering = [1, 7, 28, 64, 105, 128].randomElement(using: &rng)!
+        #expect(a.rebased(lastDay: newLast, covering: covering) == ActivityDays(lastDay: newLast, days: days, covering: covering),
+                "seed \(seed)")
     }
 }
 

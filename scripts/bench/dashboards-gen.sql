@@ -1,4 +1,4 @@
--- Grows a pilotwatch store (schema v1, already migrated) to ~10M observations, 50,000 subjects
+-- Grows a pilotwatch store (schema v2, already migrated) to ~10M observations, 50,000 subjects
 -- and 15 pilots directly in SQL, roll-ups included, for the dashboard benchmark (make bench).
 -- "Now" is 2026-11-29T00:00:00Z; the views are timed --as-of that instant.
 PRAGMA journal_mode=WAL;
@@ -36,14 +36,22 @@ INSERT INTO observation (subject_id, indicator_id, at, value, device_id)
   ORDER BY 1, 2, 3;
 INSERT INTO subject (id, pilot_id, code, first_at, first_measure_at, enrolled_at, withdrawn_at)
   SELECT sid, pid, printf('s%06d', sid), e, e + 3600000, e,
-         CASE WHEN sid % 10 = 0 AND e + 60*86400000 <= (SELECT now FROM c) THEN e + 60*86400000 END FROM plan;
+         CASE WHEN sid % 7 = 0 AND e + 60*86400000 <= (SELECT now FROM c) THEN e + 60*86400000 END FROM plan;
 INSERT INTO event (subject_id, indicator_id, at, value, device_id)
   SELECT sid, 1, e, 1, sid FROM plan
   UNION ALL SELECT id, 2, withdrawn_at, 1, id FROM subject WHERE withdrawn_at IS NOT NULL
-  UNION ALL SELECT sid, 3 + ((pid-1) % 3), e + 30*86400000 + 5000, 1, sid FROM plan WHERE sid % 5 = 0 AND e + 30*86400000 + 5000 <= (SELECT now FROM c)
+  UNION ALL SELECT sid, 3 + ((pid-1) % 3), e + 30*86400000 + 5000, 1, sid FROM plan WHERE sid % 4 = 0 AND e + 30*86400000 + 5000 <= (SELECT now FROM c)
   ORDER BY 1, 2, 3;
 INSERT INTO subject_day (subject_id, day, first_at, last_at, n)
   SELECT subject_id, at / 86400000, min(at), max(at), count(*) FROM observation GROUP BY subject_id, at / 86400000;
+-- The subjects' activity roll-up, as the v2 migration fills it (Schema.swift).
+UPDATE subject SET last_measure_at = (SELECT max(last_at) FROM subject_day WHERE subject_id = subject.id);
+UPDATE subject SET
+  activity_lo = (SELECT coalesce(sum(1 << (subject.last_measure_at / 86400000 - day)), 0) FROM subject_day
+                 WHERE subject_id = subject.id AND day BETWEEN subject.last_measure_at / 86400000 - 63 AND subject.last_measure_at / 86400000),
+  activity_hi = (SELECT coalesce(sum(1 << (subject.last_measure_at / 86400000 - day - 64)), 0) FROM subject_day
+                 WHERE subject_id = subject.id AND day BETWEEN subject.last_measure_at / 86400000 - 127 AND subject.last_measure_at / 86400000 - 64)
+WHERE last_measure_at IS NOT NULL;
 INSERT INTO subject_indicator (subject_id, indicator_id, n, first_at, first_value, last_at, last_value)
   SELECT subject_id, indicator_id, count(*), min(at), 0, max(at), 0 FROM observation GROUP BY subject_id, indicator_id;
 UPDATE subject_indicator SET
