@@ -3,7 +3,9 @@
 #
 # Ingest: N contract messages at QoS 1 from `pilotwatch loadgen` through a private mosquitto.
 #   (a) mosquitto_sub -q 1 receiving them all (the baseline: receive and discard)
-#   (b) pilotwatch serve validating and committing them all to SQLite before acknowledging
+#   (b) pilotwatch serve storing them all: each burst written to its inbox journal and flushed
+#       (fdatasync) before its acknowledgements leave; the time until SQLite holds them all
+#       (validated, committed) is printed too
 # once live (publisher running) and once draining a backlog queued while the subscriber was down.
 # Peak memory is the maximum resident set size reported by /usr/bin/time.
 set -euo pipefail
@@ -32,6 +34,8 @@ now() { date +%s.%N; }
 rate() { python3 -c "import sys; n,a,b=float(sys.argv[1]),float(sys.argv[2]),float(sys.argv[3]); print(f'{n/(b-a):.0f}')" "$@"; }
 secs() { python3 -c "import sys; print(f'{float(sys.argv[2])-float(sys.argv[1]):.2f}')" "$@"; }
 topic='pilots/+/+/obs'
+# Waits until serve's log says it has received (stored in its inbox) all N messages.
+await_received() { until grep -q "received [0-9]* messages (--stop-after" "$1"; do sleep 0.01; done; }
 
 echo "pilotwatch bench: $N messages, broker 127.0.0.1:$port, $(nproc) cores"
 echo
@@ -45,8 +49,11 @@ sub_live=$(rate "$N" "$t0" "$t1")
 /usr/bin/time -f %M -o "$work/rss-live" "$bin" serve --config "$work/pilotwatch.yaml" --stop-after "$N" --counts-every 3600 2> "$work/serve-live.log" &
 pw=$!; pids+=("$pw")
 for _ in $(seq 1 100); do grep -q subscribed "$work/serve-live.log" && break; sleep 0.1; done
-t0=$(now); "$bin" loadgen --port "$port" --count "$N" --run-id live-pw > "$work/loadgen2.txt"; wait "$pw"; t1=$(now)
+t0=$(now); "$bin" loadgen --port "$port" --count "$N" --run-id live-pw > "$work/loadgen2.txt" &
+gen=$!; pids+=("$gen")
+await_received "$work/serve-live.log"; t1=$(now); wait "$gen"; wait "$pw"; t2=$(now)
 pw_live=$(rate "$N" "$t0" "$t1")
+pw_live_sql=$(rate "$N" "$t0" "$t2")
 rss_live=$(cat "$work/rss-live")
 stored=$(sqlite3 "$work/bench.sqlite" "SELECT count(*) FROM message")
 
@@ -61,9 +68,11 @@ kill -TERM "$reg"; wait "$reg" || true
 t0=$(now); mosquitto_sub -h 127.0.0.1 -p "$port" -q 1 -t "$topic" -i bench-sub-drain -c -C "$N" > /dev/null; t1=$(now)
 sub_drain=$(rate "$N" "$t0" "$t1")
 t0=$(now)
-/usr/bin/time -f %M -o "$work/rss-drain" "$bin" serve --config "$work/pilotwatch.yaml" --stop-after "$N" --counts-every 3600 2> "$work/serve-drain.log"
-t1=$(now)
+/usr/bin/time -f %M -o "$work/rss-drain" "$bin" serve --config "$work/pilotwatch.yaml" --stop-after "$N" --counts-every 3600 2> "$work/serve-drain.log" &
+pw=$!; pids+=("$pw")
+await_received "$work/serve-drain.log"; t1=$(now); wait "$pw"; t2=$(now)
 pw_drain=$(rate "$N" "$t0" "$t1")
+pw_drain_sql=$(rate "$N" "$t0" "$t2")
 rss_drain=$(cat "$work/rss-drain")
 stored2=$(sqlite3 "$work/bench.sqlite" "SELECT count(*) FROM message")
 size=$(du -k "$work/bench.sqlite" | cut -f1)
@@ -71,8 +80,11 @@ size=$(du -k "$work/bench.sqlite" | cut -f1)
 printf '%-34s %12s %12s %8s\n' "ingest (messages/s)" "mosquitto_sub" "pilotwatch" "ratio"
 printf '%-34s %12s %12s %8s\n' "live, publisher running" "$sub_live" "$pw_live" "$(python3 -c "print(f'{$pw_live/$sub_live:.2f}')")"
 printf '%-34s %12s %12s %8s\n' "draining a queued backlog" "$sub_drain" "$pw_drain" "$(python3 -c "print(f'{$pw_drain/$sub_drain:.2f}')")"
+printf '%-34s %12s %12s\n' "  until all are in SQLite, live" "" "$pw_live_sql"
+printf '%-34s %12s %12s\n' "  until all are in SQLite, draining" "" "$pw_drain_sql"
 echo
 echo "peak memory of pilotwatch serve: live $((rss_live / 1024)) MiB, draining $((rss_drain / 1024)) MiB"
 echo "stored messages: $stored after the live run, $stored2 after draining (expected $N and $((2 * N)))"
 echo "database size: $((size / 1024)) MiB; publisher: $(cat "$work/loadgen2.txt")"
-echo "every message is committed to SQLite (WAL, synchronous=FULL) before its PUBACK is released"
+echo "every message is in the inbox journal (written, fdatasync) before its PUBACK is released;"
+echo "serve exits only once SQLite (WAL, synchronous=FULL) holds everything it acknowledged"

@@ -32,6 +32,7 @@ import PilotwatchCore
 /// | `pilot_day` | `(pilot_id, day)` | pilot and UTC day *received*: message and observation counters |
 /// | `refusal_day` | `(pilot_id, day, reason)` | refusals by pilot (0: topic did not parse), day received and reason |
 /// | `ingest_total` | `id = 1` | store-wide counters |
+/// | `inbox_applied` | `id = 1` | how far `serve`'s inbox journal is applied (v3) |
 /// | `reject` | `id` | quarantined message: topic, time, codes, reason, detail, payload hash |
 /// | `reject_payload` | `reject_id` | the payload of a reject, never for `identifying_data` (a trigger refuses it) |
 ///
@@ -73,6 +74,9 @@ enum Schema {
         migrator.registerMigration("v2-subject-activity") { db in
             try db.execute(sql: v2)
         }
+        migrator.registerMigration("v3-inbox") { db in
+            try db.execute(sql: v3)
+        }
         return migrator
     }
 
@@ -95,6 +99,18 @@ enum Schema {
                            WHERE subject_id = subject.id
                              AND day BETWEEN subject.last_measure_at / 86400000 - 127 AND subject.last_measure_at / 86400000 - 64)
         WHERE last_measure_at IS NOT NULL;
+        """
+
+    /// Which inbox (the journal of acknowledged messages, see ``Inbox``) `pilotwatch serve`
+    /// applies to this store, and how far; the position is written in the same transaction as
+    /// the data.
+    static let v3 = """
+        CREATE TABLE inbox_applied (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            inbox TEXT NOT NULL CHECK (length(inbox) > 0),
+            segment INTEGER NOT NULL CHECK (segment >= 1),
+            offset INTEGER NOT NULL CHECK (offset >= 0)
+        );
         """
 
     static let reasonList = ReasonCode.allCases.map { "'\($0.rawValue)'" }.joined(separator: ",")

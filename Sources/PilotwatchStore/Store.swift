@@ -82,13 +82,51 @@ public final class Store: Sendable {
     /// ```swift
     /// let outcomes = try store.ingest([IngestItem(topic: t, receivedAt: now, verdict: v, payload: bytes)])
     /// ```
+    ///
+    /// With `inboxPosition`, the items are the inbox's records up to that position, and the
+    /// position is recorded in the same transaction (``inboxPosition()``): after a crash, the
+    /// inbox is read again from exactly there, so nothing is applied twice or skipped.
     @discardableResult
-    public func ingest(_ items: [IngestItem]) throws -> [IngestOutcome] {
+    public func ingest(_ items: [IngestItem], inboxPosition: InboxPosition? = nil) throws -> [IngestOutcome] {
         try write("storing \(items.count) messages") { batch in
             var outcomes: [IngestOutcome] = []
             outcomes.reserveCapacity(items.count)
             for item in items { outcomes.append(try batch.apply(item)) }
+            if let p = inboxPosition {
+                try batch.db.cachedStatement(sql: "UPDATE inbox_applied SET segment = ?, offset = ? WHERE id = 1")
+                    .execute(arguments: [p.segment, p.offset])
+                guard batch.db.changesCount == 1 else {
+                    throw StoreError.sqlite(operation: "recording the inbox position",
+                                            message: "no inbox is adopted by this store (adoptInbox first)")
+                }
+            }
             return outcomes
+        }
+    }
+
+    /// The inbox this store applies and how far, or nil when it never adopted one.
+    public func inboxState() throws -> (id: String, position: InboxPosition)? {
+        try read { reader in
+            try Row.fetchOne(reader.db, sql: "SELECT inbox, segment, offset FROM inbox_applied WHERE id = 1")
+                .map { ($0[0], InboxPosition(segment: $0[1], offset: $0[2])) }
+        }
+    }
+
+    /// How far the adopted inbox has been applied (``InboxPosition/start`` when none is adopted).
+    public func inboxPosition() throws -> InboxPosition {
+        try inboxState()?.position ?? .start
+    }
+
+    /// Makes `id` the inbox this store applies, from `position` on.
+    public func adoptInbox(id: String, position: InboxPosition) throws {
+        if options.readOnly { throw StoreError.readOnly(path: path) }
+        try Store.sqlite("adopting inbox \(id)") {
+            try pool.write { db in
+                try db.execute(sql: """
+                    INSERT INTO inbox_applied (id, inbox, segment, offset) VALUES (1, ?, ?, ?)
+                    ON CONFLICT (id) DO UPDATE SET inbox = excluded.inbox, segment = excluded.segment, offset = excluded.offset
+                    """, arguments: [id, position.segment, position.offset])
+            }
         }
     }
 

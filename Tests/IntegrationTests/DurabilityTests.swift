@@ -116,4 +116,76 @@ struct DurabilityTests {
         #expect(s.accepted + s.duplicate >= total)
         #expect(s.refused == 0)
     }
+
+    /// Messages are acknowledged once they are in the inbox journal; if SQLite then refuses
+    /// them, serve stops (exit 1) and the next start applies them from the inbox: the broker
+    /// does not hold them any more, and nothing is lost.
+    @Test func acknowledgedMessagesSurviveADatabaseThatRefusesThem() throws {
+        let broker = try TestBroker.start()
+        defer { broker.stop() }
+        let ws = try Workspace(port: broker.port)
+        defer { ws.remove() }
+        let topic = "pilots/resp-copd-idf-01/oxi-9/obs"
+        // The store exists, with a trigger that makes every message insert fail.
+        #expect(try ws.run(["ingest", "-"], stdin: Data()).status == 0)
+        let block = "CREATE TRIGGER block BEFORE INSERT ON message BEGIN SELECT RAISE(ABORT, 'blocked by the test'); END;"
+        #expect(try runTool("/usr/bin/sqlite3", [ws.db, block]) == 0)
+
+        let serve = try ws.startServe(port: broker.port)
+        try serve.waitUntilSubscribed()
+        try publish(port: broker.port, topic: topic, lines: stream("j", count: 500))
+        let code = serve.waitExit(timeout: 60)
+        #expect(code == 1, "the refused batch stops serve:\n\(serve.logText)")
+        #expect(serve.logText.contains("the inbox keeps it"))
+        #expect(try ws.stats().accepted == 0)
+
+        // What was acknowledged is in the inbox, the rest still at the broker: the restart
+        // applies the first and receives the second.
+        #expect(try runTool("/usr/bin/sqlite3", [ws.db, "DROP TRIGGER block;"]) == 0)
+        let again = try ws.startServe(port: broker.port)
+        defer { again.terminate() }
+        try ws.waitFor("the 500 from the inbox", timeout: 60) { $0.accepted >= 500 }
+        #expect(again.logText.contains("inbox: applying"), "the restart says it applies the inbox:\n\(again.logText)")
+        Thread.sleep(forTimeInterval: 0.5)
+        let s = try ws.stats()
+        #expect(s.accepted == 500)
+        #expect(s.observations == 500)
+    }
+
+    /// A database deleted while its inbox stays: the new database does not get the old inbox's
+    /// messages; the inbox is set aside and a new one started.
+    @Test func anInboxIsNeverAppliedToAnotherDatabase() throws {
+        let broker = try TestBroker.start()
+        defer { broker.stop() }
+        let ws = try Workspace(port: broker.port)
+        defer { ws.remove() }
+        let topic = "pilots/resp-copd-idf-01/oxi-10/obs"
+        let first = try ws.startServe(port: broker.port)
+        try first.waitUntilSubscribed()
+        try publish(port: broker.port, topic: topic, lines: stream("o", count: 50))
+        try ws.waitFor("the first 50") { $0.accepted >= 50 }
+        #expect(first.terminate() == 0)
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: ws.db + suffix) }
+
+        let second = try ws.startServe(port: broker.port)
+        defer { second.terminate() }
+        try second.waitUntilSubscribed()
+        #expect(second.logText.contains("holds messages for another database"), "\(second.logText)")
+        try publish(port: broker.port, topic: topic, lines: stream("p", count: 10))
+        try ws.waitFor("the next 10") { $0.accepted >= 10 }
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(try ws.stats().accepted == 10, "nothing of the old inbox reached the new database")
+        let aside = try FileManager.default.contentsOfDirectory(atPath: ws.dir).filter { $0.contains(".inbox.orphan-") }
+        #expect(aside.count == 1)
+    }
+}
+
+/// Runs a tool to its end; returns its exit status.
+private func runTool(_ path: String, _ arguments: [String]) throws -> Int32 {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: path)
+    p.arguments = arguments
+    try p.run()
+    p.waitUntilExit()
+    return p.terminationStatus
 }

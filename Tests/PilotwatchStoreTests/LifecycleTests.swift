@@ -79,7 +79,7 @@ import Testing
         #expect(try copy.stats() == store.stats())
         #expect(try copy.replayCandidates(RejectFilter()) == store.replayCandidates(RejectFilter()))
         #expect(try copy.integrityCheck() == [])
-        #expect(try copy.schemaVersion() == "v2-subject-activity")
+        #expect(try copy.schemaVersion() == "v3-inbox")
 
         #expect(throws: StoreError.backupDestinationExists(path: dir.file("copy.sqlite"))) {
             try store.backup(to: dir.file("copy.sqlite"))

@@ -11,11 +11,20 @@ struct Serve: ParsableCommand {
         abstract: "Run the subscriber: validate every message and store it, until SIGTERM or SIGINT.",
         discussion: """
         Subscribes at QoS 1 to {root}/+/+/obs and {root}/+/+/status with a persistent session, so \
-        that what the broker queued while pilotwatch was down arrives when it returns. A message \
-        is acknowledged to the broker only after it is committed to SQLite; bursts are committed \
-        in one transaction (group commit). On SIGTERM or SIGINT it finishes the batch it holds, \
-        acknowledges it, disconnects and exits 0. If the database refuses a commit, it stops \
-        without acknowledging (exit 1) so that the broker redelivers.
+        that what the broker queued while pilotwatch was down arrives when it returns.
+
+        A message is acknowledged to the broker only once it is stored: written to the inbox, an \
+        append-only journal next to the database ({database}.inbox/), and flushed to disk with \
+        fdatasync, a burst at a time. A second thread validates what the inbox holds and commits \
+        it to SQLite, recording in the same transaction how far it got; at start, serve first \
+        applies whatever the inbox holds past that point (messages acknowledged before a crash). \
+        So a burst is acknowledged at the speed of the disk, and SQLite catches up behind it; if \
+        more than --max-backlog MiB wait in the inbox, serve stops reading from the broker until \
+        SQLite has caught up.
+
+        On SIGTERM or SIGINT it acknowledges what it has stored, disconnects, applies everything \
+        left in the inbox and exits 0. If the database refuses a batch, it stops (exit 1); the \
+        inbox keeps the batch for the next start.
 
         Example:
           pilotwatch serve --config config/pilotwatch.yaml --port 1883
@@ -31,7 +40,11 @@ struct Serve: ParsableCommand {
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "level"))
     var logLevel: String = "info"
 
-    @Option(help: ArgumentHelp("Stop after handling this many messages (benchmarks).", visibility: .hidden))
+    @Option(help: ArgumentHelp("MiB of inbox not yet in SQLite above which serve stops reading from the broker.",
+                               valueName: "MiB"))
+    var maxBacklog: Int = 256
+
+    @Option(help: ArgumentHelp("Stop after receiving this many messages (benchmarks).", visibility: .hidden))
     var stopAfter: Int?
 
     func validate() throws {
@@ -40,16 +53,56 @@ struct Serve: ParsableCommand {
             throw ValidationError("--log-level \(logLevel) is not a level; use trace, debug, info, notice, warning or error")
         }
         guard countsEvery > 0 else { throw ValidationError("--counts-every \(countsEvery) must be above 0") }
+        guard maxBacklog >= 1 else { throw ValidationError("--max-backlog \(maxBacklog) must be at least 1 (MiB)") }
     }
 
     func run() throws {
         let ctx = try Context.load(global, broker: broker)
         let logger = makeLogger("pilotwatch.serve", level: Logger.Level(rawValue: logLevel) ?? .info)
         let store = try openStore(ctx.service.databasePath)
+        let inboxPath = ctx.service.databasePath + ".inbox"
+        var inbox: Inbox
+        do {
+            inbox = try Inbox(directory: inboxPath)
+            // An inbox is applied to the database that adopted it, never to another one (a
+            // database deleted or replaced while its inbox stayed): such an inbox is set aside.
+            if try store.inboxState()?.id != inbox.id {
+                if !inbox.isEmpty {
+                    let aside = inboxPath + ".orphan-" + String(Int(Date().timeIntervalSince1970))
+                    try FileManager.default.moveItem(atPath: inboxPath, toPath: aside)
+                    logger.warning("inbox \(inboxPath) holds messages for another database; moved it to \(aside) and started a new one")
+                    inbox = try Inbox(directory: inboxPath)
+                }
+                try store.adoptInbox(id: inbox.id, position: inbox.end)
+            }
+        } catch {
+            throw CLIError("cannot open the inbox \(inboxPath): \(error)")
+        }
+        if inbox.truncatedBytes > 0 {
+            logger.warning("inbox: zeroed \(inbox.truncatedBytes) bytes of a record torn by a crash; it was never acknowledged, so the broker delivers it again")
+        }
         let validator = ContractValidator(registry: ctx.registry, catalogue: ctx.catalogue, topicRoot: ctx.service.topicRoot)
         let mqttConfig = try mqttConfiguration(ctx.service)
         let subscriber = try MQTTSubscriber(configuration: mqttConfig, logger: logger)
         let counts = IngestCounts()
+
+        let start = try store.inboxPosition()
+        let applier = InboxApplier(
+            inbox: inbox, store: store, from: start, niceness: 10,
+            makeItem: { r in
+                IngestItem(topic: r.topic, receivedAt: r.receivedAt,
+                           verdict: validator.validate(topic: r.topic, payload: r.payload, receivedAt: r.receivedAt),
+                           payload: r.payload)
+            },
+            onApplied: { counts.add($0) },
+            onFailure: { error in
+                logger.error("the database refused a batch from the inbox; stopping (the inbox keeps it): \(error)")
+                subscriber.stop()
+            })
+        if inbox.end > start {
+            logger.notice("inbox: applying \(inbox.backlogBytes(after: start)) bytes acknowledged before the last stop")
+        }
+        applier.start()
 
         let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { sig in
             logger.notice("stopping: finishing the current batch", metadata: ["signal": "\(sig)"])
@@ -62,27 +115,31 @@ struct Serve: ParsableCommand {
         defer { ticker.cancel(); signals.cancel() }
 
         logger.info("pilotwatch serve starting", metadata: [
-            "db.path": "\(ctx.service.databasePath)", "mqtt.host": "\(mqttConfig.host)", "mqtt.port": "\(mqttConfig.port)",
-            "mqtt.client_id": "\(mqttConfig.clientID)",
+            "db.path": "\(ctx.service.databasePath)", "inbox.path": "\(inboxPath)", "mqtt.host": "\(mqttConfig.host)",
+            "mqtt.port": "\(mqttConfig.port)", "mqtt.client_id": "\(mqttConfig.clientID)",
         ])
+        let backlogLimit = Int64(maxBacklog) << 20
+        var receiveError: (any Error)?
         do {
             try subscriber.run { batch in
                 let now = Instant.now
-                let items = batch.map { m in
-                    IngestItem(topic: m.topic, receivedAt: now,
-                               verdict: validator.validate(topic: m.topic, payload: m.payload, receivedAt: now),
-                               payload: m.payload)
+                try inbox.append(batch.map { InboxRecord(receivedAt: now, topic: $0.topic, payload: $0.payload) })
+                applier.wake()
+                let received = counts.addReceived(batch.count)
+                if let stopAfter, received >= stopAfter {
+                    logger.notice("received \(received) messages (--stop-after \(stopAfter)); stopping")
+                    subscriber.stop()
                 }
-                let outcomes = try store.ingest(items)
-                let handled = counts.add(outcomes)
-                if let stopAfter, handled >= stopAfter { subscriber.stop() }
+                applier.waitForBacklog(atMost: backlogLimit)
             }
         } catch {
+            receiveError = error
             logger.error("stopped without acknowledging the current batch: \(error)")
-            logger.info("\(counts.line())")
-            throw ExitCode.failure
         }
+        // Everything acknowledged goes into SQLite before exiting.
+        let applyError = applier.finish()
         logger.info("\(counts.line())")
+        if receiveError != nil || applyError != nil { throw ExitCode.failure }
         logger.notice("pilotwatch serve stopped cleanly")
     }
 }
@@ -127,7 +184,7 @@ func openStore(_ path: String, readOnly: Bool = false) throws -> Store {
 /// Running totals for the periodic log line; updated by the network thread, read by the timer.
 final class IngestCounts: Sendable {
     private struct State {
-        var accepted = 0, duplicate = 0, status = 0, observations = 0
+        var received = 0, accepted = 0, duplicate = 0, status = 0, observations = 0
         var refused: [ReasonCode: Int] = [:]
     }
     private let state = Mutex(State())
@@ -148,11 +205,19 @@ final class IngestCounts: Sendable {
         }
     }
 
+    /// Adds messages written to the inbox; returns how many have been received in all.
+    func addReceived(_ n: Int) -> Int {
+        state.withLock { s in
+            s.received += n
+            return s.received
+        }
+    }
+
     func line() -> String {
         state.withLock { s in
             let refused = s.refused.values.reduce(0, +)
             let byReason = s.refused.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue)=\($0.value)" }.joined(separator: " ")
-            return "counts: accepted=\(s.accepted) duplicate=\(s.duplicate) status=\(s.status) refused=\(refused)\(byReason.isEmpty ? "" : " (\(byReason))") observations=\(s.observations)"
+            return "counts: received=\(s.received) accepted=\(s.accepted) duplicate=\(s.duplicate) status=\(s.status) refused=\(refused)\(byReason.isEmpty ? "" : " (\(byReason))") observations=\(s.observations)"
         }
     }
 }

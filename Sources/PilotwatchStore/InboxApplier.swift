@@ -1,0 +1,155 @@
+import Foundation
+import PilotwatchCore
+
+/// Moves an ``Inbox``'s records into a ``Store`` on a thread of its own, a batch per transaction,
+/// recording in each transaction how far it got.
+///
+/// `pilotwatch serve` appends what the broker delivers to the inbox, acknowledges it, and wakes
+/// the applier; at start the applier first catches up with whatever the inbox holds past the
+/// store's recorded position (messages acknowledged before a crash or a stop).
+///
+/// ```swift
+/// let applier = InboxApplier(inbox: inbox, store: store, from: try store.inboxPosition(),
+///                            makeItem: { r in validate(r) }, onApplied: { outcomes in log(outcomes) })
+/// applier.start()
+/// try inbox.append(records); applier.wake()
+/// if let error = applier.finish() { ... }  // everything appended is in SQLite, or the error says why not
+/// ```
+// @unchecked Sendable: `inbox`, `store` and the closures are immutable and thread-safe (Store and
+// Inbox document their own rules: the applier thread is the inbox's only reader and only remover of
+// segments); every mutable property (`stopping`, `finished`, `failure`, `applied`) is read and
+// written only with `condition` locked.
+public final class InboxApplier: @unchecked Sendable {
+    private let inbox: Inbox
+    private let store: Store
+    private let makeItem: @Sendable (InboxRecord) -> IngestItem
+    private let onApplied: @Sendable ([IngestOutcome]) -> Void
+    private let onFailure: @Sendable (any Error) -> Void
+    private let maxRecords: Int
+    private let niceness: Int32
+    private let condition = NSCondition()
+    private var stopping = false
+    private var finished = false
+    private var failure: (any Error)?
+    private var applied: InboxPosition
+
+    /// `makeItem` validates a record (it runs on the applier's thread); `onApplied` gets each
+    /// committed batch's outcomes; `onFailure` is called once if the store refuses a batch, after
+    /// which the applier stops (the records stay in the inbox for the next start).
+    ///
+    /// `niceness` lowers the applier thread's scheduling priority (Linux), so that under load the
+    /// CPU goes first to receiving and acknowledging.
+    public init(inbox: Inbox, store: Store, from position: InboxPosition, maxRecords: Int = 512, niceness: Int32 = 0,
+                makeItem: @escaping @Sendable (InboxRecord) -> IngestItem,
+                onApplied: @escaping @Sendable ([IngestOutcome]) -> Void = { _ in },
+                onFailure: @escaping @Sendable (any Error) -> Void = { _ in }) {
+        self.inbox = inbox
+        self.store = store
+        self.applied = position
+        self.maxRecords = max(1, maxRecords)
+        self.niceness = niceness
+        self.makeItem = makeItem
+        self.onApplied = onApplied
+        self.onFailure = onFailure
+    }
+
+    /// Starts the applier's thread.
+    public func start() {
+        let thread = Thread { [self] in self.loop() }
+        thread.name = "pilotwatch.inbox-applier"
+        thread.start()
+    }
+
+    /// Says that the inbox has grown.
+    public func wake() {
+        condition.lock()
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// How far the inbox is in the store.
+    public var position: InboxPosition {
+        condition.lock()
+        defer { condition.unlock() }
+        return applied
+    }
+
+    /// The error that stopped the applier, if one did.
+    public var error: (any Error)? {
+        condition.lock()
+        defer { condition.unlock() }
+        return failure
+    }
+
+    /// Waits while more than `bytes` of the inbox are not yet in the store (back-pressure on the
+    /// receiving side); returns at once if the applier has failed or finished.
+    public func waitForBacklog(atMost bytes: Int64) {
+        condition.lock()
+        defer { condition.unlock() }
+        while failure == nil && !finished && inbox.backlogBytes(after: applied) > bytes {
+            _ = condition.wait(until: Date(timeIntervalSinceNow: 0.5))
+        }
+    }
+
+    /// Applies everything the inbox durably holds, stops the thread and waits for it; returns the
+    /// error that stopped it early, if any.
+    @discardableResult
+    public func finish() -> (any Error)? {
+        condition.lock()
+        defer { condition.unlock() }
+        stopping = true
+        condition.broadcast()
+        while !finished { condition.wait() }
+        return failure
+    }
+
+    private func loop() {
+        #if os(Linux)
+        // Below the receiving thread, the broker and local publishers: acknowledging comes first,
+        // SQLite catches up with the CPU left. On Linux the nice value is per thread, and "0"
+        // names the calling thread (setpriority(2), NOTES).
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, niceness)
+        #endif
+        var reader = inbox.reader()
+        defer { reader.close() }
+        var at = position
+        while true {
+            condition.lock()
+            while !stopping && inbox.end <= applied {
+                _ = condition.wait(until: Date(timeIntervalSinceNow: 1))
+            }
+            let stop = stopping
+            condition.unlock()
+            do {
+                let (records, next) = try reader.read(from: at, maxRecords: maxRecords, maxBytes: 4 << 20)
+                if records.isEmpty && next == at {
+                    if inbox.end <= next {
+                        if stop { break }
+                        continue
+                    }
+                    // Durably written bytes that cannot be read: a segment removed by hand.
+                    throw InboxError.corrupt(path: Inbox.path(inbox.directory, at.segment), offset: at.offset,
+                                             reason: "no record where the inbox says there are some (end: \(inbox.end))")
+                }
+                let outcomes = try store.ingest(records.map(makeItem), inboxPosition: next)
+                at = next
+                condition.lock()
+                applied = next
+                condition.broadcast()
+                condition.unlock()
+                if !outcomes.isEmpty { onApplied(outcomes) }
+                if next.segment > inbox.oldestSegment { try inbox.removeSegments(before: next.segment) }
+            } catch {
+                condition.lock()
+                failure = error
+                condition.unlock()
+                onFailure(error)
+                break
+            }
+        }
+        condition.lock()
+        finished = true
+        condition.broadcast()
+        condition.unlock()
+    }
+}

@@ -1,0 +1,186 @@
+import Foundation
+import PilotwatchCore
+import Synchronization
+import TestSupport
+import Testing
+@testable import PilotwatchStore
+
+private func record(_ i: Int, payload: [UInt8]? = nil) -> InboxRecord {
+    InboxRecord(receivedAt: Instant(millis: 1_772_409_600_000 + Int64(i)), topic: "pilots/hf-nord/dev-\(i % 7)/obs",
+                payload: payload ?? Array("{\"msg_id\":\"m\(i)\"}".utf8))
+}
+
+private func readAll(_ inbox: Inbox, from: InboxPosition = .start, chunk: Int = 5) throws -> [InboxRecord] {
+    var reader = inbox.reader()
+    defer { reader.close() }
+    var out: [InboxRecord] = []
+    var at = from
+    while true {
+        let (records, next) = try reader.read(from: at, maxRecords: chunk, maxBytes: 1 << 20)
+        if records.isEmpty && next == at { return out }
+        out += records
+        at = next
+    }
+}
+
+@Suite struct InboxTests {
+    @Test func recordsComeBackAsAppendedAcrossBurstsAndReopening() throws {
+        let dir = try TempDir()
+        let odd: [[UInt8]] = [[], [0xFF, 0xFE, 0x00, 0x80], Array(repeating: 0x41, count: 1 << 20)]
+        var expected = (0..<20).map { record($0) } + odd.enumerated().map { record(100 + $0.offset, payload: $0.element) }
+        do {
+            let inbox = try Inbox(directory: dir.file("inbox"))
+            try inbox.append(Array(expected[0..<7]))
+            try inbox.append(Array(expected[7...]))
+            #expect(try readAll(inbox) == expected)
+        }
+        let reopened = try Inbox(directory: dir.file("inbox"))
+        #expect(reopened.truncatedBytes == 0)
+        #expect(reopened.end == InboxPosition(segment: 1, offset: reopened.end.offset) && reopened.end.offset > 1 << 20)
+        try reopened.append([record(200)])
+        expected.append(record(200))
+        #expect(try readAll(reopened, chunk: 1) == expected)
+    }
+
+    /// A crash in the middle of an append leaves a torn last record: it was never acknowledged,
+    /// so opening zeroes it and the records before it stay.
+    @Test(arguments: ["header", "body", "checksum", "after"])
+    func aTornLastRecordIsZeroed(damage: String) throws {
+        let dir = try TempDir()
+        let folder = dir.file("inbox")
+        let end: InboxPosition, torn: InboxPosition
+        do {
+            let inbox = try Inbox(directory: folder, segmentBytes: 8192)
+            try inbox.append((0..<3).map { record($0) })
+            end = inbox.end
+            try inbox.append([record(3)])
+            torn = inbox.end
+        }
+        #expect(torn.segment == end.segment)
+        let path = Inbox.path(folder, end.segment)
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        #expect(bytes.count == 8192, "segments are created full of zeros")
+        let (from, to) = (Int(end.offset), Int(torn.offset))
+        switch damage {
+        case "header": for i in (from + 5)..<to { bytes[i] = 0 }  // only part of the header reached the disk
+        case "body": for i in (to - 3)..<to { bytes[i] = 0 }
+        case "checksum": bytes[to - 1] ^= 0xFF
+        default: for i in from..<to { bytes[i] = 0 }; bytes[to + 100] = 7  // stray bytes after the records
+        }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let inbox = try Inbox(directory: folder, segmentBytes: 8192)
+        #expect(inbox.truncatedBytes > 0)
+        #expect(inbox.end == end)
+        let after = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        #expect(after[from...].allSatisfy { $0 == 0 }, "nothing but zeros after the last whole record")
+        #expect(try readAll(inbox) == (0..<3).map { record($0) })
+        try inbox.append([record(9)])
+        #expect(try readAll(inbox) == (0..<3).map { record($0) } + [record(9)])
+    }
+
+    @Test func segmentsRollOverAndAppliedOnesAreRemoved() throws {
+        let dir = try TempDir()
+        let folder = dir.file("inbox")
+        let records = (0..<400).map { record($0) }
+        let inbox = try Inbox(directory: folder, segmentBytes: 4096)
+        for chunk in stride(from: 0, to: records.count, by: 10) { try inbox.append(Array(records[chunk..<(chunk + 10)])) }
+        let segments = try Inbox.segments(in: folder)
+        #expect(segments.count > 3)
+        #expect(segments == Array(1...Int64(segments.count)))
+        #expect(try readAll(inbox, chunk: 7) == records)
+
+        // Read half, remove what is behind the reader: the rest still reads, from there.
+        var reader = inbox.reader()
+        let (firstHalf, middle) = try reader.read(from: .start, maxRecords: 200, maxBytes: 1 << 30)
+        reader.close()
+        #expect(firstHalf == Array(records[..<200]))
+        try inbox.removeSegments(before: middle.segment)
+        #expect(try Inbox.segments(in: folder).first == middle.segment)
+        #expect(try readAll(inbox, from: middle) == Array(records[200...]))
+        // A position in a removed segment reads from the oldest one left.
+        #expect(try readAll(inbox, from: .start).last == records.last)
+        // Never the segment being written.
+        try inbox.removeSegments(before: Int64.max)
+        #expect(try Inbox.segments(in: folder) == [inbox.end.segment])
+        let reopened = try Inbox(directory: folder, segmentBytes: 4096)
+        #expect(reopened.end == inbox.end)
+    }
+}
+
+@Suite struct InboxApplierTests {
+    /// The record's payload is its msg id; a payload "nan" makes an item SQLite refuses.
+    static func item(_ r: InboxRecord) -> IngestItem {
+        let id = String(decoding: r.payload, as: UTF8.self)
+        let value = id == "nan" ? Double.nan : 95
+        return obsItem(device: "dev-1", msgID: id, received: r.receivedAt,
+                       [Observation(subject: "p-1", indicator: "spo2", kind: .measurement, value: value,
+                                    at: r.receivedAt)])
+    }
+
+    static func records(_ range: Range<Int>) -> [InboxRecord] {
+        range.map { InboxRecord(receivedAt: at(day: 0, hour: Double($0) / 100), topic: "pilots/hf-nord/dev-1/obs",
+                                payload: Array("m\($0)".utf8)) }
+    }
+
+    @Test func everythingAppendedIsAppliedOnceAcrossRestarts() throws {
+        let dir = try TempDir()
+        let store = try Store(path: dir.file("s.sqlite"))
+        let inbox = try Inbox(directory: dir.file("s.sqlite.inbox"), segmentBytes: 4096)
+        #expect(try store.inboxState() == nil)
+        #expect(throws: StoreError.self) { try store.ingest([], inboxPosition: .start) }
+        try store.adoptInbox(id: inbox.id, position: inbox.end)
+        #expect(try store.inboxState()?.id == inbox.id)
+
+        let first = InboxApplier(inbox: inbox, store: store, from: try store.inboxPosition(), maxRecords: 17,
+                                 makeItem: Self.item)
+        first.start()
+        for chunk in stride(from: 0, to: 300, by: 30) {
+            try inbox.append(Self.records(chunk..<(chunk + 30)))
+            first.wake()
+        }
+        #expect(first.finish() == nil)
+        #expect(try store.inboxPosition() == inbox.end)
+        #expect(try store.stats().accepted == 300)
+        #expect(try Inbox.segments(in: inbox.directory) == [inbox.end.segment], "applied segments are removed")
+
+        // Appended while no applier runs (acknowledged, then a crash): the next one starts where
+        // the store says and applies only those.
+        try inbox.append(Self.records(300..<350))
+        let second = InboxApplier(inbox: inbox, store: store, from: try store.inboxPosition(), makeItem: Self.item)
+        second.start()
+        #expect(second.finish() == nil)
+        let stats = try store.stats()
+        #expect(stats.accepted == 350)
+        #expect(stats.duplicate == 0, "nothing applied twice")
+        #expect(try store.integrityCheck() == [])
+    }
+
+    @Test func aBatchTheStoreRefusesStopsTheApplierAndStaysInTheInbox() throws {
+        let dir = try TempDir()
+        let store = try Store(path: dir.file("s.sqlite"))
+        let inbox = try Inbox(directory: dir.file("s.sqlite.inbox"))
+        try store.adoptInbox(id: inbox.id, position: inbox.end)
+        try inbox.append(Self.records(0..<5))
+        let good = inbox.end
+        try inbox.append([InboxRecord(receivedAt: at(hour: 1), topic: "pilots/hf-nord/dev-1/obs", payload: Array("nan".utf8))])
+        try inbox.append(Self.records(5..<8))
+        let failures = Counter()
+        let applier = InboxApplier(inbox: inbox, store: store, from: .start, maxRecords: 5, makeItem: Self.item,
+                                   onFailure: { _ in failures.add() })
+        applier.start()
+        let error = applier.finish()
+        #expect(error != nil)
+        #expect(failures.value == 1)
+        #expect(applier.position == good)
+        #expect(try store.inboxPosition() == good)
+        #expect(try store.stats().accepted == 5)
+        #expect(try Inbox.segments(in: inbox.directory).count == 1, "the refused batch is still on disk")
+    }
+}
+
+/// A thread-safe counter for callbacks.
+final class Counter: Sendable {
+    private let count = Mutex(0)
+    func add() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
+}
