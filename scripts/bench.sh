@@ -35,7 +35,13 @@ rate() { python3 -c "import sys; n,a,b=float(sys.argv[1]),float(sys.argv[2]),flo
 secs() { python3 -c "import sys; print(f'{float(sys.argv[2])-float(sys.argv[1]):.2f}')" "$@"; }
 topic='pilots/+/+/obs'
 # Waits until serve's log says it has received (stored in its inbox) all N messages.
-await_received() { until grep -q "received [0-9]* messages (--stop-after" "$1"; do sleep 0.01; done; }
+# $1: its log, $2: its pid.
+await_received() {
+  until grep -q "received [0-9]* messages (--stop-after" "$1"; do
+    kill -0 "$2" 2>/dev/null || { echo "serve stopped before receiving everything; its log:" >&2; cat "$1" >&2; exit 1; }
+    sleep 0.01
+  done
+}
 
 echo "pilotwatch bench: $N messages, broker 127.0.0.1:$port, $(nproc) cores"
 echo
@@ -51,7 +57,7 @@ pw=$!; pids+=("$pw")
 for _ in $(seq 1 100); do grep -q subscribed "$work/serve-live.log" && break; sleep 0.1; done
 t0=$(now); "$bin" loadgen --port "$port" --count "$N" --run-id live-pw > "$work/loadgen2.txt" &
 gen=$!; pids+=("$gen")
-await_received "$work/serve-live.log"; t1=$(now); wait "$gen"; wait "$pw"; t2=$(now)
+await_received "$work/serve-live.log" "$pw"; t1=$(now); wait "$gen"; wait "$pw"; t2=$(now)
 pw_live=$(rate "$N" "$t0" "$t1")
 pw_live_sql=$(rate "$N" "$t0" "$t2")
 rss_live=$(cat "$work/rss-live")
@@ -70,7 +76,7 @@ sub_drain=$(rate "$N" "$t0" "$t1")
 t0=$(now)
 /usr/bin/time -f %M -o "$work/rss-drain" "$bin" serve --config "$work/pilotwatch.yaml" --stop-after "$N" --counts-every 3600 2> "$work/serve-drain.log" &
 pw=$!; pids+=("$pw")
-await_received "$work/serve-drain.log"; t1=$(now); wait "$pw"; t2=$(now)
+await_received "$work/serve-drain.log" "$pw"; t1=$(now); wait "$pw"; t2=$(now)
 pw_drain=$(rate "$N" "$t0" "$t1")
 pw_drain_sql=$(rate "$N" "$t0" "$t2")
 rss_drain=$(cat "$work/rss-drain")

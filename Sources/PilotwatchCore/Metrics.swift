@@ -376,12 +376,14 @@ public struct ActivityDays: Sendable, Hashable {
     public init(lastDay: Day, days: some Sequence<Day>, covering: Int) {
         self.lastDay = lastDay
         words = Array(repeating: 0, count: ActivityDays.words(forDays: covering))
-        for d in days {
-            let k = d.distance(to: lastDay)
-            guard k >= 0, k < covering else { continue }
-            let bit: UInt64 = 1 << UInt64(k % 64)
-            words[k / 64] |= bit
-        }
+        for d in days where d.distance(to: lastDay) < covering { insert(d) }
+    }
+
+    /// Adds `day`; a day after `lastDay` or older than the set covers changes nothing.
+    public mutating func insert(_ day: Day) {
+        let k = day.distance(to: lastDay)
+        guard k >= 0, k < coveredDays else { return }
+        words[k / 64] |= 1 << UInt64(k % 64)
     }
 
     /// The number of 64-bit words that cover `days` days.

@@ -58,7 +58,7 @@ public final class Inbox: @unchecked Sendable {
     private var offset: Int64
     private var buffer: [UInt8] = []
 
-    /// Opens (creating if needed) the inbox in `directory`, truncating a torn last record.
+    /// Opens (creating if needed) the inbox in `directory`, zeroing a torn last record.
     public init(directory: String, segmentBytes: Int64 = 16 << 20) throws {
         self.directory = directory
         self.segmentBytes = max(4096, segmentBytes)
@@ -73,20 +73,26 @@ public final class Inbox: @unchecked Sendable {
         let segments = try Inbox.segments(in: directory)
         let last = segments.last ?? 1
         let path = Inbox.path(directory, last)
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw InboxError.io(path: path, call: "open", reason: String(cString: strerror(errno))) }
+        let file = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard file >= 0 else { throw InboxError.io(path: path, call: "open", reason: String(cString: strerror(errno))) }
+        // Keep the whole records of the last segment; zero a torn tail.
+        let valid: Int64
+        do {
+            var files = SegmentFiles(directory: directory)
+            defer { files.close() }
+            valid = try files.validLength(of: last)
+            truncatedBytes = try Inbox.zeroTornTail(file, from: valid, path: path)
+            try Inbox.preallocate(file, to: self.segmentBytes, path: path)
+            if segments.isEmpty { try Inbox.syncDirectory(directory) }
+        } catch {
+            closeDescriptor(file)
+            throw error
+        }
+        fd = file
         segment = last
         oldest = segments.first ?? last
-        // Keep the whole records of the last segment; cut a torn tail.
-        var files = SegmentFiles(directory: directory)
-        defer { files.close() }
-        let valid = try files.validLength(of: last)
         offset = valid
         durable = InboxPosition(segment: last, offset: valid)
-        truncatedBytes = try Inbox.zeroTornTail(fd, from: valid, path: path)
-        try Inbox.preallocate(fd, to: self.segmentBytes, path: path)
-        _ = lseek(fd, off_t(valid), SEEK_SET)
-        if segments.isEmpty { try Inbox.syncDirectory(directory) }
     }
 
     /// Zeroes whatever follows the last whole record, up to the first 64 KiB that are already

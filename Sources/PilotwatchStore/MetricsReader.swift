@@ -55,25 +55,12 @@ extension StoreReader {
         guard covering <= ActivityMask.coveredDays else {
             return try subjectFactsFromDays(owner: "s.pilot_id", id: pilotID, asOf: t, covering: covering)
         }
-        var out: [SubjectFacts] = []
-        var fromDays: [(index: Int, id: Int64)] = []
         let query = try FastStatement(db, """
             SELECT \(Self.rollUpColumns) FROM subject WHERE pilot_id = ? AND first_at <= ?
-            ORDER BY code
             """)
         query.bind(1, pilotID)
         query.bind(2, t.millis)
-        try query.forEachRow { row in
-            let (facts, complete) = Self.rollUpFacts(row, asOf: t, covering: covering)
-            if !complete { fromDays.append((out.count, row.int64(0))) }
-            out.append(facts)
-        }
-        for (index, id) in fromDays {
-            if let facts = try subjectFactsFromDays(owner: "s.id", id: id, asOf: t, covering: covering).first {
-                out[index] = facts
-            }
-        }
-        return out
+        return try subjectsFromRollUp(query, asOf: t, covering: covering)[pilotID] ?? []
     }
 
     /// ``subjectFacts(pilot:asOf:historyDays:)`` of every pilot with subjects, by pilot code: one
@@ -83,15 +70,26 @@ extension StoreReader {
         let covering = max(1, historyDays)
         var codes: [Int64: String] = [:]
         for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT id, code FROM pilot")) { codes[row[0]] = row[1] }
+        var out: [String: [SubjectFacts]] = [:]
         guard covering <= ActivityMask.coveredDays else {
-            var out: [String: [SubjectFacts]] = [:]
             for (_, code) in codes { out[code] = try subjectFacts(pilot: code, asOf: t, historyDays: historyDays) }
             return out
         }
+        let query = try FastStatement(db, "SELECT \(Self.rollUpColumns) FROM subject WHERE first_at <= ?")
+        query.bind(1, t.millis)
+        for (id, list) in try subjectsFromRollUp(query, asOf: t, covering: covering) {
+            if let code = codes[id] { out[code] = list }
+        }
+        return out
+    }
+
+    /// The subjects of `query`'s rows (``rollUpColumns``) by pilot id, each pilot's sorted by
+    /// code as SQLite's BINARY collation sorts (UTF-8 bytes): from the activity roll-up where it
+    /// answers, from `subject_day` where the subject has data after `t`.
+    private func subjectsFromRollUp(_ query: FastStatement, asOf t: Instant,
+                                    covering: Int) throws -> [Int64: [SubjectFacts]] {
         var byPilot: [Int64: [SubjectFacts]] = [:]
         var fromDays: [(pilot: Int64, index: Int, id: Int64)] = []
-        let query = try FastStatement(db, "SELECT \(Self.rollUpColumns), pilot_id FROM subject WHERE first_at <= ?")
-        query.bind(1, t.millis)
         try query.forEachRow { row in
             let (facts, complete) = Self.rollUpFacts(row, asOf: t, covering: covering)
             let pilot = row.int64(8)
@@ -103,19 +101,15 @@ extension StoreReader {
                 byPilot[pilot]?[index] = facts
             }
         }
-        var out: [String: [SubjectFacts]] = [:]
-        for (id, var list) in byPilot {
-            guard let code = codes[id] else { continue }
-            // The order of subjectFacts(pilot:): by code, compared as SQLite's BINARY collation does (UTF-8 bytes).
-            list.sort { $0.code.utf8.lexicographicallyPrecedes($1.code.utf8) }
-            out[code] = list
+        for pilot in byPilot.keys {
+            byPilot[pilot]?.sort { $0.code.utf8.lexicographicallyPrecedes($1.code.utf8) }
         }
-        return out
+        return byPilot
     }
 
-    /// The `subject` columns ``rollUpFacts(_:asOf:covering:)`` reads, in its order.
+    /// The `subject` columns ``rollUpFacts(_:asOf:covering:)`` reads, in its order, then the pilot id.
     static let rollUpColumns =
-        "id, code, enrolled_at, withdrawn_at, first_at, last_measure_at, activity_lo, activity_hi"
+        "id, code, enrolled_at, withdrawn_at, first_at, last_measure_at, activity_lo, activity_hi, pilot_id"
 
     /// A subject's facts from its row and activity roll-up; `complete` is false when it has data
     /// after `t`, which the roll-up cannot leave out (read its `subject_day` rows instead).

@@ -393,13 +393,9 @@ public struct StoreReader {
              """),
             ("subjects whose activity days disagree with subject_day (expected, found)", """
              SELECT 0, count(*) FROM subject s
-             WHERE s.last_measure_at IS NOT NULL AND (
-                 s.activity_lo != (SELECT coalesce(sum(1 << (s.last_measure_at / 86400000 - d.day)), 0) FROM subject_day d
-                                   WHERE d.subject_id = s.id AND d.day BETWEEN s.last_measure_at / 86400000 - 63
-                                                                           AND s.last_measure_at / 86400000)
-              OR s.activity_hi != (SELECT coalesce(sum(1 << (s.last_measure_at / 86400000 - d.day - 64)), 0) FROM subject_day d
-                                   WHERE d.subject_id = s.id AND d.day BETWEEN s.last_measure_at / 86400000 - 127
-                                                                           AND s.last_measure_at / 86400000 - 64))
+             WHERE s.last_measure_at IS NOT NULL
+               AND (s.activity_lo != \(Schema.activityWordFromDays(subject: "s", word: 0))
+                    OR s.activity_hi != \(Schema.activityWordFromDays(subject: "s", word: 1)))
              """),
             ("device messages vs total",
              "SELECT (SELECT accepted FROM ingest_total), (SELECT coalesce(sum(messages), 0) FROM device)"),

@@ -92,14 +92,22 @@ enum Schema {
         ALTER TABLE subject ADD COLUMN activity_hi INTEGER NOT NULL DEFAULT 0;
         UPDATE subject SET last_measure_at = (SELECT max(last_at) FROM subject_day WHERE subject_id = subject.id);
         UPDATE subject SET
-            activity_lo = (SELECT coalesce(sum(1 << (subject.last_measure_at / 86400000 - day)), 0) FROM subject_day
-                           WHERE subject_id = subject.id
-                             AND day BETWEEN subject.last_measure_at / 86400000 - 63 AND subject.last_measure_at / 86400000),
-            activity_hi = (SELECT coalesce(sum(1 << (subject.last_measure_at / 86400000 - day - 64)), 0) FROM subject_day
-                           WHERE subject_id = subject.id
-                             AND day BETWEEN subject.last_measure_at / 86400000 - 127 AND subject.last_measure_at / 86400000 - 64)
+            activity_lo = \(activityWordFromDays(subject: "subject", word: 0)),
+            activity_hi = \(activityWordFromDays(subject: "subject", word: 1))
         WHERE last_measure_at IS NOT NULL;
         """
+
+    /// A subject's activity word (0: `activity_lo`, 1: `activity_hi`) computed from its
+    /// `subject_day` rows, as an SQL expression over the `subject` row named `subject`: what the
+    /// v2 migration writes and what `db check` compares the stored roll-up with.
+    static func activityWordFromDays(subject s: String, word: Int) -> String {
+        let lastDay = "\(s).last_measure_at / 86400000"
+        let back = 64 * word
+        return """
+            (SELECT coalesce(sum(1 << (\(lastDay) - d.day - \(back))), 0) FROM subject_day d
+             WHERE d.subject_id = \(s).id AND d.day BETWEEN \(lastDay) - \(back + 63) AND \(lastDay) - \(back))
+            """
+    }
 
     /// Which inbox (the journal of acknowledged messages, see ``Inbox``) `pilotwatch serve`
     /// applies to this store, and how far; the position is written in the same transaction as

@@ -62,43 +62,33 @@ struct SubjectIndicatorKey: Hashable, Comparable {
 struct DayAggregate { var firstAt: Int64; var lastAt: Int64; var n: Int }
 
 /// A subject's activity roll-up as the `subject` row stores it (``Schema/v2``): its latest
-/// measurement or score and a 128-bit set of the days with one, bit k standing for the day
-/// `day(lastAt) - k` (`lo` holds bits 0-63, `hi` bits 64-127).
+/// measurement or score and the days with one among the 128 ending on that one's day, as
+/// ``ActivityDays`` of two words (`lo`: days 0-63 back, `hi`: 64-127).
 struct ActivityMask: Equatable {
-    var lastAt: Int64?
-    var lo: UInt64 = 0
-    var hi: UInt64 = 0
-
     static let coveredDays = 128
 
-    /// Adds a measurement or score at `at` (epoch milliseconds): a later day shifts the set
-    /// (days older than 128 days before the new latest one fall off), an earlier day within
-    /// the 128 sets its bit, an older one changes nothing.
+    private(set) var lastAt: Int64?
+    private var days: ActivityDays
+
+    init(lastAt: Int64? = nil, lo: UInt64 = 0, hi: UInt64 = 0) {
+        self.lastAt = lastAt
+        days = ActivityDays(lastDay: lastAt.map { Instant(millis: $0).day } ?? Day(index: 0), words: [lo, hi])
+    }
+
+    var lo: UInt64 { days.words[0] }
+    var hi: UInt64 { days.words[1] }
+
+    /// Adds a measurement or score at `at` (epoch milliseconds): a later day moves the set to
+    /// end there (days older than 128 days before it fall off), an earlier day within the 128
+    /// sets its bit, an older one changes nothing.
     mutating func add(at: Int64) {
-        let day = Instant(millis: at).day.index
-        guard let last = lastAt else {
-            lastAt = at; lo = 1; hi = 0
-            return
-        }
-        let lastDay = Instant(millis: last).day.index
-        if day > lastDay {
-            let shift = day - lastDay
-            if shift >= 128 {
-                lo = 0; hi = 0
-            } else if shift >= 64 {
-                hi = lo << UInt64(shift - 64); lo = 0
-            } else {
-                hi = (hi << UInt64(shift)) | (lo >> UInt64(64 - shift)); lo <<= UInt64(shift)
-            }
-            lo |= 1
-            lastAt = at
-            return
-        }
-        let k = lastDay - day
-        if k < 64 { lo |= 1 << UInt64(k) } else if k < 128 { hi |= 1 << UInt64(k - 64) }
-        if at > last { lastAt = at }
+        let day = Instant(millis: at).day
+        if lastAt == nil || day > days.lastDay { days = days.rebased(lastDay: day, covering: Self.coveredDays) }
+        days.insert(day)
+        lastAt = max(lastAt ?? at, at)
     }
 }
+
 struct IndicatorAggregate { var n: Int; var firstAt: Int64; var firstValue: Double; var lastAt: Int64; var lastValue: Double }
 
 struct DeviceDelta {
@@ -483,10 +473,10 @@ struct BatchWriter {
         // First times and the activity roll-up, one UPDATE per subject. The roll-up is read from
         // the row inside this transaction (not cached), so that another process writing to the
         // store (quarantine replay) is never overwritten.
-        let readActivity = try db.cachedStatement(sql: """
+        let readActivity = try FastStatement(db, """
             SELECT last_measure_at, activity_lo, activity_hi FROM subject WHERE id = ?
             """)
-        let updateSubject = try db.cachedStatement(sql: """
+        let updateSubject = try FastStatement(db, """
             UPDATE subject SET
                 first_at = min(first_at, coalesce(?1, first_at)),
                 first_measure_at = CASE WHEN ?2 IS NULL THEN first_measure_at
@@ -499,14 +489,21 @@ struct BatchWriter {
         for id in Set(subjectFirsts.keys).union(subjectMeasures.keys).sorted() {
             let change = subjectFirsts[id] ?? (nil, nil)
             var mask: ActivityMask?
-            if let ats = subjectMeasures[id], let row = try Row.fetchOne(readActivity, arguments: [id]) {
-                var m = ActivityMask(lastAt: row[0], lo: UInt64(bitPattern: row[1]), hi: UInt64(bitPattern: row[2]))
-                for at in ats { m.add(at: at) }
-                mask = m
+            if let ats = subjectMeasures[id] {
+                readActivity.bind(1, id)
+                try readActivity.forEachRow { row in
+                    mask = ActivityMask(lastAt: row.optionalInt64(0), lo: UInt64(bitPattern: row.int64(1)),
+                                        hi: UInt64(bitPattern: row.int64(2)))
+                }
+                for at in ats { mask?.add(at: at) }
             }
-            try updateSubject.execute(arguments: [change.firstAt, change.firstMeasureAt, id, mask?.lastAt,
-                                                  mask.map { Int64(bitPattern: $0.lo) },
-                                                  mask.map { Int64(bitPattern: $0.hi) }])
+            updateSubject.bind(1, change.firstAt)
+            updateSubject.bind(2, change.firstMeasureAt)
+            updateSubject.bind(3, id)
+            updateSubject.bind(4, mask?.lastAt)
+            updateSubject.bind(5, mask.map { Int64(bitPattern: $0.lo) })
+            updateSubject.bind(6, mask.map { Int64(bitPattern: $0.hi) })
+            try updateSubject.run()
         }
 
         if !enrolmentToRecompute.isEmpty {

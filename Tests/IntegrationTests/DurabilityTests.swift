@@ -178,6 +178,19 @@ struct DurabilityTests {
         let aside = try FileManager.default.contentsOfDirectory(atPath: ws.dir).filter { $0.contains(".inbox.orphan-") }
         #expect(aside.count == 1)
     }
+
+    @Test func serveRefusesBadLimitsNamingTheValue() throws {
+        let ws = try Workspace(port: 1)
+        defer { ws.remove() }
+        for (args, needle) in [(["--max-backlog", "0"], "--max-backlog 0 must be at least 1"),
+                               (["--counts-every", "0"], "--counts-every 0.0 must be above 0"),
+                               (["--max-backlog", "lots"], "lots")] {
+            let r = try ws.run(["serve"] + args)
+            #expect(r.status != 0, "\(args) should fail")
+            #expect(r.stderr.contains(needle), "\(args): \(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: ws.db + ".inbox"), "nothing is created on bad arguments")
+        }
+    }
 }
 
 /// Runs a tool to its end; returns its exit status.

@@ -105,6 +105,30 @@ private func readAll(_ inbox: Inbox, from: InboxPosition = .start, chunk: Int = 
         let reopened = try Inbox(directory: folder, segmentBytes: 4096)
         #expect(reopened.end == inbox.end)
     }
+
+    /// Damage inside a closed segment is not a torn tail: reading stops there with an error that
+    /// names the file and the byte, and the records before it are still read.
+    @Test func damageBeforeTheEndIsReportedWithFileAndOffset() throws {
+        let dir = try TempDir()
+        let folder = dir.file("inbox")
+        let inbox = try Inbox(directory: folder, segmentBytes: 4096)
+        for chunk in stride(from: 0, to: 300, by: 10) { try inbox.append((chunk..<(chunk + 10)).map { record($0) }) }
+        #expect(try Inbox.segments(in: folder).count > 2)
+        var reader = inbox.reader()
+        defer { reader.close() }
+        let (firstTwo, damaged) = try reader.read(from: .start, maxRecords: 2, maxBytes: 1 << 20)
+        #expect(damaged.segment == 1)
+        let path = Inbox.path(folder, 1)
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        bytes[Int(damaged.offset) + 12] ^= 0x55  // inside the third record's body
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect(firstTwo == [record(0), record(1)])
+        #expect(throws: InboxError.corrupt(path: path, offset: damaged.offset, reason: "a record checksum does not match")) {
+            _ = try reader.read(from: damaged, maxRecords: 10, maxBytes: 1 << 20)
+        }
+        let again = try reader.read(from: .start, maxRecords: 2, maxBytes: 1 << 20)
+        #expect(again.records == firstTwo)
+    }
 }
 
 @Suite struct InboxApplierTests {

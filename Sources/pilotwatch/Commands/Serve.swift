@@ -126,7 +126,7 @@ struct Serve: ParsableCommand {
                 try inbox.append(batch.map { InboxRecord(receivedAt: now, topic: $0.topic, payload: $0.payload) })
                 applier.wake()
                 let received = counts.addReceived(batch.count)
-                if let stopAfter, received >= stopAfter {
+                if let stopAfter, received >= stopAfter, received - batch.count < stopAfter {
                     logger.notice("received \(received) messages (--stop-after \(stopAfter)); stopping")
                     subscriber.stop()
                 }
