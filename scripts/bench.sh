@@ -4,8 +4,9 @@
 # Ingest: N contract messages at QoS 1 from `pilotwatch loadgen` through a private mosquitto.
 #   (a) mosquitto_sub -q 1 receiving them all (the baseline: receive and discard)
 #   (b) pilotwatch serve storing them all: each burst written to its inbox journal and flushed
-#       (fdatasync) before its acknowledgements leave; the time until SQLite holds them all
-#       (validated, committed) is printed too
+#       (fdatasync) before its acknowledgements leave; SQLite catches up once the burst is over
+#       (serve --apply-delay), and the time until SQLite holds them all (validated, committed) is
+#       printed too
 # once live (publisher running) and once draining a backlog queued while the subscriber was down.
 # Peak memory is the maximum resident set size reported by /usr/bin/time.
 set -euo pipefail

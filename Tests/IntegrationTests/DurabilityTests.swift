@@ -184,7 +184,10 @@ struct DurabilityTests {
         defer { ws.remove() }
         for (args, needle) in [(["--max-backlog", "0"], "--max-backlog 0 must be at least 1"),
                                (["--counts-every", "0"], "--counts-every 0.0 must be above 0"),
-                               (["--max-backlog", "lots"], "lots")] {
+                               (["--max-backlog", "lots"], "lots"),
+                               (["--apply-delay=-1"], "--apply-delay -1.0 must be between 0 and 3600"),
+                               (["--apply-delay", "7200"], "--apply-delay 7200.0 must be between 0 and 3600"),
+                               (["--apply-delay", "soon"], "soon")] {
             let r = try ws.run(["serve"] + args)
             #expect(r.status != 0, "\(args) should fail")
             #expect(r.stderr.contains(needle), "\(args): \(r.stderr)")

@@ -202,6 +202,80 @@ private func readAll(_ inbox: Inbox, from: InboxPosition = .start, chunk: Int = 
     }
 }
 
+extension InboxApplierTests {
+    /// An inbox adopted by a fresh store, and an applier over it with `policy`, started.
+    static func deferring(_ dir: TempDir, _ policy: InboxApplier.ApplyPolicy) throws -> (Inbox, Store, InboxApplier) {
+        let store = try Store(path: dir.file("s.sqlite"))
+        let inbox = try Inbox(directory: dir.file("s.sqlite.inbox"))
+        try store.adoptInbox(id: inbox.id, position: inbox.end)
+        let applier = InboxApplier(inbox: inbox, store: store, from: .start, policy: policy, makeItem: Self.item)
+        applier.start()
+        return (inbox, store, applier)
+    }
+
+    /// Polls `condition` every 10 ms for up to `timeout` seconds.
+    static func within(_ timeout: Double, _ condition: () throws -> Bool) rethrows -> Bool {
+        let end = Date(timeIntervalSinceNow: timeout)
+        while Date() < end {
+            if try condition() { return true }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        return try condition()
+    }
+
+    @Test func whileABurstIsArrivingSQLiteWaitsThenCatchesUp() throws {
+        let dir = try TempDir()
+        // Quiet after 2 s without an arrival; the other bounds out of reach.
+        let (inbox, store, applier) = try Self.deferring(
+            dir, .init(quiet: .seconds(2), maxDelay: .seconds(600), maxDeferredBytes: 1 << 40))
+        for chunk in stride(from: 0, to: 100, by: 4) {
+            try inbox.append(Self.records(chunk..<(chunk + 4)))
+            applier.wake()
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        #expect(applier.position == .start, "nothing applied while the burst goes on")
+        #expect(try store.stats().accepted == 0)
+        #expect(Self.within(30) { applier.position == inbox.end }, "caught up once the burst is over")
+        #expect(try store.stats().accepted == 100)
+        #expect(applier.finish() == nil)
+    }
+
+    @Test func theOldestRecordWaitsAtMostMaxDelay() throws {
+        let dir = try TempDir()
+        let (inbox, store, applier) = try Self.deferring(
+            dir, .init(quiet: .seconds(600), maxDelay: .milliseconds(200), maxDeferredBytes: 1 << 40))
+        try inbox.append(Self.records(0..<10))
+        applier.wake()
+        #expect(Self.within(30) { applier.position == inbox.end }, "applied after 200 ms, not after 600 s of quiet")
+        #expect(try store.stats().accepted == 10)
+        #expect(applier.finish() == nil)
+    }
+
+    @Test func tooManyWaitingBytesEndTheWait() throws {
+        let dir = try TempDir()
+        let (inbox, store, applier) = try Self.deferring(
+            dir, .init(quiet: .seconds(600), maxDelay: .seconds(600), maxDeferredBytes: 1))
+        try inbox.append(Self.records(0..<10))
+        applier.wake()
+        #expect(Self.within(30) { applier.position == inbox.end })
+        #expect(try store.stats().accepted == 10)
+        #expect(applier.finish() == nil)
+    }
+
+    @Test func finishingAppliesWhatAWaitingApplierHolds() throws {
+        let dir = try TempDir()
+        let (inbox, store, applier) = try Self.deferring(
+            dir, .init(quiet: .seconds(600), maxDelay: .seconds(600), maxDeferredBytes: 1 << 40))
+        try inbox.append(Self.records(0..<10))
+        applier.wake()
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(applier.position == .start, "still waiting for the burst to end")
+        #expect(applier.finish() == nil)
+        #expect(applier.position == inbox.end)
+        #expect(try store.stats().accepted == 10)
+    }
+}
+
 /// A thread-safe counter for callbacks.
 final class Counter: Sendable {
     private let count = Mutex(0)

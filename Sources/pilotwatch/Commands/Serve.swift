@@ -18,9 +18,10 @@ struct Serve: ParsableCommand {
         fdatasync, a burst at a time. A second thread validates what the inbox holds and commits \
         it to SQLite, recording in the same transaction how far it got; at start, serve first \
         applies whatever the inbox holds past that point (messages acknowledged before a crash). \
-        So a burst is acknowledged at the speed of the disk, and SQLite catches up behind it; if \
-        more than --max-backlog MiB wait in the inbox, serve stops reading from the broker until \
-        SQLite has caught up.
+        So a burst is acknowledged at the speed of the disk, and SQLite catches up behind it: \
+        while a burst is arriving, SQLite work waits (it would slow receiving by a quarter), for \
+        at most --apply-delay seconds or half of --max-backlog; if more than --max-backlog MiB \
+        wait in the inbox, serve stops reading from the broker until SQLite has caught up.
 
         On SIGTERM or SIGINT it acknowledges what it has stored, disconnects, applies everything \
         left in the inbox and exits 0. If the database refuses a batch, it stops (exit 1); the \
@@ -44,6 +45,11 @@ struct Serve: ParsableCommand {
                                valueName: "MiB"))
     var maxBacklog: Int = 256
 
+    @Option(help: ArgumentHelp(
+        "Seconds SQLite work may wait while a burst is arriving (0: apply every burst at once).",
+        valueName: "seconds"))
+    var applyDelay: Double = 10
+
     @Option(help: ArgumentHelp("Stop after receiving this many messages (benchmarks).", visibility: .hidden))
     var stopAfter: Int?
 
@@ -54,6 +60,9 @@ struct Serve: ParsableCommand {
         }
         guard countsEvery > 0 else { throw ValidationError("--counts-every \(countsEvery) must be above 0") }
         guard maxBacklog >= 1 else { throw ValidationError("--max-backlog \(maxBacklog) must be at least 1 (MiB)") }
+        guard applyDelay >= 0, applyDelay <= 3600 else {
+            throw ValidationError("--apply-delay \(applyDelay) must be between 0 and 3600 (seconds)")
+        }
     }
 
     func run() throws {
@@ -87,8 +96,13 @@ struct Serve: ParsableCommand {
         let counts = IngestCounts()
 
         let start = try store.inboxPosition()
+        let backlogLimit = Int64(maxBacklog) << 20
+        let policy = applyDelay == 0
+            ? InboxApplier.ApplyPolicy.immediate
+            : InboxApplier.ApplyPolicy(maxDelay: .milliseconds(Int64(applyDelay * 1000)),
+                                       maxDeferredBytes: min(64 << 20, backlogLimit / 2))
         let applier = InboxApplier(
-            inbox: inbox, store: store, from: start, niceness: 10,
+            inbox: inbox, store: store, from: start, niceness: 10, policy: policy,
             makeItem: { r in
                 IngestItem(topic: r.topic, receivedAt: r.receivedAt,
                            verdict: validator.validate(topic: r.topic, payload: r.payload, receivedAt: r.receivedAt),
@@ -118,7 +132,6 @@ struct Serve: ParsableCommand {
             "db.path": "\(ctx.service.databasePath)", "inbox.path": "\(inboxPath)", "mqtt.host": "\(mqttConfig.host)",
             "mqtt.port": "\(mqttConfig.port)", "mqtt.client_id": "\(mqttConfig.clientID)",
         ])
-        let backlogLimit = Int64(maxBacklog) << 20
         var receiveError: (any Error)?
         do {
             try subscriber.run { batch in
