@@ -38,7 +38,10 @@ public struct YAMLReader {
     public mutating func root(_ text: String, shape: String = "see the example in config/ for its shape",
                               topLevel: String = "a mapping of keys to values") -> Node.Mapping? {
         do {
-            guard let node = try Yams.compose(yaml: text) else {
+            // The basic resolver: values are read from their text (`Int(s.string)`, ...), and
+            // Yams compares mapping keys by resolved tag, which the default resolver works out
+            // with regular expressions at every lookup (a sixth of a dashboard command's time).
+            guard let node = try Yams.compose(yaml: text, .basic) else {
                 problem(nil, "the file is empty; \(shape)")
                 return nil
             }

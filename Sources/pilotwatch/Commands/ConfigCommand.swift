@@ -10,6 +10,7 @@ struct ConfigCommand: ParsableCommand {
 
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "check",
             abstract: "Report every problem in the configuration files, with file, line and what to do.",
             discussion: """
             Example:

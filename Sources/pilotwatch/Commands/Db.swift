@@ -17,6 +17,7 @@ struct Db: ParsableCommand {
 
     struct Backup: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "backup",
             abstract: "Write a consistent copy of the database, even while `pilotwatch serve` writes to it.",
             discussion: """
             Uses SQLite's online backup: the copy is one snapshot of the store, taken without \
@@ -95,6 +96,7 @@ struct Db: ParsableCommand {
 
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "check",
             abstract: "Check the database: SQLite integrity, foreign keys, the store's own invariants, schema version.",
             discussion: """
             Examples:

@@ -10,12 +10,14 @@ import Darwin
 
 struct Devices: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "devices",
         abstract: "Manage the broker accounts of pilot devices.",
         subcommands: [Provision.self]
     )
 
     struct Provision: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "provision",
             abstract: "Create broker accounts for a pilot's devices and print their passwords once.",
             discussion: """
             Each device gets the account {pilot_id}/{device_id} with a random password, hashed into \

@@ -11,6 +11,7 @@ enum ExportFormat: String, ExpressibleByArgument, CaseIterable {
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "export",
         abstract: "Write an outcome summary for funders, with small-cell suppression (Markdown, HTML, CSV, JSON, FHIR).",
         discussion: """
         Per pilot and pooled per programme: registry facts, enrolment against target and \

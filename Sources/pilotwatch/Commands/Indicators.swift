@@ -4,6 +4,7 @@ import PilotwatchReports
 
 struct Indicators: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "indicators",
         abstract: "The indicator catalogue: code, name, LOINC, unit, plausible range, direction, target.",
         discussion: """
         Examples:

@@ -6,6 +6,7 @@ import PilotwatchStore
 
 struct Ingest: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "ingest",
         abstract: "Import an NDJSON file of messages through the same validation as the broker.",
         discussion: """
         Each line is one message as a pilot back-end would publish it:

@@ -7,6 +7,7 @@ import PilotwatchCore
 /// Publishes synthetic, contract-valid observation messages at QoS 1: the load source of `make bench`.
 struct Loadgen: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "loadgen",
         abstract: "Publish N synthetic contract messages at QoS 1 (benchmark load).",
         discussion: """
         Every message is valid under the contract: one SpO2 observation of one of --subjects \

@@ -5,6 +5,7 @@ import PilotwatchStore
 
 struct Rejects: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "rejects",
         abstract: "List the quarantine of refused messages, or replay it after fixing the configuration.",
         discussion: """
         A refused message is kept with its topic, time, reason and a detail naming the field; \
@@ -48,7 +49,7 @@ struct Rejects: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List refused messages, newest first.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List refused messages, newest first.")
 
         @OptionGroup var global: GlobalOptions
         @OptionGroup var filter: Filter
@@ -102,6 +103,7 @@ struct Rejects: ParsableCommand {
 
     struct Replay: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "replay",
             abstract: "Re-validate quarantined messages with the current configuration and import what it now accepts.",
             discussion: """
             Use it after adding a pilot or an indicator that messages were refused for. Messages \

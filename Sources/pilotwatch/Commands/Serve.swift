@@ -8,6 +8,7 @@ import PilotwatchStore
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "serve",
         abstract: "Run the subscriber: validate every message and store it, until SIGTERM or SIGINT.",
         discussion: """
         Subscribes at QoS 1 to {root}/+/+/obs and {root}/+/+/status with a persistent session, so \

@@ -8,6 +8,7 @@ import PilotwatchSim
 /// Publishes a demo scenario over MQTT, or writes it as NDJSON for `pilotwatch ingest`.
 struct Simulate: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "simulate",
         abstract: "Publish a simulated cluster of pilots (devices, back-ends and their mistakes) over MQTT.",
         discussion: """
         Generates every pilot's traffic from a scenario file: enrolments, device readings, lab \

@@ -5,6 +5,7 @@ import PilotwatchStore
 
 struct Stats: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "stats",
         abstract: "Show what has been ingested: messages accepted, duplicate and refused, and per pilot.",
         discussion: """
         Examples:

@@ -6,6 +6,7 @@ import PilotwatchStore
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "status",
         abstract: "The cluster overview: which pilots are on track, behind, quiet, and how they transmit.",
         discussion: """
         Per programme: pilots, enrolled against the summed target, in follow-up, active in the last \
