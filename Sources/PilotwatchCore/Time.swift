@@ -34,11 +34,31 @@ public struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
     /// RFC 3339 in UTC with millisecond precision when needed: `2026-11-29T08:55:00Z`.
     public var description: String {
         let d = day
-        let msOfDay = millis - Int64(d.index) * Self.millisPerDay
+        let msOfDay = Int(millis - Int64(d.index) * Self.millisPerDay)
         let h = msOfDay / 3_600_000, m = (msOfDay / 60_000) % 60, s = (msOfDay / 1000) % 60, ms = msOfDay % 1000
-        var out = d.description + "T" + pad2(Int(h)) + ":" + pad2(Int(m)) + ":" + pad2(Int(s))
-        if ms != 0 { out += "." + String(1000 + ms).dropFirst() }
-        return out + "Z"
+        let c = d.civil
+        guard (0...9999).contains(c.year) else {
+            var out = d.description + "T" + pad2(h) + ":" + pad2(m) + ":" + pad2(s)
+            if ms != 0 { out += "." + String(1000 + ms).dropFirst() }
+            return out + "Z"
+        }
+        // Written byte by byte: the JSON of a pilot's devices formats thousands of these.
+        let count = ms != 0 ? 24 : 20
+        return String(unsafeUninitializedCapacity: count) { out in
+            writeDate(c, into: out)
+            out[10] = UInt8(ascii: "T")
+            writeDigits(h, into: out, at: 11, width: 2)
+            out[13] = UInt8(ascii: ":")
+            writeDigits(m, into: out, at: 14, width: 2)
+            out[16] = UInt8(ascii: ":")
+            writeDigits(s, into: out, at: 17, width: 2)
+            if ms != 0 {
+                out[19] = UInt8(ascii: ".")
+                writeDigits(ms, into: out, at: 20, width: 3)
+            }
+            out[count - 1] = UInt8(ascii: "Z")
+            return count
+        }
     }
 }
 
@@ -77,7 +97,11 @@ public struct Day: Hashable, Comparable, Sendable, CustomStringConvertible, Stri
 
     public var description: String {
         let c = civil
-        return String(format4(c.year)) + "-" + pad2(c.month) + "-" + pad2(c.day)
+        guard (0...9999).contains(c.year) else { return format4(c.year) + "-" + pad2(c.month) + "-" + pad2(c.day) }
+        return String(unsafeUninitializedCapacity: 10) { out in
+            writeDate(c, into: out)
+            return 10
+        }
     }
 
     static func isLeap(_ y: Int) -> Bool { (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 }
@@ -182,6 +206,24 @@ func digits(_ u: [UInt8], _ start: Int, _ count: Int) -> Int? {
 }
 
 func pad2(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+
+/// Writes `value` (non-negative) as `width` decimal digits, zero-padded, at `out[at...]`.
+private func writeDigits(_ value: Int, into out: UnsafeMutableBufferPointer<UInt8>, at: Int, width: Int) {
+    var v = value
+    for i in stride(from: at + width - 1, through: at, by: -1) {
+        out[i] = UInt8(truncatingIfNeeded: 48 + v % 10)
+        v /= 10
+    }
+}
+
+/// Writes `YYYY-MM-DD` (a year in 0...9999) at `out[0..<10]`.
+private func writeDate(_ c: (year: Int, month: Int, day: Int), into out: UnsafeMutableBufferPointer<UInt8>) {
+    writeDigits(c.year, into: out, at: 0, width: 4)
+    out[4] = UInt8(ascii: "-")
+    writeDigits(c.month, into: out, at: 5, width: 2)
+    out[7] = UInt8(ascii: "-")
+    writeDigits(c.day, into: out, at: 8, width: 2)
+}
 func format4(_ v: Int) -> String {
     let s = String(v)
     return s.count >= 4 ? s : String(repeating: "0", count: 4 - s.count) + s

@@ -131,25 +131,26 @@ public enum Dashboard {
             let facts = try reader.pilotFacts(pilot: pilot.id, asOf: t, historyDays: Metrics.historyDays(weeks: weeks))
             let status = pilotStatus(pilot, facts: facts, asOf: t)
 
-            var outcomes: [(indicator: Indicator, figures: OutcomeFigures)] = []
+            var measured: [Indicator] = []
             var eventCodes: [String] = []
             for code in pilot.outcomes {
                 guard let indicator = catalogue.indicator(code) else { continue }
                 switch (indicator.kind, indicator.level) {
-                case (.event, _):
-                    eventCodes.append(code)
-                case (.measurement, .subject), (.score, .subject):
-                    let pairs = try reader.outcomePairs(pilot: pilot.id, indicator: indicator, asOf: t)
-                    outcomes.append((indicator, Metrics.outcome(indicator, pairs: pairs)))
-                default:
-                    continue
+                case (.event, _): eventCodes.append(code)
+                case (.measurement, .subject), (.score, .subject): measured.append(indicator)
+                default: continue
                 }
             }
-            for code in try reader.eventIndicatorCodes(pilot: pilot.id)
+            let pairs = try reader.outcomePairs(pilot: pilot.id, indicators: measured, asOf: t)
+            let outcomes = zip(measured, pairs).map { ($0, Metrics.outcome($0, pairs: $1)) }
+            // One read of the pilot's events: the indicators it has events of (at any time), and
+            // the events up to T.
+            let allEvents = try reader.pilotEvents(pilot: pilot.id)
+            for code in Set(allEvents.map(\.indicator)).sorted()
             where !eventCodes.contains(code) && !Catalogue.requiredEvents.contains(code) {
                 eventCodes.append(code)
             }
-            let events = try reader.subjectEvents(pilot: pilot.id, indicators: eventCodes, asOf: t)
+            let events = allEvents.filter { $0.at <= t }
 
             let silentBefore = t.adding(days: -Metrics.silentAfterHours / 24)
             let devices = try reader.devices(pilot: pilot.id).map {

@@ -8,31 +8,48 @@ import PilotwatchCore
 /// w.text // {"enrolled":12,"on_track":true}
 /// ```
 public struct JSONWriter {
-    public private(set) var text = ""
+    /// The UTF-8 written so far (bytes, not a String: appending to an array is the cheaper of the two).
+    private var bytes: [UInt8] = []
+    /// The JSON written so far.
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
     private var needsComma = [false]
     private let pretty: Bool
     private var depth = 0
 
     public init(pretty: Bool = false) { self.pretty = pretty }
 
+    private mutating func emit(_ s: String) { bytes.append(contentsOf: s.utf8) }
+
     private mutating func separator() {
-        if needsComma[needsComma.count - 1] { text += "," }
+        if needsComma[needsComma.count - 1] { bytes.append(UInt8(ascii: ",")) }
         needsComma[needsComma.count - 1] = true
-        if pretty && depth > 0 { text += "\n" + String(repeating: "  ", count: depth) }
+        if pretty && depth > 0 { emit("\n" + String(repeating: "  ", count: depth)) }
     }
 
     private mutating func key(_ k: String) {
         separator()
-        text += JSONWriter.quote(k) + (pretty ? ": " : ":")
+        appendQuoted(k)
+        emit(pretty ? ": " : ":")
     }
 
-    private mutating func open(_ c: String) { text += c; needsComma.append(false); depth += 1 }
+    /// Appends `s` as a JSON string, straight into the bytes when it needs no escape.
+    private mutating func appendQuoted(_ s: String) {
+        if JSONWriter.needsEscape(s) {
+            emit(JSONWriter.quote(s))
+        } else {
+            bytes.append(UInt8(ascii: "\""))
+            emit(s)
+            bytes.append(UInt8(ascii: "\""))
+        }
+    }
+
+    private mutating func open(_ c: String) { emit(c); needsComma.append(false); depth += 1 }
 
     private mutating func close(_ c: String) {
         let had = needsComma.removeLast()
         depth -= 1
-        if pretty && had { text += "\n" + String(repeating: "  ", count: depth) }
-        text += c
+        if pretty && had { emit("\n" + String(repeating: "  ", count: depth)) }
+        emit(c)
     }
 
     /// A top-level or array-element object.
@@ -54,19 +71,22 @@ public struct JSONWriter {
         key(k); open("["); body(&self); close("]")
     }
 
-    public mutating func field(_ k: String, _ v: Int) { key(k); text += String(v) }
-    public mutating func field(_ k: String, _ v: Int?) { key(k); text += v.map(String.init) ?? "null" }
-    public mutating func field(_ k: String, _ v: Double?) { key(k); text += JSONWriter.number(v) }
-    public mutating func field(_ k: String, _ v: Bool?) { key(k); text += v.map { $0 ? "true" : "false" } ?? "null" }
-    public mutating func field(_ k: String, _ v: String?) { key(k); text += v.map(JSONWriter.quote) ?? "null" }
+    public mutating func field(_ k: String, _ v: Int) { key(k); emit(String(v)) }
+    public mutating func field(_ k: String, _ v: Int?) { key(k); emit(v.map(String.init) ?? "null") }
+    public mutating func field(_ k: String, _ v: Double?) { key(k); emit(JSONWriter.number(v)) }
+    public mutating func field(_ k: String, _ v: Bool?) { key(k); emit(v.map { $0 ? "true" : "false" } ?? "null") }
+    public mutating func field(_ k: String, _ v: String?) {
+        key(k)
+        if let v { appendQuoted(v) } else { emit("null") }
+    }
     public mutating func field(_ k: String, strings: [String]) {
-        key(k); text += "[" + strings.map(JSONWriter.quote).joined(separator: ",") + "]"
+        key(k); emit("[" + strings.map(JSONWriter.quote).joined(separator: ",") + "]")
     }
     /// A pre-rendered JSON value.
-    public mutating func field(_ k: String, raw: String) { key(k); text += raw }
+    public mutating func field(_ k: String, raw: String) { key(k); emit(raw) }
 
-    public mutating func element(_ v: String) { separator(); text += JSONWriter.quote(v) }
-    public mutating func element(_ v: Double?) { separator(); text += JSONWriter.number(v) }
+    public mutating func element(_ v: String) { separator(); appendQuoted(v) }
+    public mutating func element(_ v: Double?) { separator(); emit(JSONWriter.number(v)) }
 
     /// A JSON number; `null` for nil and for non-finite values, which JSON cannot carry.
     public static func number(_ v: Double?) -> String {
@@ -75,12 +95,17 @@ public struct JSONWriter {
         return "\(v)"
     }
 
-    public static func quote(_ s: String) -> String {
-        // Most strings (codes, times, names) need no escape: one pass over the bytes says so.
-        // 0xE2 leads the UTF-8 of U+2028 and U+2029, escaped below.
-        if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0x7F || $0 == 0xE2 }) {
-            return "\"" + s + "\""
+    /// Whether ``quote(_:)`` has anything to escape in `s`. Most strings (codes, times, names)
+    /// have not: one pass over the bytes says so. 0xE2 leads the UTF-8 of U+2028 and U+2029.
+    static func needsEscape(_ s: String) -> Bool {
+        func check(_ bytes: some Sequence<UInt8>) -> Bool {
+            bytes.contains { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0x7F || $0 == 0xE2 }
         }
+        return s.utf8.withContiguousStorageIfAvailable { check($0) } ?? check(s.utf8)
+    }
+
+    public static func quote(_ s: String) -> String {
+        if !needsEscape(s) { return "\"" + s + "\"" }
         var out = "\""
         for u in s.unicodeScalars {
             switch u {

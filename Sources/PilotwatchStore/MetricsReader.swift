@@ -234,51 +234,70 @@ extension StoreReader {
 
     /// Baseline and latest value of one measurement or score for each subject enrolled at or
     /// before `asOf` that has both (`metrics.md`, outcome indicators), in subject order.
+    public func outcomePairs(pilot: String, indicator: Indicator, asOf t: Instant) throws -> [OutcomePair] {
+        try outcomePairs(pilot: pilot, indicators: [indicator], asOf: t)[0]
+    }
+
+    /// ``outcomePairs(pilot:indicator:asOf:)`` of several indicators (in their order), in one
+    /// pass over the pilot's subjects.
     ///
     /// Reads the subjects' `subject_indicator` rows (first and last value); a subject whose
     /// first value is older than its baseline window, or whose last value is later than `asOf`,
     /// costs one primary-key seek into `observation` for that end.
-    public func outcomePairs(pilot: String, indicator: Indicator, asOf t: Instant) throws -> [OutcomePair] {
-        guard let pilotID = try pilotID(pilot), let indicatorID = try indicatorID(indicator.code) else { return [] }
-        let firstFrom = try db.cachedStatement(sql: """
+    public func outcomePairs(pilot: String, indicators: [Indicator], asOf t: Instant) throws -> [[OutcomePair]] {
+        var pairs = [[OutcomePair]](repeating: [], count: indicators.count)
+        guard let pilotID = try pilotID(pilot) else { return pairs }
+        var slot: [Int64: Int] = [:]
+        for (i, indicator) in indicators.enumerated() {
+            if let id = try indicatorID(indicator.code) { slot[id] = i }
+        }
+        guard !slot.isEmpty else { return pairs }
+        let firstFrom = try FastStatement(db, """
             SELECT at, value FROM observation WHERE subject_id = ? AND indicator_id = ? AND at >= ? ORDER BY at ASC LIMIT 1
             """)
-        let lastUpTo = try db.cachedStatement(sql: """
+        let lastUpTo = try FastStatement(db, """
             SELECT at, value FROM observation WHERE subject_id = ? AND indicator_id = ? AND at <= ? ORDER BY at DESC LIMIT 1
             """)
-        func reading(_ statement: Statement, _ subject: Int64, _ at: Instant) throws -> Reading? {
-            try Row.fetchOne(statement, arguments: [subject, indicatorID, at.millis]).map {
-                Reading(at: Instant(millis: $0[0]), value: $0[1])
-            }
+        func reading(_ statement: FastStatement, _ subject: Int64, _ indicatorID: Int64, _ at: Instant) throws -> Reading? {
+            statement.bind(1, subject)
+            statement.bind(2, indicatorID)
+            statement.bind(3, at.millis)
+            return try statement.firstRow { Reading(at: Instant(millis: $0.int64(0)), value: $0.double(1)) }
         }
-        var pairs: [OutcomePair] = []
-        let rows = try Row.fetchCursor(db.cachedStatement(sql: """
-            SELECT s.id, s.enrolled_at, si.first_at, si.first_value, si.last_at, si.last_value
-            FROM subject s JOIN subject_indicator si ON si.subject_id = s.id AND si.indicator_id = ?
-            WHERE s.pilot_id = ? AND s.enrolled_at <= ?
+        // One indicator: a key seek per subject. Several: a subject's few rows in one range read.
+        let one = slot.count == 1
+        let rows = try FastStatement(db, """
+            SELECT s.id, s.enrolled_at, si.indicator_id, si.first_at, si.first_value, si.last_at, si.last_value
+            FROM subject s JOIN subject_indicator si ON si.subject_id = s.id\(one ? " AND si.indicator_id = ?3" : "")
+            WHERE s.pilot_id = ?1 AND s.enrolled_at <= ?2
             ORDER BY s.code
-            """), arguments: [indicatorID, pilotID, t.millis])
-        while let row = try rows.next() {
-            let id: Int64 = row[0]
-            let enrolment = Instant(millis: row[1])
-            let first = Reading(at: Instant(millis: row[2]), value: row[3])
-            let last = Reading(at: Instant(millis: row[4]), value: row[5])
-            guard let bw = Metrics.baselineWindow(enrolment: enrolment, windows: indicator.windows, asOf: t),
-                  let lw = Metrics.latestWindow(enrolment: enrolment, windows: indicator.windows, asOf: t),
+            """)
+        rows.bind(1, pilotID)
+        rows.bind(2, t.millis)
+        if one, let only = slot.keys.first { rows.bind(3, only) }
+        try rows.forEachRow { row in
+            let indicatorID = row.int64(2)
+            guard let i = slot[indicatorID] else { return }
+            let windows = indicators[i].windows
+            let id = row.int64(0)
+            let enrolment = Instant(millis: row.int64(1))
+            let first = Reading(at: Instant(millis: row.int64(3)), value: row.double(4))
+            let last = Reading(at: Instant(millis: row.int64(5)), value: row.double(6))
+            guard let bw = Metrics.baselineWindow(enrolment: enrolment, windows: windows, asOf: t),
+                  let lw = Metrics.latestWindow(enrolment: enrolment, windows: windows, asOf: t),
                   first.at <= bw.upperBound, last.at >= lw.lowerBound
-            else { continue }
+            else { return }
             // The earliest value at or after the window's start, and the latest at or before T.
-            let baselineCandidate = first.at >= bw.lowerBound ? first : try reading(firstFrom, id, bw.lowerBound)
+            let baselineCandidate = first.at >= bw.lowerBound
+                ? first : try reading(firstFrom, id, indicatorID, bw.lowerBound)
             guard let baselineCandidate,
-                  let baseline = Metrics.baseline([baselineCandidate], enrolment: enrolment,
-                                                  windows: indicator.windows, asOf: t)
-            else { continue }
-            let latestCandidate = last.at <= t ? last : try reading(lastUpTo, id, t)
+                  let baseline = Metrics.baseline([baselineCandidate], enrolment: enrolment, windows: windows, asOf: t)
+            else { return }
+            let latestCandidate = last.at <= t ? last : try reading(lastUpTo, id, indicatorID, t)
             guard let latestCandidate,
-                  let latest = Metrics.latest([latestCandidate], enrolment: enrolment,
-                                              windows: indicator.windows, asOf: t)
-            else { continue }
-            pairs.append(OutcomePair(baseline: baseline.value, latest: latest.value))
+                  let latest = Metrics.latest([latestCandidate], enrolment: enrolment, windows: windows, asOf: t)
+            else { return }
+            pairs[i].append(OutcomePair(baseline: baseline.value, latest: latest.value))
         }
         return pairs
     }
@@ -291,15 +310,44 @@ extension StoreReader {
         var out: [SubjectEvent] = []
         for code in indicators {
             guard let indicatorID = try indicatorID(code) else { continue }
-            let rows = try Row.fetchCursor(db.cachedStatement(sql: """
+            let rows = try FastStatement(db, """
                 SELECT s.code, e.at FROM subject s
                 JOIN event e ON e.subject_id = s.id AND e.indicator_id = ? AND e.at <= ?
                 WHERE s.pilot_id = ?
                 ORDER BY s.code, e.at
-                """), arguments: [indicatorID, t.millis, pilotID])
-            while let row = try rows.next() {
-                out.append(SubjectEvent(subject: row[0], indicator: code, at: Instant(millis: row[1])))
+                """)
+            rows.bind(1, indicatorID)
+            rows.bind(2, t.millis)
+            rows.bind(3, pilotID)
+            var previous = ""
+            try rows.forEachRow { row in
+                previous = row.text(0, reusing: previous)
+                out.append(SubjectEvent(subject: previous, indicator: code, at: Instant(millis: row.int64(1))))
             }
+        }
+        return out
+    }
+
+    /// Every stored event of the pilot's subjects, at any time and of every event indicator, in
+    /// subject code order: what ``eventIndicatorCodes(pilot:)`` and ``subjectEvents(pilot:indicators:asOf:)``
+    /// read, in one pass over the subjects' `event` keys.
+    public func pilotEvents(pilot: String) throws -> [SubjectEvent] {
+        guard let pilotID = try pilotID(pilot) else { return [] }
+        var codes: [Int64: String] = [:]
+        let indicators = try FastStatement(db, "SELECT id, code FROM indicator WHERE kind = 'event'")
+        try indicators.forEachRow { codes[$0.int64(0)] = $0.text(1) }
+        let rows = try FastStatement(db, """
+            SELECT s.code, e.indicator_id, e.at FROM subject s JOIN event e ON e.subject_id = s.id
+            WHERE s.pilot_id = ?
+            ORDER BY s.code, e.indicator_id, e.at
+            """)
+        rows.bind(1, pilotID)
+        var out: [SubjectEvent] = []
+        var previous = ""
+        try rows.forEachRow { row in
+            guard let code = codes[row.int64(1)] else { return }
+            previous = row.text(0, reusing: previous)
+            out.append(SubjectEvent(subject: previous, indicator: code, at: Instant(millis: row.int64(2))))
         }
         return out
     }

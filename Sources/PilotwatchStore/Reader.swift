@@ -293,17 +293,23 @@ public struct StoreReader {
                    d.observations, d.status_state, d.status_at, d.battery_pct, d.firmware
             FROM device d JOIN pilot p ON p.id = d.pilot_id
             """
-        var arguments = StatementArguments()
-        if let pilot { sql += " WHERE p.code = ?"; arguments += [pilot] }
+        if pilot != nil { sql += " WHERE p.code = ?" }
         sql += " ORDER BY p.code, d.code"
-        return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
-            let state: String? = row[9]
-            return DeviceRecord(pilot: row[0], code: row[1], firstSeen: Instant(millis: row[2]),
-                                lastSeen: Instant(millis: row[3]), messages: row[4], duplicates: row[5],
-                                refused: row[6], statuses: row[7], observations: row[8],
-                                statusState: state.flatMap(DeviceStatus.State.init(rawValue:)),
-                                statusAt: instant(row[10]), batteryPct: row[11], firmware: row[12])
+        let query = try FastStatement(db, sql)
+        if let pilot { query.bind(1, pilot) }
+        var out: [DeviceRecord] = []
+        var pilotCode = pilot ?? ""
+        try query.forEachRow { row in
+            pilotCode = row.text(0, reusing: pilotCode)
+            out.append(DeviceRecord(
+                pilot: pilotCode, code: row.text(1), firstSeen: Instant(millis: row.int64(2)),
+                lastSeen: Instant(millis: row.int64(3)), messages: Int(row.int64(4)), duplicates: Int(row.int64(5)),
+                refused: Int(row.int64(6)), statuses: Int(row.int64(7)), observations: Int(row.int64(8)),
+                statusState: row.optionalText(9).flatMap(DeviceStatus.State.init(rawValue:)),
+                statusAt: row.optionalInt64(10).map(Instant.init(millis:)), batteryPct: row.optionalDouble(11),
+                firmware: row.optionalText(12)))
         }
+        return out
     }
 
     /// Store-wide and per-pilot counters.

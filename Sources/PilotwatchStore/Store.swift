@@ -44,6 +44,7 @@ public final class Store: Sendable {
         let cacheKiB = max(1, options.cacheSizeMiB) * 1024
         let synchronous = options.synchronous.rawValue
         let checkpointPages = max(1, options.walAutocheckpointPages)
+        let readOnly = options.readOnly
         // After a checkpoint, SQLite truncates a WAL that grew past twice the checkpoint size.
         let walLimitBytes = Int64(checkpointPages) * 4096 * 2
         config.prepareDatabase { db in
@@ -51,6 +52,12 @@ public final class Store: Sendable {
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
             try db.execute(sql: "PRAGMA wal_autocheckpoint = \(checkpointPages)")
             try db.execute(sql: "PRAGMA journal_size_limit = \(walLimitBytes)")
+            if readOnly {
+                // Readers (the dashboards) map the file instead of copying each page into SQLite's
+                // cache: measured a fifth less time for `pilotwatch pilot` on a 479 MiB store.
+                // Up to 2 GiB (SQLite's default ceiling); beyond that, pages are read as usual.
+                try db.execute(sql: "PRAGMA mmap_size = 2147418112")
+            }
         }
         let pool = try Store.sqlite("opening \(path)") { try DatabasePool(path: path, configuration: config) }
         self.pool = pool

@@ -169,6 +169,33 @@ extension FastStatement {
             let count = Int(sqlite3_column_bytes(handle, index))
             return String(decoding: UnsafeBufferPointer(start: bytes, count: count), as: UTF8.self)
         }
+        func optionalText(_ index: Int32) -> String? {
+            sqlite3_column_type(handle, index) == SQLITE_NULL ? nil : text(index)
+        }
+        func double(_ index: Int32) -> Double { sqlite3_column_double(handle, index) }
+        func optionalDouble(_ index: Int32) -> Double? {
+            sqlite3_column_type(handle, index) == SQLITE_NULL ? nil : sqlite3_column_double(handle, index)
+        }
+        /// The text of the column compared with `known`'s bytes; `known` itself when equal (no new String).
+        func text(_ index: Int32, reusing known: String) -> String {
+            guard let bytes = sqlite3_column_text(handle, index) else { return "" }
+            let buffer = UnsafeBufferPointer(start: bytes, count: Int(sqlite3_column_bytes(handle, index)))
+            return known.utf8.elementsEqual(buffer) ? known : String(decoding: buffer, as: UTF8.self)
+        }
+    }
+
+    /// Runs a query with the values bound so far and returns `body` of its first row, if any.
+    func firstRow<T>(_ body: (Columns) throws -> T) throws -> T? {
+        var result: T?
+        defer { sqlite3_reset(handle) }
+        let code = sqlite3_step(handle)
+        if code == SQLITE_ROW {
+            result = try body(Columns(handle: handle))
+        } else if code != SQLITE_DONE {
+            throw DatabaseError(resultCode: ResultCode(rawValue: code),
+                                message: String(cString: sqlite3_errmsg(connection)), sql: statement.sql)
+        }
+        return result
     }
 
     /// Runs a query with the values bound so far and calls `body` with each row, in order.

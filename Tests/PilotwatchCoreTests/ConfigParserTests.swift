@@ -189,4 +189,28 @@ struct TimeTests {
         #expect(Instant(millis: -1).day.description == "1969-12-31")
         #expect(d.start.adding(days: 1).day == d.advanced(by: 1))
     }
+
+    /// The byte-by-byte formatting against Foundation's over years 1600-9999 (Foundation's
+    /// calendar is Julian before 1582), with and without milliseconds, and the fallback outside
+    /// 0-9999.
+    @Test func formatsLikeFoundation() throws {
+        let reference = ISO8601DateFormatter()
+        reference.timeZone = TimeZone(identifier: "UTC")
+        reference.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        var rng = SystemRandomNumberGenerator()
+        let lo: Int64 = -11_676_096_000_000  // 1600-01-01T00:00:00Z
+        let hi: Int64 = 253_402_300_799_999  // 9999-12-31T23:59:59.999Z
+        for i in 0..<5_000 {
+            var millis = Int64.random(in: lo...hi, using: &rng)
+            if i % 2 == 0 { millis -= millis % 1000 }
+            let t = Instant(millis: millis)
+            var expected = reference.string(from: Date(timeIntervalSince1970: Double(millis) / 1000))
+            if millis % 1000 == 0 { expected = expected.replacingOccurrences(of: ".000Z", with: "Z") }
+            #expect(t.description == expected, "\(millis)")
+            #expect(t.day.description == String(expected.prefix(10)), "\(millis)")
+        }
+        #expect(Instant(millis: -62_135_596_800_001).description == "0000-12-31T23:59:59.999Z")
+        #expect(Instant(millis: hi + 1).description == "10000-01-01T00:00:00Z")
+        #expect(Day(year: 12_345, month: 1, day: 2)?.description == "12345-01-02")
+    }
 }

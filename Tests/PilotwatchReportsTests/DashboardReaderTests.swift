@@ -152,7 +152,16 @@ struct DashboardReaderTests {
                 }
                 #expect(read == expected, "\(indicator.code) at \(t)")
             }
+            // Several indicators in one pass: each list as when read alone.
+            let together = try data.store.read { try $0.outcomePairs(pilot: "p-rand", indicators: [respRate, spo2], asOf: t) }
+            #expect(together.count == 2)
+            for (indicator, pairs) in zip([respRate, spo2], together) {
+                #expect(pairs == (try data.store.read { try $0.outcomePairs(pilot: "p-rand", indicator: indicator, asOf: t) }),
+                        "\(indicator.code) at \(t)")
+            }
         }
+        #expect(try data.store.read { try $0.outcomePairs(pilot: "p-rand", indicators: [], asOf: t0) }.isEmpty)
+        #expect(try data.store.read { try $0.outcomePairs(pilot: "p-none", indicators: [spo2], asOf: t0) } == [[]])
     }
 
     @Test("events: those at or before T of the requested indicators")
@@ -167,6 +176,17 @@ struct DashboardReaderTests {
             #expect(read == expected)
         }
         #expect(try data.store.read { try $0.eventIndicatorCodes(pilot: "p-rand") } == ["enrolled", "exacerbation", "withdrawn"])
+
+        // Every event in one read: the same indicators, and per indicator the same events.
+        let all = try data.store.read { try $0.pilotEvents(pilot: "p-rand") }
+        #expect(Set(all.map(\.indicator)) == ["enrolled", "exacerbation", "withdrawn"])
+        for t in data.instants {
+            for code in ["enrolled", "exacerbation", "withdrawn"] {
+                let one = try data.store.read { try $0.subjectEvents(pilot: "p-rand", indicators: [code], asOf: t) }
+                #expect(all.filter { $0.indicator == code && $0.at <= t } == one, "\(code) at \(t)")
+            }
+        }
+        #expect(try data.store.read { try $0.pilotEvents(pilot: "p-none") }.isEmpty)
     }
 
     @Test("the status board computes every pilot figure from what the reader returns")

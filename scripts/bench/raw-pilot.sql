@@ -3,6 +3,8 @@
 -- subject-days with data over the 12 weeks of sparklines (105 days), the SpO2 outcome (earliest
 -- value in [enrolment - 30d, enrolment + 14d] and latest value, by primary-key seeks) and the
 -- exacerbation events.
+-- Memory-mapped reads, as pilotwatch's own read-only connections use them.
+PRAGMA mmap_size = 2147418112;
 WITH t(now) AS (SELECT 1795910400000),
 s AS (
   SELECT id,

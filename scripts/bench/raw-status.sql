@@ -2,6 +2,8 @@
 -- (observation and event), for the dashboard benchmark: per pilot, subjects enrolled and
 -- withdrawn, subjects active in the last 7 days, subject-days with data in the 28-day adherence
 -- window, and the last observation.
+-- Memory-mapped reads, as pilotwatch's own read-only connections use them.
+PRAGMA mmap_size = 2147418112;
 WITH t(now) AS (SELECT 1795910400000),
 s AS (
   SELECT id, pilot_id,
