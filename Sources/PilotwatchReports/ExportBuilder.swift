@@ -77,7 +77,7 @@ public enum ExportBuilder {
         static func read(_ pilot: Pilot, catalogue: Catalogue, reader: StoreReader, since: Instant?,
                          asOf t: Instant) throws -> PilotInput {
             let subjects = try reader.subjectFacts(pilot: pilot.id, asOf: t)
-            var outcomes: [(indicator: Indicator, pairs: [OutcomePair])] = []
+            var measured: [Indicator] = []
             var eventIndicators: [Indicator] = []
             for code in pilot.outcomes {
                 guard let indicator = catalogue.indicator(code), indicator.level == .subject else { continue }
@@ -85,9 +85,11 @@ public enum ExportBuilder {
                 case .event:
                     if !Catalogue.requiredEvents.contains(code) { eventIndicators.append(indicator) }
                 case .measurement, .score:
-                    outcomes.append((indicator, try reader.outcomePairs(pilot: pilot.id, indicator: indicator, asOf: t)))
+                    measured.append(indicator)
                 }
             }
+            let outcomes = zip(measured, try reader.outcomePairs(pilot: pilot.id, indicators: measured, asOf: t))
+                .map { (indicator: $0, pairs: $1) }
             let events = try reader.subjectEvents(pilot: pilot.id, indicators: eventIndicators.map(\.code), asOf: t)
             let refusals = try reader.messageCounts(pilot: pilot.id, from: since?.day, through: t.day)
             return PilotInput(pilot: pilot, subjects: subjects, outcomes: outcomes, eventIndicators: eventIndicators,
