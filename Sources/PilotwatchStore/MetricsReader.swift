@@ -247,11 +247,12 @@ extension StoreReader {
     public func outcomePairs(pilot: String, indicators: [Indicator], asOf t: Instant) throws -> [[OutcomePair]] {
         var pairs = [[OutcomePair]](repeating: [], count: indicators.count)
         guard let pilotID = try pilotID(pilot) else { return pairs }
-        var slot: [Int64: Int] = [:]
+        // Where each stored indicator's pairs go (an indicator asked for twice fills both places).
+        var slots: [Int64: [Int]] = [:]
         for (i, indicator) in indicators.enumerated() {
-            if let id = try indicatorID(indicator.code) { slot[id] = i }
+            if let id = try indicatorID(indicator.code) { slots[id, default: []].append(i) }
         }
-        guard !slot.isEmpty else { return pairs }
+        guard !slots.isEmpty else { return pairs }
         let firstFrom = try FastStatement(db, """
             SELECT at, value FROM observation WHERE subject_id = ? AND indicator_id = ? AND at >= ? ORDER BY at ASC LIMIT 1
             """)
@@ -265,7 +266,7 @@ extension StoreReader {
             return try statement.firstRow { Reading(at: Instant(millis: $0.int64(0)), value: $0.double(1)) }
         }
         // One indicator: a key seek per subject. Several: a subject's few rows in one range read.
-        let one = slot.count == 1
+        let one = slots.count == 1
         let rows = try FastStatement(db, """
             SELECT s.id, s.enrolled_at, si.indicator_id, si.first_at, si.first_value, si.last_at, si.last_value
             FROM subject s JOIN subject_indicator si ON si.subject_id = s.id\(one ? " AND si.indicator_id = ?3" : "")
@@ -274,10 +275,10 @@ extension StoreReader {
             """)
         rows.bind(1, pilotID)
         rows.bind(2, t.millis)
-        if one, let only = slot.keys.first { rows.bind(3, only) }
+        if one, let only = slots.keys.first { rows.bind(3, only) }
         try rows.forEachRow { row in
             let indicatorID = row.int64(2)
-            guard let i = slot[indicatorID] else { return }
+            guard let places = slots[indicatorID], let i = places.first else { return }
             let windows = indicators[i].windows
             let id = row.int64(0)
             let enrolment = Instant(millis: row.int64(1))
@@ -297,7 +298,7 @@ extension StoreReader {
             guard let latestCandidate,
                   let latest = Metrics.latest([latestCandidate], enrolment: enrolment, windows: windows, asOf: t)
             else { return }
-            pairs[i].append(OutcomePair(baseline: baseline.value, latest: latest.value))
+            for place in places { pairs[place].append(OutcomePair(baseline: baseline.value, latest: latest.value)) }
         }
         return pairs
     }

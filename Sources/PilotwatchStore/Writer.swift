@@ -102,9 +102,9 @@ struct DeviceDelta {
 /// message or per roll-up key.
 ///
 /// Binding integers, doubles and text directly skips GRDB's per-call argument boxing and
-/// validation, which cost about a tenth of ingest CPU. Only for INSERT and UPDATE statements
-/// (no result rows), run inside the writer's transaction, and for the bulk reads of
-/// ``forEachRow(_:)``; GRDB still owns the statement.
+/// validation, which cost about a tenth of ingest CPU. For INSERT and UPDATE statements (no
+/// result rows) run inside the writer's transaction, and for reads stepped by
+/// ``forEachRow(_:)`` or ``firstRow(_:)``; GRDB still owns the statement.
 struct FastStatement {
     private let statement: Statement
     private let handle: OpaquePointer

@@ -160,6 +160,12 @@ struct DashboardReaderTests {
                         "\(indicator.code) at \(t)")
             }
         }
+        // An indicator listed twice (a registry's `outcomes` may repeat a code) fills both places.
+        let latestT = try #require(data.instants.max())
+        let twice = try data.store.read { try $0.outcomePairs(pilot: "p-rand", indicators: [spo2, respRate, spo2], asOf: latestT) }
+        let alone = try data.store.read { try $0.outcomePairs(pilot: "p-rand", indicator: spo2, asOf: latestT) }
+        #expect(!alone.isEmpty)
+        #expect(twice[0] == alone && twice[2] == alone)
         #expect(try data.store.read { try $0.outcomePairs(pilot: "p-rand", indicators: [], asOf: t0) }.isEmpty)
         #expect(try data.store.read { try $0.outcomePairs(pilot: "p-none", indicators: [spo2], asOf: t0) } == [[]])
     }

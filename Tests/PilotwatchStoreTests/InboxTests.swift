@@ -240,20 +240,67 @@ extension InboxApplierTests {
         #expect(applier.finish() == nil)
     }
 
-    /// With 600 s of quiet out of reach, each other bound alone ends the wait: the oldest record
-    /// waiting 200 ms, or a single waiting byte.
-    @Test(arguments: [
-        InboxApplier.ApplyPolicy(quiet: .seconds(600), maxDelay: .milliseconds(200), maxDeferredBytes: 1 << 40),
-        InboxApplier.ApplyPolicy(quiet: .seconds(600), maxDelay: .seconds(600), maxDeferredBytes: 1),
-    ])
-    func eitherBoundEndsTheWait(policy: InboxApplier.ApplyPolicy) throws {
+    /// Ten records appended (and `wake()` called when `wake`) under `policy`: still waiting
+    /// after `pause` seconds, then applied.
+    static func expectWaitThenApply(_ policy: InboxApplier.ApplyPolicy, wake: Bool, pause: Double,
+                                    _ why: Comment) throws {
         let dir = try TempDir()
         let (inbox, store, applier) = try Self.deferring(dir, policy)
         try inbox.append(Self.records(0..<10))
-        applier.wake()
-        #expect(Self.within(30) { applier.position == inbox.end }, "applied long before 600 s of quiet")
+        if wake { applier.wake() }
+        Thread.sleep(forTimeInterval: pause)
+        #expect(applier.position == .start, why)
+        #expect(Self.within(30) { applier.position == inbox.end })
         #expect(try store.stats().accepted == 10)
         #expect(applier.finish() == nil)
+    }
+
+    @Test func theDelayBoundEndsTheWait() throws {
+        // 600 s of quiet out of reach: only the 3 s delay can end the wait.
+        try Self.expectWaitThenApply(.init(quiet: .seconds(600), maxDelay: .seconds(3), maxDeferredBytes: 1 << 40),
+                                     wake: true, pause: 0.3, "waiting: the delay has not run out")
+    }
+
+    @Test func theByteBoundEndsTheWait() throws {
+        // The bound: one byte more than ten records take in an inbox.
+        let scratch = try TempDir()
+        let measure = try Inbox(directory: scratch.file("m.inbox"))
+        try measure.append(Self.records(0..<10))
+        let tenRecords = measure.backlogBytes(after: .start)
+
+        let dir = try TempDir()
+        let (inbox, store, applier) = try Self.deferring(
+            dir, .init(quiet: .seconds(600), maxDelay: .seconds(600), maxDeferredBytes: tenRecords + 1))
+        try inbox.append(Self.records(0..<10))
+        applier.wake()
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(applier.position == .start, "waiting: \(tenRecords) bytes are under the bound")
+        try inbox.append(Self.records(10..<20))
+        applier.wake()
+        #expect(Self.within(30) { applier.position == inbox.end }, "applied once the bound is passed")
+        #expect(try store.stats().accepted == 20)
+        #expect(applier.finish() == nil)
+    }
+
+    @Test func whatTheInboxHeldAtTheStartIsAppliedWithoutWaiting() throws {
+        let dir = try TempDir()
+        let store = try Store(path: dir.file("s.sqlite"))
+        let inbox = try Inbox(directory: dir.file("s.sqlite.inbox"))
+        try store.adoptInbox(id: inbox.id, position: inbox.end)
+        try inbox.append(Self.records(0..<10))  // acknowledged before a restart
+        let applier = InboxApplier(inbox: inbox, store: store, from: .start,
+                                   policy: .init(quiet: .seconds(600), maxDelay: .seconds(600), maxDeferredBytes: 1 << 40),
+                                   makeItem: Self.item)
+        applier.start()
+        #expect(Self.within(30) { applier.position == inbox.end })
+        #expect(try store.stats().accepted == 10)
+        #expect(applier.finish() == nil)
+    }
+
+    @Test func recordsNoticedBeforeTheirWakeStillWait() throws {
+        // No wake(): the applier finds the records on its 1 s poll, then waits for quiet as for a burst.
+        try Self.expectWaitThenApply(.init(quiet: .seconds(3), maxDelay: .seconds(600), maxDeferredBytes: 1 << 40),
+                                     wake: false, pause: 1.5, "found on the poll, then waiting for quiet")
     }
 
     @Test func finishingAppliesWhatAWaitingApplierHolds() throws {

@@ -21,8 +21,9 @@ struct Serve: ParsableCommand {
         applies whatever the inbox holds past that point (messages acknowledged before a crash). \
         So a burst is acknowledged at the speed of the disk, and SQLite catches up behind it: \
         while a burst is arriving, SQLite work waits (it would slow receiving by a quarter), for \
-        at most --apply-delay seconds or half of --max-backlog; if more than --max-backlog MiB \
-        wait in the inbox, serve stops reading from the broker until SQLite has caught up.
+        at most --apply-delay seconds or 64 MiB (half of --max-backlog when that is less); if \
+        more than --max-backlog MiB wait in the inbox, serve stops reading from the broker until \
+        SQLite has caught up.
 
         On SIGTERM or SIGINT it acknowledges what it has stored, disconnects, applies everything \
         left in the inbox and exits 0. If the database refuses a batch, it stops (exit 1); the \
