@@ -409,12 +409,13 @@ extension PilotBoard {
         if outcomes.isEmpty {
             out.append("  no measured outcome in the registry")
         } else {
-            var t = TextTable(["indicator", "n", "baseline", "latest", "change ± 95% CI", "in target", "improved"],
-                              rightAligned: [1, 2, 3, 4, 5, 6])
+            // Within 80 columns up to a 21-character label, 5-digit counts and values.
+            var t = TextTable(["indicator", "n", "baseline", "latest", "change ±95% CI", "in target", "improved"],
+                              rightAligned: [1, 2, 3, 4, 5, 6], gap: 1, labelGap: 2)
             for (indicator, o) in outcomes {
                 var change = Graphics.signed(o.meanChange)
                 if let ci = o.changeCI95 { change += " ±" + Graphics.number((ci.upper - ci.lower) / 2) }
-                t.row([Graphics.truncate("\(indicator.code) (\(indicator.unit))", 22), String(o.nPaired),
+                t.row([Graphics.truncate("\(indicator.code) (\(indicator.unit))", 21), String(o.nPaired),
                        Graphics.number(o.meanBaseline), Graphics.number(o.meanLatest), change,
                        Graphics.percent(o.pctInTarget), Graphics.percent(o.improvedPct)])
             }

@@ -9,10 +9,17 @@ public struct TextTable {
     public var header: [String]
     public var rows: [[String]] = []
     public var rightAligned: Set<Int>
+    /// Spaces between columns, and after the first one (the label) when different.
+    public var gap: Int
+    public var labelGap: Int
 
-    public init(_ header: [String], rightAligned: Set<Int> = []) {
+    /// `gap` 1 (with `labelGap` 2) packs a wide table of right-aligned figures, whose padded
+    /// headers already keep the values apart.
+    public init(_ header: [String], rightAligned: Set<Int> = [], gap: Int = 2, labelGap: Int? = nil) {
         self.header = header
         self.rightAligned = rightAligned
+        self.gap = gap
+        self.labelGap = labelGap ?? gap
     }
 
     public mutating func row(_ cells: [String]) { rows.append(cells) }
@@ -22,6 +29,14 @@ public struct TextTable {
         for r in rows {
             for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], displayWidth(c)) }
         }
+        func joined(_ parts: [String]) -> String {
+            var s = ""
+            for (i, p) in parts.enumerated() {
+                if i > 0 { s += String(repeating: " ", count: i == 1 ? labelGap : gap) }
+                s += p
+            }
+            return s
+        }
         func line(_ cells: [String]) -> String {
             var parts: [String] = []
             for (i, w) in widths.enumerated() {
@@ -29,11 +44,11 @@ public struct TextTable {
                 let pad = String(repeating: " ", count: max(0, w - displayWidth(c)))
                 parts.append(rightAligned.contains(i) ? pad + c : c + pad)
             }
-            var s = parts.joined(separator: "  ")
+            var s = joined(parts)
             while s.hasSuffix(" ") { s.removeLast() }
             return s
         }
-        var out = [line(header), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")]
+        var out = [line(header), joined(widths.map { String(repeating: "-", count: $0) })]
         out += rows.map(line)
         return out.joined(separator: "\n")
     }

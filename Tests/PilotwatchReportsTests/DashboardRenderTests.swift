@@ -120,6 +120,19 @@ struct DashboardRenderTests {
                 #expect(text.contains(section))
             }
         }
+        // The widest outcome rows a pilot can have: long codes and units, 5-digit counts and values.
+        var wide = board
+        let long = Indicator(code: "bp_diastolic_home", name: "Diastolic BP at home", kind: .measurement,
+                             unit: "mm[Hg]", range: ValueRange(min: 0, max: 99_999), programmes: ["cardiac"],
+                             direction: .lower, target: ValueRange(min: 60, max: 80))
+        wide.outcomes = [(long, OutcomeFigures(indicator: long.code, nPaired: 12_345, meanBaseline: 35_000,
+                                               meanLatest: -12_345, meanChange: -47_345,
+                                               changeCI95: Interval(lower: -59_690, upper: -35_000),
+                                               pctInTarget: 100, improvedPct: 100))]
+        let outcomesTable = wide.table(colour: false)
+        #expect(outcomesTable.contains("12345"))
+        for line in outcomesTable.split(separator: "\n") { #expect(displayWidth(String(line)) <= 80, "\(line)") }
+
         let json = try #require(try JSONSerialization.jsonObject(with: Data(board.json().utf8)) as? [String: Any])
         for key in ["outcomes", "events", "devices", "quality", "milestones", "weekly"] { #expect(json[key] != nil, "\(key)") }
         let outcome = try #require((json["outcomes"] as? [[String: Any]])?.first)
