@@ -90,7 +90,8 @@ public enum ExportBuilder {
             }
             let outcomes = zip(measured, try reader.outcomePairs(pilot: pilot.id, indicators: measured, asOf: t))
                 .map { (indicator: $0, pairs: $1) }
-            let events = try reader.subjectEvents(pilot: pilot.id, indicators: eventIndicators.map(\.code), asOf: t)
+            let reported = Set(eventIndicators.map(\.code))
+            let events = try reader.pilotEvents(pilot: pilot.id).filter { reported.contains($0.indicator) && $0.at <= t }
             let refusals = try reader.messageCounts(pilot: pilot.id, from: since?.day, through: t.day)
             return PilotInput(pilot: pilot, subjects: subjects, outcomes: outcomes, eventIndicators: eventIndicators,
                               events: events, refusals: refusals)

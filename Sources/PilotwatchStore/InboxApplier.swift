@@ -35,11 +35,11 @@ public final class InboxApplier: @unchecked Sendable {
     /// When SQLite work gives way to receiving.
     public struct ApplyPolicy: Sendable {
         /// A burst is over when nothing has arrived for this long.
-        public var quiet: Duration
-        /// How long the oldest record may wait for SQLite while a burst goes on.
-        public var maxDelay: Duration
+        public let quiet: Duration
+        /// How long the applier waits, from the first record after it last caught up.
+        public let maxDelay: Duration
         /// How many bytes may wait for SQLite while a burst goes on.
-        public var maxDeferredBytes: Int64
+        public let maxDeferredBytes: Int64
 
         /// `quiet` 50 ms; `maxDelay` 10 s; `maxDeferredBytes` 64 MiB. Durations are capped at a day.
         public init(quiet: Duration = .milliseconds(50), maxDelay: Duration = .seconds(10),

@@ -303,35 +303,9 @@ extension StoreReader {
         return pairs
     }
 
-    /// The events of the pilot's subjects at or before `asOf` for the given event indicators.
-    ///
-    /// Reads the pilot's `subject` rows and, per subject and indicator, a range of `event`'s primary key.
-    public func subjectEvents(pilot: String, indicators: [String], asOf t: Instant) throws -> [SubjectEvent] {
-        guard let pilotID = try pilotID(pilot) else { return [] }
-        var out: [SubjectEvent] = []
-        for code in indicators {
-            guard let indicatorID = try indicatorID(code) else { continue }
-            let rows = try FastStatement(db, """
-                SELECT s.code, e.at FROM subject s
-                JOIN event e ON e.subject_id = s.id AND e.indicator_id = ? AND e.at <= ?
-                WHERE s.pilot_id = ?
-                ORDER BY s.code, e.at
-                """)
-            rows.bind(1, indicatorID)
-            rows.bind(2, t.millis)
-            rows.bind(3, pilotID)
-            var previous = ""
-            try rows.forEachRow { row in
-                previous = row.text(0, reusing: previous)
-                out.append(SubjectEvent(subject: previous, indicator: code, at: Instant(millis: row.int64(1))))
-            }
-        }
-        return out
-    }
-
     /// Every stored event of the pilot's subjects, at any time and of every event indicator, in
-    /// subject code order: what ``eventIndicatorCodes(pilot:)`` and ``subjectEvents(pilot:indicators:asOf:)``
-    /// read, in one pass over the subjects' `event` keys.
+    /// subject code, indicator and time order: one pass over the subjects' `event` keys. Callers
+    /// keep the indicators and the period they want (the events are few next to observations).
     public func pilotEvents(pilot: String) throws -> [SubjectEvent] {
         guard let pilotID = try pilotID(pilot) else { return [] }
         var codes: [Int64: String] = [:]
@@ -351,18 +325,6 @@ extension StoreReader {
             out.append(SubjectEvent(subject: previous, indicator: code, at: Instant(millis: row.int64(2))))
         }
         return out
-    }
-
-    /// Event indicator codes with at least one stored event of the pilot's subjects, sorted.
-    public func eventIndicatorCodes(pilot: String) throws -> [String] {
-        guard let pilotID = try pilotID(pilot) else { return [] }
-        return try String.fetchAll(db.cachedStatement(sql: """
-            SELECT i.code FROM indicator i
-            WHERE i.kind = 'event'
-              AND EXISTS (SELECT 1 FROM subject s JOIN event e ON e.subject_id = s.id AND e.indicator_id = i.id
-                          WHERE s.pilot_id = ?)
-            ORDER BY i.code
-            """), arguments: [pilotID])
     }
 }
 
