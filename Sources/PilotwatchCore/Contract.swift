@@ -1,4 +1,4 @@
-/// The reason codes of the wire contract (`mqtt-contract.md`, version 1).
+/// The reason codes of the wire contract (`mqtt-contract.md`, version 1, and `store_error` of 1.1).
 public enum ReasonCode: String, Sendable, Codable, CaseIterable, Hashable {
     case malformedJSON = "malformed_json"
     case schema
@@ -11,6 +11,23 @@ public enum ReasonCode: String, Sendable, Codable, CaseIterable, Hashable {
     case badTime = "bad_time"
     case pilotMismatch = "pilot_mismatch"
     case identifyingData = "identifying_data"
+    /// The service's own reason (contract 1.1): the database refused the message on every try.
+    /// Replayable, and never counted against a pilot.
+    case storeError = "store_error"
+
+    /// The reason codes of contract version 1, the ones a v1 store's schema knows.
+    public static let version1: [ReasonCode] = [
+        .malformedJSON, .schema, .tooLarge, .unknownPilot, .unknownIndicator, .indicatorNotInProgramme,
+        .badUnit, .outOfRange, .badTime, .pilotMismatch, .identifyingData,
+    ]
+
+    /// Whether the message's bytes may be kept (quarantine, inbox): not for a refusal whose
+    /// message is kept as hash only.
+    public var keepsPayload: Bool { self != .identifyingData }
+
+    /// Whether the refusal is the pilot's doing (counted in its refusal rate and flags), not the
+    /// service's own (`store_error`).
+    public var countsAgainstPilot: Bool { self != .storeError }
 }
 
 /// Why a message was refused: the contract's reason code and a detail that names

@@ -59,7 +59,11 @@ public final class Inbox: @unchecked Sendable {
     private var buffer: [UInt8] = []
 
     /// Opens (creating if needed) the inbox in `directory`, zeroing a torn last record.
-    public init(directory: String, segmentBytes: Int64 = 16 << 20) throws {
+    ///
+    /// `pendingScrubs` are records whose bytes were being overwritten when the process stopped
+    /// (the store's ``Store/pendingInboxScrubs()``): their checksum may not match, which is
+    /// not a torn tail (their length field is never rewritten); they are scrubbed again here.
+    public init(directory: String, segmentBytes: Int64 = 16 << 20, pendingScrubs: [InboxSpan] = []) throws {
         self.directory = directory
         self.segmentBytes = max(4096, segmentBytes)
         if !FileManager.default.fileExists(atPath: directory) {
@@ -78,9 +82,9 @@ public final class Inbox: @unchecked Sendable {
         // Keep the whole records of the last segment; zero a torn tail.
         let valid: Int64
         do {
-            var files = SegmentFiles(directory: directory)
+            let files = SegmentFiles(directory: directory)
             defer { files.close() }
-            valid = try files.validLength(of: last)
+            valid = try files.validLength(of: last, scrubbing: Set(pendingScrubs.filter { $0.segment == last }.map(\.offset)))
             truncatedBytes = try Inbox.zeroTornTail(file, from: valid, path: path)
             try Inbox.preallocate(file, to: self.segmentBytes, path: path)
             if segments.isEmpty { try Inbox.syncDirectory(directory) }
@@ -93,6 +97,7 @@ public final class Inbox: @unchecked Sendable {
         oldest = segments.first ?? last
         offset = valid
         durable = InboxPosition(segment: last, offset: valid)
+        try scrub(pendingScrubs)
     }
 
     /// Zeroes whatever follows the last whole record, up to the first 64 KiB that are already
@@ -201,6 +206,49 @@ public final class Inbox: @unchecked Sendable {
         return position
     }
 
+    /// Overwrites the records at `spans` (topic and payload become zeros, the time and the
+    /// length stay, the checksum is recomputed) and flushes them: for records refused as hash
+    /// only, whose bytes must not outlive their validation. A span in a segment already
+    /// deleted has nothing left to overwrite. Safe beside `append` (other bytes of the file).
+    ///
+    /// Why overwrite in place rather than close and delete the segment early: a segment holds up
+    /// to 16 MiB of other messages, acknowledged and maybe not yet applied; rewriting one record
+    /// keeps every offset (and so the applied position) valid, and costs one `fdatasync` per
+    /// batch that had such a record.
+    public func scrub(_ spans: [InboxSpan]) throws {
+        for (segment, group) in Dictionary(grouping: spans, by: \.segment).sorted(by: { $0.key < $1.key }) {
+            let path = Inbox.path(directory, segment)
+            let file = open(path, O_RDWR | O_CLOEXEC)
+            guard file >= 0 else {
+                if errno == ENOENT { continue }
+                throw InboxError.io(path: path, call: "open", reason: String(cString: strerror(errno)))
+            }
+            defer { closeDescriptor(file) }
+            for span in group {
+                let bodyCount = Int(span.length) - Inbox.headerBytes
+                guard bodyCount >= Inbox.fixedBodyBytes else { continue }
+                var time = [UInt8](repeating: 0, count: 8)
+                let got = time.withUnsafeMutableBytes { pread(file, $0.baseAddress!, 8, off_t(span.offset) + off_t(Inbox.headerBytes)) }
+                guard got == 8 else { throw InboxError.io(path: path, call: "pread", reason: String(cString: strerror(errno))) }
+                var body = [UInt8](repeating: 0, count: bodyCount)
+                body.replaceSubrange(0..<8, with: time)  // then topic length 0, and zeros
+                let crc = body.withUnsafeBufferPointer { CRC32.checksum($0) }
+                var record = [UInt8](repeating: 0, count: 4 + bodyCount)
+                for i in 0..<4 { record[i] = UInt8(truncatingIfNeeded: crc >> (8 * UInt32(i))) }
+                record.replaceSubrange(4..., with: body)
+                // From the checksum on: the length field is never rewritten, so the records after
+                // this one stay where they are even if a crash tears this write.
+                let written = record.withUnsafeBytes { pwrite(file, $0.baseAddress!, $0.count, off_t(span.offset) + 4) }
+                guard written == record.count else {
+                    throw InboxError.io(path: path, call: "pwrite", reason: String(cString: strerror(errno)))
+                }
+            }
+            guard fdatasync(file) == 0 else {
+                throw InboxError.io(path: path, call: "fdatasync", reason: String(cString: strerror(errno)))
+            }
+        }
+    }
+
     /// Deletes the segments older than `segment` (wholly moved into SQLite). Never the one being written.
     public func removeSegments(before segment: Int64) throws {
         let limit = min(segment, end.segment)
@@ -247,6 +295,14 @@ public final class Inbox: @unchecked Sendable {
             guard name.hasSuffix(".log"), name.count == 24 else { return nil }
             return Int64(name.dropLast(4))
         }.filter { $0 > 0 }.sorted()
+    }
+
+    /// The identity of the inbox in `directory`, if one was made there.
+    public static func existingID(directory: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: directory + "/id"),
+              let text = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines),
+              !text.isEmpty else { return nil }
+        return text
     }
 
     static func readOrCreateID(_ directory: String) throws -> String {
@@ -297,28 +353,37 @@ public final class Inbox: @unchecked Sendable {
     }
 }
 
-/// Reads an inbox's records from one thread, with its own file descriptor.
+/// Reads an inbox's records from one thread, with its own file descriptor (closed by
+/// ``close()`` or when the last copy of the reader goes away).
 public struct InboxReader {
     let inbox: Inbox
-    private var files: SegmentFiles
+    private let files: SegmentFiles
 
     init(inbox: Inbox) {
         self.inbox = inbox
         files = SegmentFiles(directory: inbox.directory)
     }
 
-    /// Closes the file it holds.
-    public mutating func close() { files.close() }
+    /// Closes the file it holds (a later read opens it again).
+    public func close() { files.close() }
 
     /// The records from `position` up to the durable end: at most `maxRecords`, and no more once
     /// `maxBytes` of bodies are read (at least one record). Returns where the next read starts.
     /// A position in a segment that no longer exists moves to the oldest one there is.
     public mutating func read(from position: InboxPosition, maxRecords: Int,
                               maxBytes: Int) throws -> (records: [InboxRecord], next: InboxPosition) {
+        let (records, _, next) = try readSpans(from: position, maxRecords: maxRecords, maxBytes: maxBytes)
+        return (records, next)
+    }
+
+    /// ``read(from:maxRecords:maxBytes:)`` with where each record lies in the inbox.
+    public mutating func readSpans(from position: InboxPosition, maxRecords: Int, maxBytes: Int) throws
+        -> (records: [InboxRecord], spans: [InboxSpan], next: InboxPosition) {
         let end = inbox.end
         var at = position
         if at.segment < inbox.oldestSegment { at = InboxPosition(segment: inbox.oldestSegment, offset: 0) }
         var records: [InboxRecord] = []
+        var spans: [InboxSpan] = []
         var bytes = 0
         while records.count < maxRecords && bytes < maxBytes && at < end {
             let limit = at.segment == end.segment ? end.offset : Int64.max
@@ -329,15 +394,17 @@ public struct InboxReader {
                 continue
             }
             records.append(record)
+            spans.append(InboxSpan(segment: at.segment, offset: at.offset, length: Int64(length)))
             bytes += length
             at.offset += Int64(length)
         }
-        return (records, at)
+        return (records, spans, at)
     }
 }
 
-/// The segment files of an inbox folder, read one record at a time (one open file at a time).
-struct SegmentFiles {
+/// The segment files of an inbox folder, read one record at a time (one open file at a time,
+/// closed by ``close()`` or when this object goes away).
+final class SegmentFiles {
     let directory: String
     private var fd: Int32 = -1
     private var openSegment: Int64 = 0
@@ -345,17 +412,24 @@ struct SegmentFiles {
 
     init(directory: String) { self.directory = directory }
 
-    mutating func close() {
+    deinit { close() }
+
+    func close() {
         if fd >= 0 { closeDescriptor(fd) }
         fd = -1
     }
 
-    /// The length of the run of whole, checksummed records at the start of `segment`.
-    mutating func validLength(of segment: Int64) throws -> Int64 {
+    /// The length of the run of whole, checksummed records at the start of `segment`. A record
+    /// at one of the `scrubbing` offsets counts whole whatever its checksum (a scrub torn by a
+    /// crash; its length field was never rewritten).
+    func validLength(of segment: Int64, scrubbing: Set<Int64> = []) throws -> Int64 {
         var offset: Int64 = 0
         while true {
             do {
                 guard let (_, length) = try record(segment: segment, offset: offset, limit: Int64.max) else { return offset }
+                offset += Int64(length)
+            } catch InboxError.corrupt(_, _, let reason) where scrubbing.contains(offset) && reason.contains("checksum") {
+                guard let length = try recordLength(segment: segment, offset: offset) else { return offset }
                 offset += Int64(length)
             } catch InboxError.corrupt {
                 return offset
@@ -363,19 +437,32 @@ struct SegmentFiles {
         }
     }
 
+    /// The length (header included) that the record header at `offset` declares.
+    func recordLength(segment: Int64, offset: Int64) throws -> Int? {
+        let path = Inbox.path(directory, segment)
+        try openFile(segment: segment, path: path)
+        guard fd >= 0, try readFully(&header, at: offset, path: path) == Inbox.headerBytes else { return nil }
+        let length = Int(header.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 0, as: UInt32.self).littleEndian })
+        return length == 0 ? nil : Inbox.headerBytes + length
+    }
+
+    private func openFile(segment: Int64, path: String) throws {
+        if fd >= 0 && openSegment == segment { return }
+        close()
+        fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return }
+            throw InboxError.io(path: path, call: "open", reason: String(cString: strerror(errno)))
+        }
+        openSegment = segment
+    }
+
     /// The record at `offset` and its length (header included); nil at the segment's end (or
     /// `limit`), or when the segment does not exist.
-    mutating func record(segment: Int64, offset: Int64, limit: Int64) throws -> (InboxRecord, Int)? {
+    func record(segment: Int64, offset: Int64, limit: Int64) throws -> (InboxRecord, Int)? {
         let path = Inbox.path(directory, segment)
-        if fd < 0 || openSegment != segment {
-            close()
-            fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else {
-                if errno == ENOENT { return nil }
-                throw InboxError.io(path: path, call: "open", reason: String(cString: strerror(errno)))
-            }
-            openSegment = segment
-        }
+        try openFile(segment: segment, path: path)
+        guard fd >= 0 else { return nil }
         guard offset + Int64(Inbox.headerBytes) <= limit else { return nil }
         let got = try readFully(&header, at: offset, path: path)
         if got == 0 { return nil }
@@ -444,6 +531,19 @@ public struct InboxPosition: Hashable, Comparable, Sendable, CustomStringConvert
     public var description: String { "segment \(segment) offset \(offset)" }
 }
 
+/// Where one record lies in the inbox: its segment, its offset and its length, header included.
+public struct InboxSpan: Hashable, Sendable {
+    public var segment: Int64
+    public var offset: Int64
+    public var length: Int64
+
+    public init(segment: Int64, offset: Int64, length: Int64) {
+        self.segment = segment
+        self.offset = offset
+        self.length = length
+    }
+}
+
 /// One received message as the inbox keeps it: when it arrived, its topic and payload bytes.
 public struct InboxRecord: Sendable, Hashable {
     public var receivedAt: Instant
@@ -485,5 +585,91 @@ enum CRC32 {
             for b in bytes { c = t[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
         }
         return c ^ 0xFFFF_FFFF
+    }
+}
+
+/// What `pilotwatch db check` finds in an inbox, read without changing a byte (so it can run
+/// beside `serve`).
+public struct InboxReport: Sendable {
+    /// The inbox's identity, nil when the folder has no `id` file.
+    public var id: String?
+    public var segments: [Int64] = []
+    /// Whole, checksummed records found, and how many lie at or after the applied position.
+    public var records = 0
+    public var unapplied = 0
+    public var unappliedBytes: Int64 = 0
+    /// Damage: a record that fails its checksum before the last one, a missing segment, an
+    /// applied position that is not on a record boundary or lies beyond the records.
+    public var problems: [String] = []
+    /// Worth knowing, not damage (a torn last record that was never acknowledged).
+    public var notes: [String] = []
+
+    /// Reads every segment of the inbox in `directory` and checks its records and `applied`
+    /// (the store's recorded position, nil when the store adopted no inbox). Records at
+    /// `scrubbing` may fail their checksum (an overwrite torn by a crash, redone at start).
+    public static func check(directory: String, applied: InboxPosition?, scrubbing: [InboxSpan] = []) -> InboxReport {
+        var report = InboxReport()
+        if let data = FileManager.default.contents(atPath: directory + "/id") {
+            report.id = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        do {
+            report.segments = try Inbox.segments(in: directory)
+        } catch {
+            report.problems.append("\(error)")
+            return report
+        }
+        let scrub = Set(scrubbing.map { InboxPosition(segment: $0.segment, offset: $0.offset) })
+        let files = SegmentFiles(directory: directory)
+        defer { files.close() }
+        var boundaries: Set<InboxPosition> = []
+        var lastEnd: InboxPosition?
+        for (index, segment) in report.segments.enumerated() {
+            let isLast = index == report.segments.count - 1
+            if index > 0, segment != report.segments[index - 1] + 1 {
+                report.problems.append("segment \(report.segments[index - 1] + 1) is missing (found \(report.segments[index - 1]), then \(segment))")
+            }
+            var offset: Int64 = 0
+            boundaries.insert(InboxPosition(segment: segment, offset: 0))
+            scan: while true {
+                let at = InboxPosition(segment: segment, offset: offset)
+                do {
+                    guard let (_, length) = try files.record(segment: segment, offset: offset, limit: Int64.max) else { break scan }
+                    report.records += 1
+                    if let applied, at >= applied { report.unapplied += 1; report.unappliedBytes += Int64(length) }
+                    offset += Int64(length)
+                } catch InboxError.corrupt(let path, let where_, let reason) {
+                    if scrub.contains(at), let length = try? files.recordLength(segment: segment, offset: offset) {
+                        report.notes.append("\(path) byte \(where_): a record being overwritten when serve stopped; the next start overwrites it again")
+                        offset += Int64(length)
+                        boundaries.insert(InboxPosition(segment: segment, offset: offset))
+                        continue scan
+                    }
+                    let followed = (try? files.recordLength(segment: segment, offset: offset)).flatMap { $0 }
+                        .map { length in ((try? files.record(segment: segment, offset: offset + Int64(length), limit: Int64.max)) ?? nil) != nil }
+                        ?? false
+                    if isLast && !followed {
+                        report.notes.append("\(path) byte \(where_): \(reason), after the last whole record; if serve is not running, this is a record torn by a crash, never acknowledged, zeroed at the next start")
+                    } else {
+                        report.problems.append("\(path) is damaged at byte \(where_): \(reason)")
+                    }
+                    break scan
+                } catch {
+                    report.problems.append("\(error)")
+                    break scan
+                }
+                boundaries.insert(InboxPosition(segment: segment, offset: offset))
+            }
+            lastEnd = InboxPosition(segment: segment, offset: offset)
+        }
+        if let applied, let oldest = report.segments.first, let lastEnd {
+            if applied.segment < oldest {
+                report.problems.append("the database has applied the inbox up to \(applied), but the oldest segment left is \(oldest): the records in between are gone")
+            } else if applied > lastEnd {
+                report.problems.append("the database has applied the inbox up to \(applied), beyond its last record (\(lastEnd))")
+            } else if !boundaries.contains(applied) {
+                report.problems.append("the applied position \(applied) is not at the start of a record")
+            }
+        }
+        return report
     }
 }

@@ -58,6 +58,8 @@ public final class InboxApplier: @unchecked Sendable {
     private let makeItem: @Sendable (InboxRecord) -> IngestItem
     private let onApplied: @Sendable ([IngestOutcome]) -> Void
     private let onFailure: @Sendable (any Error) -> Void
+    private let onTrouble: @Sendable (String) -> Void
+    private var started = false
     private let maxRecords: Int
     private let niceness: Int32
     private let policy: ApplyPolicy
@@ -72,8 +74,18 @@ public final class InboxApplier: @unchecked Sendable {
     private var applied: InboxPosition
 
     /// `makeItem` validates a record (it runs on the applier's thread); `onApplied` gets each
-    /// committed batch's outcomes; `onFailure` is called once if the store refuses a batch, after
-    /// which the applier stops (the records stay in the inbox for the next start).
+    /// committed batch's outcomes; `onTrouble` hears, in one line each, what the applier did
+    /// about a store that refused work (retried a busy database, quarantined a message as
+    /// `store_error`, waited for a database that refuses everything); `onFailure` is called
+    /// once if the applier gives up (only while finishing, with a database that still refuses
+    /// everything): the records stay in the inbox for the next start.
+    ///
+    /// A batch the store refuses is never a reason to stop: `SQLITE_BUSY` is retried with
+    /// back-off; any other refusal makes the applier store the batch one message at a time, and
+    /// a message refused on three tries goes to quarantine as `store_error` (replayable) while
+    /// the rest of the batch is stored. Should even that fail, the store is unwell as a whole
+    /// (disk full, I/O errors): the applier waits (up to 30 s between tries) and tries again,
+    /// while `serve` stops reading from the broker once the backlog limit is reached.
     ///
     /// `niceness` lowers the applier thread's scheduling priority (Linux), so that under load the
     /// CPU goes first to receiving and acknowledging; `policy` says how long SQLite work waits
@@ -82,6 +94,7 @@ public final class InboxApplier: @unchecked Sendable {
                 policy: ApplyPolicy = ApplyPolicy(),
                 makeItem: @escaping @Sendable (InboxRecord) -> IngestItem,
                 onApplied: @escaping @Sendable ([IngestOutcome]) -> Void = { _ in },
+                onTrouble: @escaping @Sendable (String) -> Void = { _ in },
                 onFailure: @escaping @Sendable (any Error) -> Void = { _ in }) {
         self.inbox = inbox
         self.store = store
@@ -92,11 +105,14 @@ public final class InboxApplier: @unchecked Sendable {
         self.makeItem = makeItem
         self.onApplied = onApplied
         self.onFailure = onFailure
+        self.onTrouble = onTrouble
     }
 
-    /// Starts the applier's thread.
+    /// Starts the applier's thread. Once only.
     public func start() {
         condition.lock()
+        precondition(!started, "InboxApplier.start() called twice")
+        started = true
         replayEnd = inbox.end
         condition.unlock()
         let thread = Thread { [self] in self.loop() }
@@ -138,10 +154,13 @@ public final class InboxApplier: @unchecked Sendable {
 
     /// Applies everything the inbox durably holds, stops the thread and waits for it; returns the
     /// error that stopped it early, if any.
+    /// Once only, after ``start()``.
     @discardableResult
     public func finish() -> (any Error)? {
         condition.lock()
         defer { condition.unlock() }
+        precondition(started, "InboxApplier.finish() called before start()")
+        precondition(!stopping, "InboxApplier.finish() called twice")
         stopping = true
         condition.broadcast()
         while !finished { condition.wait() }
@@ -197,7 +216,7 @@ public final class InboxApplier: @unchecked Sendable {
             let stop = stopping
             condition.unlock()
             do {
-                let (records, next) = try reader.read(from: at, maxRecords: maxRecords, maxBytes: 4 << 20)
+                let (records, spans, next) = try reader.readSpans(from: at, maxRecords: maxRecords, maxBytes: 4 << 20)
                 if records.isEmpty && next == at {
                     if inbox.end <= next {
                         if stop { break }
@@ -207,7 +226,8 @@ public final class InboxApplier: @unchecked Sendable {
                     throw InboxError.corrupt(path: Inbox.path(inbox.directory, at.segment), offset: at.offset,
                                              reason: "no record where the inbox says there are some (end: \(inbox.end))")
                 }
-                let outcomes = try store.ingest(records.map(makeItem), inboxPosition: next)
+                let items = records.map(makeItem)
+                let outcomes = try store(items, spans: spans, next: next)
                 at = next
                 condition.lock()
                 applied = next
@@ -227,5 +247,110 @@ public final class InboxApplier: @unchecked Sendable {
         finished = true
         condition.broadcast()
         condition.unlock()
+    }
+
+    /// Stores a batch read from the inbox and records `next` with it; then overwrites, in the
+    /// inbox, the records refused as hash only. Throws only when giving up (finishing with a
+    /// store that refuses everything) or for an inbox I/O error.
+    private func store(_ items: [IngestItem], spans: [InboxSpan], next: InboxPosition) throws -> [IngestOutcome] {
+        let scrubs = zip(items, spans).filter { !$0.0.keepsPayload }.map(\.1)
+        let outcomes: [IngestOutcome]
+        do {
+            outcomes = try retryingBusy { try store.ingest(items, inboxPosition: next, scrubs: scrubs) }
+        } catch {
+            onTrouble("the database refused a batch of \(items.count) messages (\(error)); storing them one at a time")
+            var one: [IngestOutcome] = []
+            for (index, (item, span)) in zip(items, spans).enumerated() {
+                let end = index == items.count - 1 ? next : InboxPosition(segment: span.segment, offset: span.offset + span.length)
+                one.append(try storeOne(item, span: span, end: end))
+            }
+            outcomes = one
+        }
+        if !scrubs.isEmpty {
+            // The refusals are committed (with their rows in `inbox_scrub`): now their bytes go.
+            try inbox.scrub(scrubs)
+            try retryingBusy { try store.clearInboxScrubs(scrubs) }
+        }
+        return outcomes
+    }
+
+    /// Stores one message, trying three times; then quarantines it as `store_error`.
+    private func storeOne(_ item: IngestItem, span: InboxSpan, end: InboxPosition) throws -> IngestOutcome {
+        let scrubs = item.keepsPayload ? [] : [span]
+        var lastError: any Error = StoreError.sqlite(operation: "storing", message: "no attempt")
+        for _ in 0..<3 {
+            do {
+                return try retryingBusy { try store.ingest([item], inboxPosition: end, scrubs: scrubs) }[0]
+            } catch {
+                lastError = error
+            }
+        }
+        guard item.keepsPayload else {
+            // A refusal kept as hash only that the store refuses: nothing else may be kept of it.
+            return try waitingForStore { try store.ingest([item], inboxPosition: end, scrubs: scrubs)[0] }
+        }
+        let refusal = Refusal(.storeError, "the database refused this message on 3 tries: \(lastError)")
+        onTrouble("quarantined a message on \(item.topic) as store_error: \(lastError)")
+        let quarantined = IngestItem(topic: item.topic, receivedAt: item.receivedAt,
+                                     verdict: .refused(item.verdict.topic, refusal), payload: item.payload)
+        return try waitingForStore { try store.ingest([quarantined], inboxPosition: end)[0] }
+    }
+
+    /// Runs `body`, retrying while the database is busy (another connection holds its write
+    /// lock past the busy timeout), with back-off from 50 ms to 2 s; gives up on busy only when
+    /// finishing and it has lasted a minute.
+    private func retryingBusy<T>(_ body: () throws -> T) throws -> T {
+        var delay = 0.05
+        let since = ContinuousClock.now
+        while true {
+            do {
+                return try body()
+            } catch let error as StoreError where error.isBusy {
+                if isStopping && ContinuousClock.now - since > .seconds(60) { throw error }
+                onTrouble("the database is busy (another process holds its write lock); retrying in \(delay) s")
+                Thread.sleep(forTimeInterval: delay)
+                delay = min(delay * 2, 2)
+            }
+        }
+    }
+
+    /// Runs `body` until the store takes it: the store refuses even a quarantine row, so it is
+    /// unwell as a whole. Waits up to 30 s between tries; gives up only when finishing.
+    private func waitingForStore<T>(_ body: () throws -> T) throws -> T {
+        var delay = 1.0
+        while true {
+            do {
+                return try retryingBusy(body)
+            } catch {
+                if isStopping { throw error }
+                onTrouble("the database refuses to store anything (\(error)); trying again in \(Int(delay)) s, the inbox keeps every message")
+                Thread.sleep(forTimeInterval: delay)
+                delay = min(delay * 2, 30)
+            }
+        }
+    }
+
+    private var isStopping: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return stopping
+    }
+}
+
+extension IngestItem {
+    /// Whether the item's bytes may be kept: not for a refusal kept as hash only.
+    var keepsPayload: Bool {
+        if case .refused(_, let refusal) = verdict { return refusal.reason.keepsPayload }
+        return true
+    }
+}
+
+extension Verdict {
+    /// The parsed topic, whatever the verdict.
+    var topic: Topic? {
+        switch self {
+        case .observations(let topic, _), .status(let topic, _): return topic
+        case .refused(let topic, _): return topic
+        }
     }
 }

@@ -35,6 +35,7 @@ import PilotwatchCore
 /// | `inbox_applied` | `id = 1` | how far `serve`'s inbox journal is applied (v3) |
 /// | `reject` | `id` | quarantined message: topic, time, codes, reason, detail, payload hash |
 /// | `reject_payload` | `reject_id` | the payload of a reject, never for `identifying_data` (a trigger refuses it) |
+/// | `inbox_scrub` | `(segment, offset)` | inbox record refused as hash only, whose bytes are being overwritten (v4) |
 ///
 /// A device's status is the last one *received* (`status_received_at`), not the one with the
 /// latest `at`: a device clock that runs ahead must not freeze its health view. `status_at` is
@@ -48,7 +49,8 @@ import PilotwatchCore
 /// Pilots and devices are learned from every parsed topic, refused messages included, so that
 /// refusals count per pilot (`pilot_day.refused`, `refusal_day`) and a device that only sends
 /// refused messages still shows when it was last seen. `refusal_day.pilot_id` is 0, with no
-/// foreign key, for messages whose topic did not parse.
+/// foreign key, for messages whose topic did not parse and for `store_error`, the service's own
+/// refusals, which never count against a pilot or device.
 ///
 /// Write cost, measured with the ingest benchmark (one-observation messages from 500 devices
 /// and 5,000 subjects, batches of 256): each commit dirties about one leaf page per message in
@@ -76,6 +78,11 @@ enum Schema {
         }
         migrator.registerMigration("v3-inbox") { db in
             try db.execute(sql: v3)
+        }
+        // Foreign keys are checked after the migration (GRDB's default), so `reject` can be rebuilt
+        // under `reject_payload` without the drop cascading.
+        migrator.registerMigration("v4-reasons-1.1-inbox-scrub") { db in
+            try db.execute(sql: v4)
         }
         return migrator
     }
@@ -121,7 +128,69 @@ enum Schema {
         );
         """
 
-    static let reasonList = ReasonCode.allCases.map { "'\($0.rawValue)'" }.joined(separator: ",")
+    /// The reason codes v1 of the schema allows: contract version 1's, fixed (a migration never changes).
+    static let reasonList = ReasonCode.version1.map { "'\($0.rawValue)'" }.joined(separator: ",")
+
+    /// The reason codes of contract version 1.1 (v4 of the schema): v1's, `store_error`, and the
+    /// ones federation and erasure bring, so that those need no further rebuild of the tables.
+    static let reasonList11 = (ReasonCode.version1.map(\.rawValue)
+        + ["store_error", "aggregate_pilot", "erased_subject", "unknown_site", "registry_mismatch"])
+        .map { "'\($0)'" }.joined(separator: ",")
+
+    /// Contract 1.1's reasons in `reject` and `refusal_day` (SQLite cannot change a CHECK, so
+    /// both are rebuilt), and `inbox_scrub`: the inbox records refused as hash only whose bytes
+    /// are still to be overwritten in the inbox (``Inbox/scrub(_:)``). A record's row is written
+    /// in the transaction that refuses it and deleted once its bytes are overwritten and flushed,
+    /// so a crash in between is mended at the next start.
+    static let v4 = """
+        CREATE TABLE reject_v4 (
+            id INTEGER PRIMARY KEY,
+            received_at INTEGER NOT NULL,
+            topic TEXT NOT NULL,
+            pilot TEXT,
+            device TEXT,
+            reason TEXT NOT NULL CHECK (reason IN (\(reasonList11))),
+            detail TEXT NOT NULL,
+            payload_sha256 TEXT NOT NULL
+                CHECK (length(payload_sha256) = 64 AND payload_sha256 NOT GLOB '*[^0-9a-f]*'),
+            CHECK ((pilot IS NULL) = (device IS NULL))
+        );
+        INSERT INTO reject_v4 SELECT id, received_at, topic, pilot, device, reason, detail, payload_sha256 FROM reject;
+        DROP TRIGGER reject_payload_never_identifying;
+        DROP TABLE reject;
+        ALTER TABLE reject_v4 RENAME TO reject;
+        CREATE INDEX reject_by_pilot ON reject (pilot, received_at);
+        CREATE TRIGGER reject_payload_never_identifying
+        BEFORE INSERT ON reject_payload
+        WHEN (SELECT reason FROM reject WHERE id = NEW.reject_id) = 'identifying_data'
+        BEGIN
+            SELECT RAISE(ABORT, 'the payload of an identifying_data refusal is never stored');
+        END;
+        CREATE TRIGGER reject_identifying_drops_payload
+        AFTER UPDATE OF reason ON reject
+        WHEN NEW.reason = 'identifying_data'
+        BEGIN
+            DELETE FROM reject_payload WHERE reject_id = NEW.id;
+        END;
+
+        CREATE TABLE refusal_day_v4 (
+            pilot_id INTEGER NOT NULL CHECK (pilot_id >= 0),
+            day INTEGER NOT NULL,
+            reason TEXT NOT NULL CHECK (reason IN (\(reasonList11))),
+            n INTEGER NOT NULL CHECK (n >= 0),
+            PRIMARY KEY (pilot_id, day, reason)
+        ) WITHOUT ROWID;
+        INSERT INTO refusal_day_v4 SELECT pilot_id, day, reason, n FROM refusal_day;
+        DROP TABLE refusal_day;
+        ALTER TABLE refusal_day_v4 RENAME TO refusal_day;
+
+        CREATE TABLE inbox_scrub (
+            segment INTEGER NOT NULL CHECK (segment >= 1),
+            offset INTEGER NOT NULL CHECK (offset >= 0),
+            length INTEGER NOT NULL CHECK (length > 0),
+            PRIMARY KEY (segment, offset)
+        ) WITHOUT ROWID;
+        """
 
     static let v1 = """
         CREATE TABLE pilot (

@@ -93,12 +93,22 @@ public final class Store: Sendable {
     /// With `inboxPosition`, the items are the inbox's records up to that position, and the
     /// position is recorded in the same transaction (``inboxPosition()``): after a crash, the
     /// inbox is read again from exactly there, so nothing is applied twice or skipped.
+    ///
+    /// `scrubs` are inbox records of the batch refused as hash only: they are recorded in the
+    /// same transaction (``pendingInboxScrubs()``), for the caller to overwrite them in the
+    /// inbox (``Inbox/scrub(_:)``) and then ``clearInboxScrubs(_:)``.
     @discardableResult
-    public func ingest(_ items: [IngestItem], inboxPosition: InboxPosition? = nil) throws -> [IngestOutcome] {
+    public func ingest(_ items: [IngestItem], inboxPosition: InboxPosition? = nil,
+                       scrubs: [InboxSpan] = []) throws -> [IngestOutcome] {
         try write("storing \(items.count) messages") { batch in
             var outcomes: [IngestOutcome] = []
             outcomes.reserveCapacity(items.count)
             for item in items { outcomes.append(try batch.apply(item)) }
+            for span in scrubs {
+                try batch.db.cachedStatement(sql: """
+                    INSERT OR REPLACE INTO inbox_scrub (segment, offset, length) VALUES (?, ?, ?)
+                    """).execute(arguments: [span.segment, span.offset, span.length])
+            }
             if let p = inboxPosition {
                 try batch.db.cachedStatement(sql: "UPDATE inbox_applied SET segment = ?, offset = ? WHERE id = 1")
                     .execute(arguments: [p.segment, p.offset])
@@ -122,6 +132,28 @@ public final class Store: Sendable {
     /// How far the adopted inbox has been applied (``InboxPosition/start`` when none is adopted).
     public func inboxPosition() throws -> InboxPosition {
         try inboxState()?.position ?? .start
+    }
+
+    /// Inbox records refused as hash only whose bytes are still to be overwritten.
+    public func pendingInboxScrubs() throws -> [InboxSpan] {
+        try read { reader in
+            try Row.fetchAll(reader.db, sql: "SELECT segment, offset, length FROM inbox_scrub ORDER BY segment, offset")
+                .map { InboxSpan(segment: $0[0], offset: $0[1], length: $0[2]) }
+        }
+    }
+
+    /// Forgets `spans` once their bytes are overwritten in the inbox and flushed.
+    public func clearInboxScrubs(_ spans: [InboxSpan]) throws {
+        guard !spans.isEmpty else { return }
+        if options.readOnly { throw StoreError.readOnly(path: path) }
+        try Store.sqlite("clearing \(spans.count) inbox scrubs") {
+            try pool.write { db in
+                for span in spans {
+                    try db.execute(sql: "DELETE FROM inbox_scrub WHERE segment = ? AND offset = ?",
+                                   arguments: [span.segment, span.offset])
+                }
+            }
+        }
     }
 
     /// Makes `id` the inbox this store applies, from `position` on.
@@ -264,7 +296,8 @@ public final class Store: Sendable {
         do {
             return try body()
         } catch let error as DatabaseError {
-            throw StoreError.sqlite(operation: operation, message: error.message ?? error.description)
+            throw StoreError.sqlite(operation: operation, message: error.message ?? error.description,
+                                    code: error.extendedResultCode.rawValue)
         }
     }
 }

@@ -177,6 +177,16 @@ public struct ReplaySummary: Sendable, Equatable {
 
 /// Why the store could not do what was asked.
 public enum StoreError: Error, CustomStringConvertible, Equatable {
+    /// SQLite's primary result code, when the error came from SQLite.
+    public var sqliteResultCode: Int32? {
+        if case .sqlite(_, _, let code?) = self { return code & 0xFF }
+        return nil
+    }
+
+    /// The database was locked by another connection past the busy timeout (`SQLITE_BUSY`,
+    /// `SQLITE_LOCKED`): worth retrying later, never a reason to give up on a message.
+    public var isBusy: Bool { sqliteResultCode == 5 || sqliteResultCode == 6 }
+
     /// The folder that should hold the database file does not exist.
     case folderMissing(path: String)
     /// A read-only store was asked to open a file that does not exist.
@@ -189,8 +199,9 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
     case schemaNotMigrated(path: String)
     /// The backup destination already exists.
     case backupDestinationExists(path: String)
-    /// SQLite reported an error.
-    case sqlite(operation: String, message: String)
+    /// SQLite reported an error; `code` is SQLite's extended result code when SQLite gave one
+    /// (`SQLITE_BUSY` is 5, `SQLITE_CONSTRAINT_TRIGGER` 1811...).
+    case sqlite(operation: String, message: String, code: Int32? = nil)
 
     public var description: String {
         switch self {
@@ -206,8 +217,8 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
             return "the database \(path) is not initialised by this pilotwatch version; open it once read-write (pilotwatch serve) to migrate it"
         case .backupDestinationExists(let path):
             return "the backup destination \(path) already exists; choose a new file name"
-        case .sqlite(let operation, let message):
-            return "database error while \(operation): \(message)"
+        case .sqlite(let operation, let message, let code):
+            return "database error while \(operation): \(message)\(code.map { " (SQLite result code \($0))" } ?? "")"
         }
     }
 }

@@ -315,12 +315,17 @@ struct BatchWriter {
             return .status
 
         case .refused(let topic, let refusal):
+            // `store_error` is the service's own: counted store-wide (pilot 0), never against
+            // the pilot or the device.
             var pilotID: Int64 = 0
             if let topic {
-                pilotID = try self.pilotID(topic.pilot, seenAt: receivedAt)
-                let deviceID = try deviceID(pilot: pilotID, code: topic.device, seenAt: receivedAt)
+                let id = try self.pilotID(topic.pilot, seenAt: receivedAt)
+                let deviceID = try deviceID(pilot: id, code: topic.device, seenAt: receivedAt)
                 touch(device: deviceID, at: receivedAt)
-                devices[deviceID]?.refused += 1
+                if refusal.reason.countsAgainstPilot {
+                    pilotID = id
+                    devices[deviceID]?.refused += 1
+                }
             }
             count(pilot: pilotID, day: day) { $0.refused += 1 }
             refusals[RefusalKey(pilot: pilotID, day: day, reason: refusal.reason), default: 0] += 1
@@ -391,13 +396,16 @@ struct BatchWriter {
     }
 
     private mutating func quarantine(_ item: IngestItem, topic: Topic?, refusal: Refusal) throws {
+        // A topic that did not parse, in a message refused as hash only, may itself be the
+        // identifying part (a device id that is an e-mail address): it is withheld too.
+        let keptTopic = refusal.reason.keepsPayload || topic != nil ? item.topic : "(withheld: identifying data)"
         try db.cachedStatement(sql: """
             INSERT INTO reject (received_at, topic, pilot, device, reason, detail, payload_sha256)
             VALUES (?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [item.receivedAt.millis, item.topic, topic?.pilot, topic?.device,
+            """).execute(arguments: [item.receivedAt.millis, keptTopic, topic?.pilot, topic?.device,
                                      refusal.reason.rawValue, refusal.detail, SHA256.hex(item.payload)])
         // A message refused for identifying data is never stored, not even in quarantine.
-        guard refusal.reason != .identifyingData else { return }
+        guard refusal.reason.keepsPayload else { return }
         let id = db.lastInsertedRowID
         try db.cachedStatement(sql: "INSERT INTO reject_payload (reject_id, payload) VALUES (?, ?)")
             .execute(arguments: [id, Data(item.payload)])
@@ -411,7 +419,7 @@ struct BatchWriter {
     private mutating func uncount(_ old: ReplayedReject) throws {
         let day = old.receivedAt.day.index
         var pilotID: Int64 = 0
-        if let pilot = old.pilot {
+        if let pilot = old.pilot, old.reason.countsAgainstPilot {
             pilotID = try self.pilotID(pilot, seenAt: old.receivedAt)
             if let device = old.device {
                 let deviceID = try deviceID(pilot: pilotID, code: device, seenAt: old.receivedAt)

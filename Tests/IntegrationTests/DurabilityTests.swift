@@ -117,39 +117,44 @@ struct DurabilityTests {
         #expect(s.refused == 0)
     }
 
-    /// Messages are acknowledged once they are in the inbox journal; if SQLite then refuses
-    /// them, serve stops (exit 1) and the next start applies them from the inbox: the broker
-    /// does not hold them any more, and nothing is lost.
-    @Test func acknowledgedMessagesSurviveADatabaseThatRefusesThem() throws {
+    /// A message SQLite refuses on every try (a test trigger on the observation table): serve
+    /// keeps running, quarantines that one as `store_error` and stores the rest of its batch;
+    /// once the trigger is gone, `rejects replay` (handed to the running serve) stores it.
+    @Test func aMessageTheDatabaseRefusesIsQuarantinedAndServeGoesOn() throws {
         let broker = try TestBroker.start()
         defer { broker.stop() }
         let ws = try Workspace(port: broker.port)
         defer { ws.remove() }
         let topic = "pilots/resp-copd-idf-01/oxi-9/obs"
-        // The store exists, with a trigger that makes every message insert fail.
+        // The store exists, with a trigger that refuses one observation value.
         #expect(try ws.run(["ingest", "-"], stdin: Data()).status == 0)
-        let block = "CREATE TRIGGER block BEFORE INSERT ON message BEGIN SELECT RAISE(ABORT, 'blocked by the test'); END;"
+        let block = "CREATE TRIGGER block BEFORE INSERT ON observation WHEN NEW.value = 93 BEGIN SELECT RAISE(ABORT, 'blocked by the test'); END;"
         #expect(try runTool("/usr/bin/sqlite3", [ws.db, block]) == 0)
 
         let serve = try ws.startServe(port: broker.port)
+        defer { serve.terminate() }
         try serve.waitUntilSubscribed()
+        // Values 88...97 in turn: one message in ten carries 93.
         try publish(port: broker.port, topic: topic, lines: stream("j", count: 500))
-        let code = serve.waitExit(timeout: 60)
-        #expect(code == 1, "the refused batch stops serve:\n\(serve.logText)")
-        #expect(serve.logText.contains("the inbox keeps it"))
-        #expect(try ws.stats().accepted == 0)
+        let s = try ws.waitFor("500 messages decided", timeout: 60) { $0.accepted + $0.refused >= 500 }
+        #expect(s.accepted == 450)
+        #expect(s.refusedByReason == [.storeError: 50], "\(s.refusedByReason)")
+        #expect(s.pilots.first { $0.pilot == "resp-copd-idf-01" }?.refused == 0, "store_error is not the pilot's")
+        #expect(serve.isRunning, "serve keeps running:\n\(serve.logText)")
+        #expect(serve.logText.contains("store_error"))
+        let rejects = try ws.run(["rejects", "--reason", "store_error", "--format", "json", "--limit", "1"])
+        #expect(rejects.stdout.contains("blocked by the test"), "the SQLite message is in the detail: \(rejects.stdout)")
+        #expect(rejects.stdout.contains("1811") || rejects.stdout.contains("result code"), "and its result code: \(rejects.stdout)")
 
-        // What was acknowledged is in the inbox, the rest still at the broker: the restart
-        // applies the first and receives the second.
         #expect(try runTool("/usr/bin/sqlite3", [ws.db, "DROP TRIGGER block;"]) == 0)
-        let again = try ws.startServe(port: broker.port)
-        defer { again.terminate() }
-        try ws.waitFor("the 500 from the inbox", timeout: 60) { $0.accepted >= 500 }
-        #expect(again.logText.contains("inbox: applying"), "the restart says it applies the inbox:\n\(again.logText)")
-        Thread.sleep(forTimeInterval: 0.5)
-        let s = try ws.stats()
-        #expect(s.accepted == 500)
-        #expect(s.observations == 500)
+        let replay = try ws.run(["rejects", "replay", "--format", "json"])
+        #expect(replay.status == 0, "\(replay.stderr)")
+        #expect(replay.stderr.contains("handing the replay to `pilotwatch serve`"), "\(replay.stderr)")
+        #expect(replay.stdout.contains("\"imported\":50"), "\(replay.stdout)")
+        let after = try ws.stats()
+        #expect(after.accepted == 500 && after.refused == 0 && after.observations == 500)
+        #expect(serve.terminate() == 0)
+        #expect(try ws.run(["db", "check"]).status == 0)
     }
 
     /// A database deleted while its inbox stays: the new database does not get the old inbox's

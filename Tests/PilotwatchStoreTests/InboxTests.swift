@@ -179,27 +179,115 @@ private func readAll(_ inbox: Inbox, from: InboxPosition = .start, chunk: Int = 
         #expect(try store.integrityCheck() == [])
     }
 
-    @Test func aBatchTheStoreRefusesStopsTheApplierAndStaysInTheInbox() throws {
+    /// A message SQLite refuses on every try is quarantined as `store_error` (its bytes kept for
+    /// replay), the rest of its batch is stored, and the applier goes on: no crash loop.
+    @Test func aMessageTheStoreRefusesIsQuarantinedAndTheRestStored() throws {
         let dir = try TempDir()
         let store = try Store(path: dir.file("s.sqlite"))
         let inbox = try Inbox(directory: dir.file("s.sqlite.inbox"))
         try store.adoptInbox(id: inbox.id, position: inbox.end)
         try inbox.append(Self.records(0..<5))
-        let good = inbox.end
         try inbox.append([InboxRecord(receivedAt: at(hour: 1), topic: "pilots/hf-nord/dev-1/obs", payload: Array("nan".utf8))])
         try inbox.append(Self.records(5..<8))
         let failures = Counter()
+        let troubles = Lines()
         let applier = InboxApplier(inbox: inbox, store: store, from: .start, maxRecords: 5, makeItem: Self.item,
-                                   onFailure: { _ in failures.add() })
+                                   onTrouble: { troubles.append($0) }, onFailure: { _ in failures.add() })
         applier.start()
-        let error = applier.finish()
-        #expect(error != nil)
-        #expect(failures.value == 1)
-        #expect(applier.position == good)
-        #expect(try store.inboxPosition() == good)
-        #expect(try store.stats().accepted == 5)
-        #expect(try Inbox.segments(in: inbox.directory).count == 1, "the refused batch is still on disk")
+        #expect(applier.finish() == nil)
+        #expect(failures.value == 0)
+        #expect(applier.position == inbox.end)
+        #expect(try store.inboxPosition() == inbox.end)
+        let stats = try store.stats()
+        #expect(stats.accepted == 8)
+        #expect(stats.refusedByReason == [.storeError: 1])
+        #expect(stats.pilots.first?.refused == 0, "store_error is never counted against the pilot")
+        let rejects = try store.replayCandidates(RejectFilter())
+        #expect(rejects.count == 1)
+        #expect(rejects.first?.reason == .storeError)
+        let kept = String(decoding: rejects.first?.payload ?? [], as: UTF8.self)
+        #expect(kept.contains("\"nan\""), "kept for replay: \(kept)")
+        #expect(rejects.first?.detail.contains("NOT NULL") == true, "\(rejects.first?.detail ?? "")")
+        #expect(troubles.all.contains { $0.contains("one at a time") })
+        #expect(troubles.all.contains { $0.contains("quarantined a message") })
+        #expect(try store.integrityCheck() == [])
     }
+
+    /// A record refused as identifying data is overwritten in the inbox once its refusal is
+    /// committed: its bytes are in no file afterwards; the records around it are intact.
+    @Test func identifyingRecordsAreScrubbedFromTheInbox() throws {
+        let dir = try TempDir()
+        let store = try Store(path: dir.file("s.sqlite"))
+        let inbox = try Inbox(directory: dir.file("s.sqlite.inbox"))
+        try store.adoptInbox(id: inbox.id, position: inbox.end)
+        let secret = "jean.dupont@example.fr"
+        try inbox.append(Self.records(0..<3)
+            + [InboxRecord(receivedAt: at(hour: 1), topic: "pilots/hf-nord/dev-1/obs", payload: Array(secret.utf8))]
+            + Self.records(3..<6))
+        let applier = InboxApplier(inbox: inbox, store: store, from: .start, makeItem: { r in
+            String(decoding: r.payload, as: UTF8.self) == secret
+                ? IngestItem(topic: r.topic, receivedAt: r.receivedAt,
+                             verdict: .refused(nil, Refusal(.identifyingData, "payload: looks like an e-mail address")),
+                             payload: r.payload)
+                : Self.item(r)
+        })
+        applier.start()
+        #expect(applier.finish() == nil)
+        #expect(try store.stats().accepted == 6)
+        #expect(try store.pendingInboxScrubs() == [])
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: Inbox.path(inbox.directory, 1)))
+        #expect(bytes.range(of: Data(secret.utf8)) == nil, "the identifying bytes are gone from the segment")
+        // Every record still reads (offsets kept, checksums valid).
+        var reader = inbox.reader()
+        let all = try reader.read(from: .start, maxRecords: 100, maxBytes: 1 << 20)
+        #expect(all.records.count == 7)
+        #expect(all.records[3].payload.allSatisfy { $0 == 0 } && all.records[3].topic.isEmpty)
+        #expect(InboxReport.check(directory: inbox.directory, applied: try store.inboxPosition()).problems == [])
+    }
+
+    /// A crash between the commit of a refusal and the overwrite of its bytes (or during the
+    /// overwrite, tearing it): the next open of the inbox overwrites them, and the records after
+    /// the torn one are not mistaken for a torn tail.
+    @Test func aPendingScrubIsRedoneWhenTheInboxOpens() throws {
+        let dir = try TempDir()
+        let path = dir.file("s.sqlite.inbox")
+        let secret = "0612345678"
+        var spans: [InboxSpan] = []
+        do {
+            let inbox = try Inbox(directory: path)
+            try inbox.append(Self.records(0..<2))
+            var reader = inbox.reader()
+            try inbox.append([InboxRecord(receivedAt: at(hour: 1), topic: "pilots/hf-nord/dev-1/obs", payload: Array(secret.utf8))])
+            try inbox.append(Self.records(2..<4))
+            spans = try reader.readSpans(from: .start, maxRecords: 10, maxBytes: 1 << 20).spans
+        }
+        // A torn overwrite: half of the body zeroed, the checksum left as it was.
+        let segment = Inbox.path(path, 1)
+        let handle = try #require(FileHandle(forUpdatingAtPath: segment))
+        try handle.seek(toOffset: UInt64(spans[2].offset + 8 + 10))
+        try handle.write(contentsOf: Data(count: 5))
+        try handle.close()
+        #expect(InboxReport.check(directory: path, applied: nil).notes.count == 0)
+        #expect(InboxReport.check(directory: path, applied: nil).problems.count == 1, "a bad checksum before other records is damage")
+        #expect(InboxReport.check(directory: path, applied: nil, scrubbing: [spans[2]]).problems == [])
+
+        let reopened = try Inbox(directory: path, pendingScrubs: [spans[2]])
+        #expect(reopened.truncatedBytes == 0, "the records after the torn overwrite are kept")
+        #expect(reopened.end == InboxPosition(segment: 1, offset: spans[4].offset + spans[4].length))
+        var reader = reopened.reader()
+        let records = try reader.read(from: .start, maxRecords: 10, maxBytes: 1 << 20).records
+        #expect(records.count == 5)
+        #expect(records[4] == Self.records(3..<4)[0])
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: segment))
+        #expect(bytes.range(of: Data(secret.utf8)) == nil)
+    }
+}
+
+/// Lines collected from several threads.
+final class Lines: Sendable {
+    private let lines = Mutex<[String]>([])
+    func append(_ line: String) { lines.withLock { $0.append(line) } }
+    var all: [String] { lines.withLock { $0 } }
 }
 
 extension InboxApplierTests {

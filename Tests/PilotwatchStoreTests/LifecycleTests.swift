@@ -79,7 +79,7 @@ import Testing
         #expect(try copy.stats() == store.stats())
         #expect(try copy.replayCandidates(RejectFilter()) == store.replayCandidates(RejectFilter()))
         #expect(try copy.integrityCheck() == [])
-        #expect(try copy.schemaVersion() == "v3-inbox")
+        #expect(try copy.schemaVersion() == "v4-reasons-1.1-inbox-scrub")
 
         #expect(throws: StoreError.backupDestinationExists(path: dir.file("copy.sqlite"))) {
             try store.backup(to: dir.file("copy.sqlite"))
@@ -173,5 +173,35 @@ import Testing
         #expect(throws: StoreError.newerSchema(path: path, unknown: ["v99"])) {
             _ = try Store(path: path)
         }
+    }
+}
+
+@Suite struct SchemaV4Tests {
+    /// v4 rebuilds `reject` and `refusal_day` for contract 1.1's reasons: every row and payload
+    /// of a v3 store stays (the rebuild must not cascade into `reject_payload`), the triggers
+    /// still guard identifying data, and `store_error` can be stored.
+    @Test func aV3StoreKeepsItsQuarantineAndTakesStoreError() throws {
+        let dir = try TempDir()
+        let path = dir.file("old.sqlite")
+        let hash = String(repeating: "a", count: 64)
+        try Store.createOlder(path: path, upTo: "v3-inbox", sql: """
+            INSERT INTO reject (id, received_at, topic, pilot, device, reason, detail, payload_sha256) VALUES
+                (1, 0, 'pilots/hf-nord/d/obs', 'hf-nord', 'd', 'unknown_indicator', 'x', '\(hash)'),
+                (2, 0, 'pilots/hf-nord/d/obs', 'hf-nord', 'd', 'identifying_data', 'y', '\(hash)');
+            INSERT INTO reject_payload (reject_id, payload) VALUES (1, x'7b7d');
+            INSERT INTO refusal_day (pilot_id, day, reason, n) VALUES (0, 1, 'unknown_indicator', 1), (0, 1, 'identifying_data', 1);
+            UPDATE ingest_total SET refused = 2;
+            """)
+        let store = try Store(path: path)
+        #expect(try store.schemaVersion() == "v4-reasons-1.1-inbox-scrub")
+        #expect(try store.scalar("SELECT count(*) FROM reject") == 2)
+        #expect(try store.scalar("SELECT count(*) FROM reject_payload WHERE reject_id = 1") == 1)
+        #expect(try store.scalar("SELECT sum(n) FROM refusal_day") == 2)
+        #expect(throws: StoreError.self, "the identifying guard survives the rebuild") {
+            try store.executeRaw("INSERT INTO reject_payload (reject_id, payload) VALUES (2, x'00')")
+        }
+        try store.ingest([refusedItem(received: at(hour: 1), .storeError, "the database refused it", payload: "{}")])
+        #expect(try store.stats().refusedByReason[.storeError] == 1)
+        #expect(try store.integrityCheck() == [])
     }
 }

@@ -38,37 +38,42 @@ struct Ingest: ParsableCommand {
 
     func run() throws {
         let ctx = try Context.load(global)
-        let store = try openStore(ctx.service.databasePath)
-        let validator = ContractValidator(registry: ctx.registry, catalogue: ctx.catalogue, topicRoot: ctx.service.topicRoot)
+        let database = ctx.service.databasePath
         guard let reader = LineReader(path: file) else {
             throw CLIError("cannot open \(file) for reading; check the path (use - for standard input)")
         }
         let progress = Progress(label: "ingest", total: reader.size)
-        var tally = IngestTally()
-        var pending: [IngestItem] = []
-        pending.reserveCapacity(batch)
-        var lineNo = 0
-
-        func flush() throws {
-            guard !pending.isEmpty else { return }
-            tally.add(try store.ingest(pending))
-            pending.removeAll(keepingCapacity: true)
-        }
-
-        while let line = reader.next() {
-            lineNo += 1
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-            let now = Instant.now
-            pending.append(NDJSONLine.item(line, number: lineNo, source: file, validator: validator, receivedAt: now))
-            if pending.count >= batch {
-                try flush()
-                progress.update(done: reader.offset)
+        var tally: IngestTally
+        switch try WriteAccess.obtain(database: database, role: "ingest") {
+        case .own(let lock):
+            defer { lock.release() }
+            let store = try openStore(database)
+            let validator = ContractValidator(registry: ctx.registry, catalogue: ctx.catalogue, topicRoot: ctx.service.topicRoot)
+            tally = try StoreWork.ingest(reader, source: file, store: store, validator: validator, batch: batch,
+                                         progress: { progress.update(done: $0) })
+        case .serve(let holder):
+            // `serve` writes this store: it validates and stores the lines, with its configuration.
+            printError("ingest: handing the import to \(holder)")
+            let client = try ServeChannelClient(database: database)
+            try client.send(ServeRequest(op: .ingest, source: file, batch: batch))
+            var chunk: [UInt8] = []
+            while let line = reader.next() {
+                chunk.append(contentsOf: line)
+                chunk.append(0x0A)
+                if chunk.count >= 1 << 20 {
+                    try client.sendBody(chunk)
+                    chunk.removeAll(keepingCapacity: true)
+                    progress.update(done: reader.offset)
+                }
             }
+            try client.sendBody(chunk)
+            client.finishSending()
+            if let error = reader.error { throw CLIError("reading \(file) stopped: \(error); serve stored the lines before it") }
+            let reply = try client.reply()
+            guard reply.ok else { throw CLIError("`pilotwatch serve` could not import \(file): \(reply.error ?? "no reason given")") }
+            tally = IngestTally(reply: reply)
         }
-        try flush()
         progress.finish()
-        if let error = reader.error { throw CLIError("reading \(file) stopped at line \(lineNo + 1): \(error)") }
-        tally.lines = lineNo
         print(tally.render(format))
     }
 }
@@ -160,6 +165,12 @@ final class LineReader {
     private(set) var offset: Int64 = 0
     let size: Int64?
     private(set) var error: String?
+
+    /// Reads an open descriptor (a socket) until its end; does not close it.
+    init(fileDescriptor: Int32) {
+        handle = FileHandle(fileDescriptor: fileDescriptor, closeOnDealloc: false)
+        size = nil
+    }
 
     init?(path: String) {
         if path == "-" {

@@ -120,23 +120,41 @@ struct Rejects: ParsableCommand {
         @Option(help: ArgumentHelp("Output format: table or json.", valueName: "format"))
         var format: OutputFormat = .table
 
+        @Option(help: ArgumentHelp("Rejects replayed per transaction.", valueName: "n"))
+        var batch: Int = 500
+
+        func validate() throws {
+            guard (1...100_000).contains(batch) else { throw ValidationError("--batch \(batch) must be 1...100000") }
+        }
+
         func run() throws {
             let ctx = try Context.load(global)
-            let store = try openStore(ctx.service.databasePath)
-            let validator = ContractValidator(registry: ctx.registry, catalogue: ctx.catalogue, topicRoot: ctx.service.topicRoot)
-            let candidates = try store.replayCandidates(filter.storeFilter(limit: nil))
-            let results = candidates.compactMap { r -> (rejectID: Int64, item: IngestItem)? in
-                guard let payload = r.payload else { return nil }
-                // Re-check the time against when the message first arrived, not today.
-                let verdict = validator.validate(topic: r.topic, payload: payload, receivedAt: r.receivedAt)
-                return (r.id, IngestItem(topic: r.topic, receivedAt: r.receivedAt, verdict: verdict, payload: payload))
+            let database = ctx.service.databasePath
+            let storeFilter = filter.storeFilter(limit: nil)
+            let candidates: Int
+            let summary: ReplaySummary
+            switch try WriteAccess.obtain(database: database, role: "rejects-replay") {
+            case .own(let lock):
+                defer { lock.release() }
+                let store = try openStore(database)
+                let validator = ContractValidator(registry: ctx.registry, catalogue: ctx.catalogue, topicRoot: ctx.service.topicRoot)
+                (candidates, summary) = try StoreWork.replay(store: store, validator: validator, filter: storeFilter, batch: batch)
+            case .serve(let holder):
+                // `serve` writes this store: it replays with its configuration, between its batches.
+                printError("rejects replay: handing the replay to \(holder)")
+                let client = try ServeChannelClient(database: database)
+                try client.send(ServeRequest(op: .replay, batch: batch, pilot: storeFilter.pilot,
+                                             reason: storeFilter.reason?.rawValue, sinceMillis: storeFilter.since?.millis))
+                client.finishSending()
+                let reply = try client.reply()
+                guard reply.ok else { throw CLIError("`pilotwatch serve` could not replay the quarantine: \(reply.error ?? "no reason given")") }
+                (candidates, summary) = ReplaySummary.from(reply)
             }
-            let summary = try store.replay(results)
             switch format {
             case .json:
                 var w = JSONWriter()
                 w.object { o in
-                    o.field("candidates", results.count)
+                    o.field("candidates", candidates)
                     o.field("imported", summary.accepted)
                     o.field("duplicate", summary.duplicates)
                     o.field("status", summary.statuses)
@@ -145,8 +163,24 @@ struct Rejects: ParsableCommand {
                 }
                 print(w.text)
             case .table, .csv:
-                print("replayed \(results.count): imported \(summary.accepted) (\(summary.newObservations) observations), duplicate \(summary.duplicates), status \(summary.statuses), still refused \(summary.stillRefused)")
+                print("replayed \(candidates): imported \(summary.accepted) (\(summary.newObservations) observations), duplicate \(summary.duplicates), status \(summary.statuses), still refused \(summary.stillRefused)")
             }
         }
+    }
+}
+
+extension ReplaySummary {
+    /// A replay's counts as `serve` sends them back.
+    var reply: ServeReply {
+        ServeReply(ok: true, counts: ["accepted": accepted, "duplicate": duplicates, "status": statuses,
+                                      "still_refused": stillRefused, "missing": missing, "observations": newObservations])
+    }
+
+    static func from(_ reply: ServeReply) -> (candidates: Int, summary: ReplaySummary) {
+        let c = reply.counts ?? [:]
+        return (c["candidates"] ?? 0,
+                ReplaySummary(accepted: c["accepted"] ?? 0, duplicates: c["duplicate"] ?? 0, statuses: c["status"] ?? 0,
+                              stillRefused: c["still_refused"] ?? 0, missing: c["missing"] ?? 0,
+                              newObservations: c["observations"] ?? 0))
     }
 }

@@ -26,8 +26,14 @@ struct Serve: ParsableCommand {
         SQLite has caught up.
 
         On SIGTERM or SIGINT it acknowledges what it has stored, disconnects, applies everything \
-        left in the inbox and exits 0. If the database refuses a batch, it stops (exit 1); the \
-        inbox keeps the batch for the next start.
+        left in the inbox and exits 0. If the database refuses a batch, serve stores it one \
+        message at a time and quarantines a message refused on every try as store_error \
+        (replayable, never counted against the pilot); a busy database is retried, never fatal.
+
+        One serve per database: it holds an exclusive lock on {database}.lock, and a second serve \
+        on the same database exits 75 at once, naming the holder. While it runs, `ingest` and \
+        `rejects replay` hand their work to it through {database}.sock, and `db backup` waits for \
+        it to apply everything acknowledged before the backup starts.
 
         Example:
           pilotwatch serve --config config/pilotwatch.yaml --port 1883
@@ -70,28 +76,12 @@ struct Serve: ParsableCommand {
     func run() throws {
         let ctx = try Context.load(global, broker: broker)
         let logger = makeLogger("pilotwatch.serve", level: Logger.Level(rawValue: logLevel) ?? .info)
-        let store = try openStore(ctx.service.databasePath)
-        let inboxPath = ctx.service.databasePath + ".inbox"
-        var inbox: Inbox
-        do {
-            inbox = try Inbox(directory: inboxPath)
-            // An inbox is applied to the database that adopted it, never to another one (a
-            // database deleted or replaced while its inbox stayed): such an inbox is set aside.
-            if try store.inboxState()?.id != inbox.id {
-                if !inbox.isEmpty {
-                    let aside = inboxPath + ".orphan-" + String(Int(Date().timeIntervalSince1970))
-                    try FileManager.default.moveItem(atPath: inboxPath, toPath: aside)
-                    logger.warning("inbox \(inboxPath) holds messages for another database; moved it to \(aside) and started a new one")
-                    inbox = try Inbox(directory: inboxPath)
-                }
-                try store.adoptInbox(id: inbox.id, position: inbox.end)
-            }
-        } catch {
-            throw CLIError("cannot open the inbox \(inboxPath): \(error)")
-        }
-        if inbox.truncatedBytes > 0 {
-            logger.warning("inbox: zeroed \(inbox.truncatedBytes) bytes of a record torn by a crash; it was never acknowledged, so the broker delivers it again")
-        }
+        let database = ctx.service.databasePath
+        let lock = try takeWriterLock(database, logger: logger)
+        defer { lock.release() }
+        let store = try openStore(database)
+        let inboxPath = database + ".inbox"
+        let inbox = try openInbox(inboxPath, store: store, logger: logger)
         let validator = ContractValidator(registry: ctx.registry, catalogue: ctx.catalogue, topicRoot: ctx.service.topicRoot)
         let mqttConfig = try mqttConfiguration(ctx.service)
         let subscriber = try MQTTSubscriber(configuration: mqttConfig, logger: logger)
@@ -111,14 +101,18 @@ struct Serve: ParsableCommand {
                            payload: r.payload)
             },
             onApplied: { counts.add($0) },
+            onTrouble: { logger.warning("\($0)") },
             onFailure: { error in
-                logger.error("the database refused a batch from the inbox; stopping (the inbox keeps it): \(error)")
-                subscriber.stop()
+                logger.error("stopping while the database still refuses to store; the inbox keeps every message for the next start: \(error)")
             })
         if inbox.end > start {
             logger.notice("inbox: applying \(inbox.backlogBytes(after: start)) bytes acknowledged before the last stop")
         }
         applier.start()
+        let channel = try ServeChannelServer(path: ServeChannel.socketPath(forDatabase: database)) { request, connection in
+            Serve.handle(request, connection, store: store, validator: validator, inbox: inbox, applier: applier, logger: logger)
+        }
+        channel.start()
 
         let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { sig in
             logger.notice("stopping: finishing the current batch", metadata: ["signal": "\(sig)"])
@@ -131,7 +125,7 @@ struct Serve: ParsableCommand {
         defer { ticker.cancel(); signals.cancel() }
 
         logger.info("pilotwatch serve starting", metadata: [
-            "db.path": "\(ctx.service.databasePath)", "inbox.path": "\(inboxPath)", "mqtt.host": "\(mqttConfig.host)",
+            "db.path": "\(database)", "inbox.path": "\(inboxPath)", "mqtt.host": "\(mqttConfig.host)",
             "mqtt.port": "\(mqttConfig.port)", "mqtt.client_id": "\(mqttConfig.clientID)",
         ])
         var receiveError: (any Error)?
@@ -151,11 +145,103 @@ struct Serve: ParsableCommand {
             receiveError = error
             logger.error("stopped without acknowledging the current batch: \(error)")
         }
+        channel.stop()
         // Everything acknowledged goes into SQLite before exiting.
         let applyError = applier.finish()
         logger.info("\(counts.line())")
         if receiveError != nil || applyError != nil { throw ExitCode.failure }
         logger.notice("pilotwatch serve stopped cleanly")
+    }
+
+    /// Takes the store's writer lock: refused at once (exit 75) when another `serve` has it;
+    /// waited for when a maintenance command has it (it finishes by itself).
+    private func takeWriterLock(_ database: String, logger: Logger) throws -> WriterLock {
+        let folder = ConfigPath.folder(of: database)
+        if !FileManager.default.fileExists(atPath: folder) {
+            try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        }
+        do {
+            return try WriterLock.acquire(database: database, role: "serve")
+        } catch WriterLockError.held(_, let holder) where holder == nil || holder?.role == "serve" || holder?.role == "unknown" {
+            printError("Error: the database \(database) is already written by \(holder.map(\.description) ?? "another pilotwatch serve"); one serve per database: stop that one first, or give this one another --db")
+            throw ExitCode(75)
+        } catch WriterLockError.held {
+            return try WriterLock.acquire(database: database, role: "serve", wait: true) { holder in
+                logger.notice("waiting for \(holder) to finish writing \(database)")
+            }
+        } catch {
+            throw CLIError("\(error)")
+        }
+    }
+
+    /// Opens the inbox, overwriting what a crash left to overwrite, and makes sure it is the
+    /// one the store applies: an inbox found next to a different (deleted or replaced) database
+    /// is set aside, never applied to it.
+    private func openInbox(_ inboxPath: String, store: Store, logger: Logger) throws -> Inbox {
+        do {
+            let adopted = try store.inboxState()?.id
+            let pending = try store.pendingInboxScrubs()
+            let ours = adopted != nil && Inbox.existingID(directory: inboxPath) == adopted
+            var inbox = try Inbox(directory: inboxPath, pendingScrubs: ours ? pending : [])
+            if !pending.isEmpty { try store.clearInboxScrubs(pending) }
+            if adopted != inbox.id {
+                if !inbox.isEmpty {
+                    let aside = inboxPath + ".orphan-" + String(Int(Date().timeIntervalSince1970))
+                    try FileManager.default.moveItem(atPath: inboxPath, toPath: aside)
+                    logger.warning("inbox \(inboxPath) holds messages for another database; moved it to \(aside) and started a new one")
+                    inbox = try Inbox(directory: inboxPath)
+                }
+                try store.adoptInbox(id: inbox.id, position: inbox.end)
+            }
+            if inbox.truncatedBytes > 0 {
+                logger.warning("inbox: zeroed \(inbox.truncatedBytes) bytes of a record torn by a crash; it was never acknowledged, so the broker delivers it again")
+            }
+            return inbox
+        } catch {
+            throw CLIError("cannot open the inbox \(inboxPath): \(error)")
+        }
+    }
+
+    /// Does what a maintenance command handed over (``ServeChannel``), on the channel's thread;
+    /// its writes are serialised with the applier's batches by the store.
+    static func handle(_ request: ServeRequest, _ connection: ServeConnection, store: Store, validator: ContractValidator,
+                       inbox: Inbox, applier: InboxApplier, logger: Logger) -> ServeReply {
+        do {
+            switch request.op {
+            case .ingest:
+                let source = request.source ?? "-"
+                logger.notice("ingest handed over: importing \(source)")
+                let tally = try StoreWork.ingest(LineReader(fileDescriptor: connection.fd), source: source, store: store,
+                                                 validator: validator, batch: max(1, min(request.batch ?? 500, 100_000)))
+                logger.notice("ingest handed over: \(source) done, \(tally.lines) lines, \(tally.accepted) accepted")
+                return tally.reply
+            case .replay:
+                let filter = RejectFilter(pilot: request.pilot, reason: request.reason.flatMap(ReasonCode.init(rawValue:)),
+                                          since: request.sinceMillis.map(Instant.init(millis:)))
+                logger.notice("rejects replay handed over")
+                let (candidates, summary) = try StoreWork.replay(store: store, validator: validator, filter: filter,
+                                                                 batch: max(1, min(request.batch ?? 500, 100_000)))
+                logger.notice("rejects replay handed over: \(candidates) replayed, \(summary.accepted) imported")
+                var reply = summary.reply
+                reply.counts?["candidates"] = candidates
+                return reply
+            case .sync:
+                // Everything acknowledged before the request is in SQLite before the answer.
+                let target = inbox.end
+                let deadline = Date(timeIntervalSinceNow: 600)
+                while applier.position < target {
+                    if let error = applier.error { return .failure("the inbox cannot be applied: \(error)") }
+                    if Date() > deadline {
+                        return .failure("the inbox is not applied up to \(target) after 10 minutes (see serve's log)")
+                    }
+                    Thread.sleep(forTimeInterval: 0.02)
+                }
+                return ServeReply(ok: true)
+            }
+        } catch {
+            logger.error("\(request.op.rawValue) handed over failed: \(error)")
+            return .failure("\(error)")
+        }
     }
 }
 
