@@ -555,6 +555,9 @@ public struct InboxRecord: Sendable, Hashable {
         self.topic = topic
         self.payload = payload
     }
+
+    /// Overwritten by ``Inbox/scrub(_:)``: no topic (MQTT has no empty topic name) and zeros.
+    public var isScrubbed: Bool { topic.isEmpty && payload.allSatisfy { $0 == 0 } }
 }
 
 public enum InboxError: Error, Equatable, CustomStringConvertible {

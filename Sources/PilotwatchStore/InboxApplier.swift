@@ -226,8 +226,10 @@ public final class InboxApplier: @unchecked Sendable {
                     throw InboxError.corrupt(path: Inbox.path(inbox.directory, at.segment), offset: at.offset,
                                              reason: "no record where the inbox says there are some (end: \(inbox.end))")
                 }
-                let items = records.map(makeItem)
-                let outcomes = try store(items, spans: spans, next: next)
+                // A record already overwritten (refused as hash only, applied once before a
+                // restore put an older store back) has nothing left to apply.
+                let kept = zip(records, spans).filter { !$0.0.isScrubbed }
+                let outcomes = try store(kept.map { makeItem($0.0) }, spans: kept.map(\.1), next: next)
                 at = next
                 condition.lock()
                 applied = next
@@ -260,6 +262,7 @@ public final class InboxApplier: @unchecked Sendable {
         } catch {
             onTrouble("the database refused a batch of \(items.count) messages (\(error)); storing them one at a time")
             var one: [IngestOutcome] = []
+            if items.isEmpty { _ = try waitingForStore { try store.ingest([], inboxPosition: next) } }
             for (index, (item, span)) in zip(items, spans).enumerated() {
                 let end = index == items.count - 1 ? next : InboxPosition(segment: span.segment, offset: span.offset + span.length)
                 one.append(try storeOne(item, span: span, end: end))

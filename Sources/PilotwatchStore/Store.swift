@@ -291,6 +291,15 @@ public final class Store: Sendable {
         }
     }
 
+    /// Copies everything in the WAL into the database file and empties the WAL
+    /// (`PRAGMA wal_checkpoint(TRUNCATE)`), so that the file alone holds the store.
+    public func checkpoint() throws {
+        if options.readOnly { throw StoreError.readOnly(path: path) }
+        try Store.sqlite("checkpointing \(path)") {
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        }
+    }
+
     /// Runs `body`, turning SQLite errors into ``StoreError/sqlite(operation:message:)``.
     static func sqlite<T>(_ operation: String, _ body: () throws -> T) throws -> T {
         do {

@@ -32,6 +32,56 @@ enum WriteAccess {
 /// The work of the commands that write, done by whoever writes: the command itself, or `serve`
 /// on its behalf.
 enum StoreWork {
+    /// Opens the inbox, overwriting what a crash left to overwrite, and makes sure it is the
+    /// one the store applies: an inbox found next to a different (deleted or replaced) database
+    /// is set aside, never applied to it. The caller holds the writer lock.
+    static func openInbox(_ inboxPath: String, store: Store, log: (String) -> Void) throws -> Inbox {
+        do {
+            let adopted = try store.inboxState()?.id
+            let pending = try store.pendingInboxScrubs()
+            let ours = adopted != nil && Inbox.existingID(directory: inboxPath) == adopted
+            var inbox = try Inbox(directory: inboxPath, pendingScrubs: ours ? pending : [])
+            if !pending.isEmpty { try store.clearInboxScrubs(pending) }
+            if adopted != inbox.id {
+                if !inbox.isEmpty {
+                    let aside = inboxPath + ".orphan-" + String(Int(Date().timeIntervalSince1970))
+                    try FileManager.default.moveItem(atPath: inboxPath, toPath: aside)
+                    log("inbox \(inboxPath) holds messages for another database; moved it to \(aside) and started a new one")
+                    inbox = try Inbox(directory: inboxPath)
+                }
+                try store.adoptInbox(id: inbox.id, position: inbox.end)
+            }
+            if inbox.truncatedBytes > 0 {
+                log("inbox: zeroed \(inbox.truncatedBytes) bytes of a record torn by a crash; it was never acknowledged, so the broker delivers it again")
+            }
+            return inbox
+        } catch {
+            throw CLIError("cannot open the inbox \(inboxPath): \(error)")
+        }
+    }
+
+    /// Applies what the inbox of the store at `database` holds past the store's position (a
+    /// `serve` stopped before it caught up), as `serve` would at its start; returns the bytes
+    /// applied. The caller holds the writer lock.
+    static func applyInbox(database: String, store: Store, validator: @escaping @Sendable () throws -> ContractValidator,
+                           log: @escaping @Sendable (String) -> Void) throws -> Int64 {
+        let path = database + ".inbox"
+        guard FileManager.default.fileExists(atPath: path) else { return 0 }
+        let inbox = try openInbox(path, store: store, log: log)
+        let from = try store.inboxPosition()
+        let bytes = inbox.backlogBytes(after: from)
+        guard bytes > 0 else { return 0 }
+        let contract = try validator()
+        let applier = InboxApplier(inbox: inbox, store: store, from: from, policy: .immediate, makeItem: { r in
+            IngestItem(topic: r.topic, receivedAt: r.receivedAt,
+                       verdict: contract.validate(topic: r.topic, payload: r.payload, receivedAt: r.receivedAt),
+                       payload: r.payload)
+        }, onTrouble: log)
+        applier.start()
+        if let error = applier.finish() { throw CLIError("the inbox \(path) cannot be applied: \(error)") }
+        return bytes
+    }
+
     /// Imports NDJSON lines (`{"topic", "payload"}`) in transactions of `batch` lines.
     static func ingest(_ reader: LineReader, source: String, store: Store, validator: ContractValidator,
                        batch: Int, progress: ((Int64) -> Void)? = nil) throws -> IngestTally {

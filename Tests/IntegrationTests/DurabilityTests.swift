@@ -5,7 +5,7 @@ import TestSupport
 import Testing
 
 /// Lines for `mosquitto_pub -l`: `count` one-observation messages with msg ids `prefix-N`.
-private func stream(_ prefix: String, from: Int = 0, count: Int, subjects: Int = 50) -> [String] {
+func stream(_ prefix: String, from: Int = 0, count: Int, subjects: Int = 50) -> [String] {
     let base = Date().timeIntervalSince1970 - 3 * 86_400
     return (from..<(from + count)).map { i in
         // Distinct instants, so every message carries a distinct observation.
@@ -202,7 +202,7 @@ struct DurabilityTests {
 }
 
 /// Runs a tool to its end; returns its exit status.
-private func runTool(_ path: String, _ arguments: [String]) throws -> Int32 {
+func runTool(_ path: String, _ arguments: [String]) throws -> Int32 {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: path)
     p.arguments = arguments

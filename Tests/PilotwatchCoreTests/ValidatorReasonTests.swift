@@ -294,7 +294,9 @@ struct ValidatorReasonTests {
 
     @Test func everyReasonCodeHasAPair() {
         let covered = Set(ReasonPairs.all.map(\.refused.reason))
-        for code in ReasonCode.allCases {
+        // Every reason the contract gives a message (store_error is the service's own, shown
+        // with a database that refuses a message: DurabilityTests).
+        for code in ReasonCode.allCases where code != .storeError {
             #expect(covered.contains(code), "no refused case for \(code.rawValue)")
         }
     }

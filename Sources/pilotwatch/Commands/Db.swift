@@ -11,8 +11,8 @@ import Darwin
 struct Db: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "db",
-        abstract: "Back up the database while pilotwatch runs, and check a database's integrity.",
-        subcommands: [Backup.self, Check.self]
+        abstract: "Back up the database while pilotwatch runs, restore a backup, and check a database and its inbox.",
+        subcommands: [Backup.self, Restore.self, Check.self]
     )
 
     struct Backup: ParsableCommand {
@@ -23,6 +23,12 @@ struct Db: ParsableCommand {
             Uses SQLite's online backup: the copy is one snapshot of the store, taken without \
             stopping the service. It is written beside FILE first and renamed into place, then \
             checked (integrity and schema) before the command reports success.
+
+            The copy holds every message acknowledged before the backup began: while `pilotwatch \
+            serve` runs, the backup first waits until serve has applied its inbox up to that point; \
+            when no serve runs, it applies the inbox's unapplied tail itself (with the \
+            configuration's registry and catalogue). The inbox itself is never copied: it may hold \
+            bytes not yet validated, which must not reach backup media.
 
             Examples:
               pilotwatch db backup /var/backups/pilotwatch/pilotwatch-$(date +%F).sqlite
@@ -59,6 +65,25 @@ struct Db: ParsableCommand {
                 throw CLIError("the folder \(folder) does not exist; create it first (mkdir -p \(folder))")
             }
 
+            // Everything acknowledged before now goes into SQLite first.
+            var ownLock: WriterLock?
+            defer { ownLock?.release() }
+            switch try WriteAccess.obtain(database: source, role: "db-backup") {
+            case .serve:
+                let client = try ServeChannelClient(database: source)
+                try client.send(ServeRequest(op: .sync))
+                client.finishSending()
+                let reply = try client.reply()
+                guard reply.ok else { throw CLIError("`pilotwatch serve` could not apply its inbox before the backup: \(reply.error ?? "no reason given")") }
+            case .own(let lock):
+                ownLock = lock
+                let writable = try openStore(source)
+                let applied = try StoreWork.applyInbox(database: source, store: writable, validator: {
+                    let ctx = try Context.load(global)
+                    return ContractValidator(registry: ctx.registry, catalogue: ctx.catalogue, topicRoot: ctx.service.topicRoot)
+                }, log: { printError("db backup: \($0)") })
+                if applied > 0 { printError("db backup: applied \(applied) bytes of the inbox acknowledged before the last stop") }
+            }
             let store = try openStore(source, readOnly: true)
             // A fresh name beside the destination: the rename into place is atomic, and a failed
             // backup never leaves a half-written FILE.
@@ -97,7 +122,7 @@ struct Db: ParsableCommand {
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "check",
-            abstract: "Check the database: SQLite integrity, foreign keys, the store's own invariants, schema version.",
+            abstract: "Check the database (SQLite integrity, foreign keys, the store's own invariants, schema version) and its inbox (checksums, applied position).",
             discussion: """
             Examples:
               pilotwatch db check
@@ -113,20 +138,27 @@ struct Db: ParsableCommand {
             guard FileManager.default.fileExists(atPath: path) else {
                 throw CLIError("there is no database at \(path); check --db or `database:` in \(global.configPath)")
             }
-            let report: DatabaseReport
+            let found: DatabaseReport
             do {
-                report = try DatabaseReport.make(path: path)
+                found = try DatabaseReport.make(path: path)
             } catch {
                 printError("database \(path) is damaged or unreadable: \(error)")
                 printError("restore it from the latest `pilotwatch db backup`, or see what is left with: sqlite3 \(path) .recover")
                 throw ExitCode.failure
             }
             print("database     \(path)")
-            print("schema       \(report.schemaVersion)")
-            if report.problems.isEmpty {
+            print("schema       \(found.schemaVersion)")
+            let inbox = try InboxCheck.make(database: path)
+            if let inbox {
+                print("inbox        \(inbox.summary)")
+                for note in inbox.report.notes { print("  note: \(note)") }
+            }
+            let problems = found.problems + (inbox?.report.problems.map { "inbox: \($0)" } ?? [])
+            if problems.isEmpty {
                 print("integrity    ok")
                 return
             }
+            let report = DatabaseReport(schemaVersion: found.schemaVersion, problems: problems)
             print("integrity    \(report.problems.count) problem\(report.problems.count == 1 ? "" : "s")")
             // SQLite's own messages may span lines; show each line indented, and not thousands.
             let lines = report.problems.flatMap { $0.split(separator: "\n").map(String.init) }
@@ -137,6 +169,122 @@ struct Db: ParsableCommand {
             printError("restore it from the latest `pilotwatch db backup`, or see what is left with: sqlite3 \(path) .recover")
             throw ExitCode.failure
         }
+    }
+}
+
+extension Db {
+    struct Restore: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "restore",
+            abstract: "Put a backup in place of the database (refused while serve or another command writes it).",
+            discussion: """
+            The backup is copied beside the database, migrated to this pilotwatch's schema and \
+            checked (integrity, the store's invariants) before it replaces anything. The database it \
+            replaces is kept beside it as {database}.before-restore-<time> (with its -wal), so a \
+            restore can be undone. The inbox stays: at its next start, serve applies from the \
+            backup's recorded position whatever of it is still there (duplicates are recognised), or \
+            sets it aside when it belongs to another database.
+
+            Examples:
+              systemctl stop pilotwatch
+              pilotwatch db restore /var/backups/pilotwatch/pilotwatch-2026-12-01.sqlite
+              systemctl start pilotwatch
+            Exits 0 when the backup is in place, 75 when a writer holds the database, 1 otherwise.
+            """
+        )
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: ArgumentHelp("The backup to restore (written by `pilotwatch db backup`).", valueName: "file"))
+        var file: String
+
+        func run() throws {
+            let target = try databasePath(global)
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: file, isDirectory: &isFolder), !isFolder.boolValue else {
+                throw CLIError("there is no backup file at \(file); give the file `pilotwatch db backup` wrote")
+            }
+            if URL(fileURLWithPath: file).standardizedFileURL.resolvingSymlinksInPath().path
+                == URL(fileURLWithPath: target).standardizedFileURL.resolvingSymlinksInPath().path {
+                throw CLIError("\(file) is the database itself; give a backup file")
+            }
+            let folder = ConfigPath.folder(of: target)
+            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
+                throw CLIError("the folder \(folder) does not exist; create it first (mkdir -p \(folder))")
+            }
+            let lock: WriterLock
+            do {
+                lock = try WriterLock.acquire(database: target, role: "db-restore")
+            } catch WriterLockError.held(_, let holder) {
+                printError("Error: the database \(target) is being written by \(holder.map(\.description) ?? "another process"); stop it before restoring (systemctl stop pilotwatch)")
+                throw ExitCode(75)
+            }
+            defer { lock.release() }
+
+            // Copied, migrated and checked beside the database before anything is replaced.
+            let staging = folder + "/." + URL(fileURLWithPath: target).lastPathComponent + ".restore-" + UUID().uuidString.prefix(8).lowercased()
+            defer { for suffix in ["", "-journal", "-wal", "-shm"] { unlink(staging + suffix) } }
+            let report: DatabaseReport
+            do {
+                try FileManager.default.copyItem(atPath: file, toPath: staging)
+                _ = try Store(path: staging).schemaVersion()  // migrates an older backup
+                report = try DatabaseReport.make(path: staging)
+            } catch {
+                throw CLIError("\(file) is not a pilotwatch database that this version can use, so nothing was replaced: \(error)")
+            }
+            guard report.problems.isEmpty else {
+                throw CLIError("\(file) fails its integrity check, so nothing was replaced:\n  " + report.problems.prefix(20).joined(separator: "\n  "))
+            }
+            // Fold the staging copy's WAL into it, so that one file is renamed into place.
+            do {
+                try Store(path: staging).checkpoint()
+            } catch {
+                throw CLIError("cannot prepare the restored copy of \(file): \(error)")
+            }
+            var kept: String?
+            if FileManager.default.fileExists(atPath: target) {
+                let aside = target + ".before-restore-" + String(Int(Date().timeIntervalSince1970))
+                for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: target + suffix) {
+                    guard rename(target + suffix, aside + suffix) == 0 else {
+                        throw CLIError("cannot move the current database \(target)\(suffix) aside: \(String(cString: strerror(errno)))")
+                    }
+                }
+                kept = aside
+            }
+            for suffix in ["-wal", "-shm", "-journal"] { unlink(target + suffix) }
+            guard rename(staging, target) == 0 else {
+                throw CLIError("cannot put the backup in place as \(target): \(String(cString: strerror(errno)))")
+            }
+            print("restored     \(file)")
+            print("into         \(target)")
+            print("schema       \(report.schemaVersion)")
+            print("integrity    ok")
+            if let kept { print("previous     \(kept) (delete it once the restore is confirmed)") }
+        }
+    }
+}
+
+/// What `db check` reports about a database's inbox.
+struct InboxCheck {
+    var report: InboxReport
+    var summary: String
+
+    /// The inbox beside `database`, read without changing it; nil when there is none.
+    static func make(database: String) throws -> InboxCheck? {
+        let directory = database + ".inbox"
+        guard FileManager.default.fileExists(atPath: directory) else { return nil }
+        let store = try openStore(database, readOnly: true)
+        let state = try store.inboxState()
+        let ours = state != nil && state?.id == Inbox.existingID(directory: directory)
+        let report = InboxReport.check(directory: directory, applied: ours ? state?.position : nil,
+                                       scrubbing: ours ? try store.pendingInboxScrubs() : [])
+        var summary = "\(directory): \(report.records) records in \(report.segments.count) segment\(report.segments.count == 1 ? "" : "s")"
+        if ours {
+            summary += ", applied up to \(state!.position), \(report.unapplied) not yet applied (\(report.unappliedBytes) bytes)"
+        } else {
+            summary += state == nil ? ", not adopted by this database yet" : ", belongs to another database (serve sets it aside at its start)"
+        }
+        return InboxCheck(report: report, summary: summary)
     }
 }
 

@@ -81,8 +81,10 @@ struct Serve: ParsableCommand {
         defer { lock.release() }
         let store = try openStore(database)
         let inboxPath = database + ".inbox"
-        let inbox = try openInbox(inboxPath, store: store, logger: logger)
-        let validator = ContractValidator(registry: ctx.registry, catalogue: ctx.catalogue, topicRoot: ctx.service.topicRoot)
+        let inbox = try StoreWork.openInbox(inboxPath, store: store, log: { logger.warning("\($0)") })
+        // The contract as configured; a replay handed over reloads the registry and catalogue
+        // (that is when an operator has just added what messages were refused for).
+        let validator = Mutex(ContractValidator(registry: ctx.registry, catalogue: ctx.catalogue, topicRoot: ctx.service.topicRoot))
         let mqttConfig = try mqttConfiguration(ctx.service)
         let subscriber = try MQTTSubscriber(configuration: mqttConfig, logger: logger)
         let counts = IngestCounts()
@@ -97,7 +99,7 @@ struct Serve: ParsableCommand {
             inbox: inbox, store: store, from: start, niceness: 10, policy: policy,
             makeItem: { r in
                 IngestItem(topic: r.topic, receivedAt: r.receivedAt,
-                           verdict: validator.validate(topic: r.topic, payload: r.payload, receivedAt: r.receivedAt),
+                           verdict: validator.withLock { $0 }.validate(topic: r.topic, payload: r.payload, receivedAt: r.receivedAt),
                            payload: r.payload)
             },
             onApplied: { counts.add($0) },
@@ -110,7 +112,8 @@ struct Serve: ParsableCommand {
         }
         applier.start()
         let channel = try ServeChannelServer(path: ServeChannel.socketPath(forDatabase: database)) { request, connection in
-            Serve.handle(request, connection, store: store, validator: validator, inbox: inbox, applier: applier, logger: logger)
+            Serve.handle(request, connection, store: store, validator: validator, inbox: inbox, applier: applier,
+                         reload: { try Context.load(global, broker: broker) }, logger: logger)
         }
         channel.start()
 
@@ -174,52 +177,28 @@ struct Serve: ParsableCommand {
         }
     }
 
-    /// Opens the inbox, overwriting what a crash left to overwrite, and makes sure it is the
-    /// one the store applies: an inbox found next to a different (deleted or replaced) database
-    /// is set aside, never applied to it.
-    private func openInbox(_ inboxPath: String, store: Store, logger: Logger) throws -> Inbox {
-        do {
-            let adopted = try store.inboxState()?.id
-            let pending = try store.pendingInboxScrubs()
-            let ours = adopted != nil && Inbox.existingID(directory: inboxPath) == adopted
-            var inbox = try Inbox(directory: inboxPath, pendingScrubs: ours ? pending : [])
-            if !pending.isEmpty { try store.clearInboxScrubs(pending) }
-            if adopted != inbox.id {
-                if !inbox.isEmpty {
-                    let aside = inboxPath + ".orphan-" + String(Int(Date().timeIntervalSince1970))
-                    try FileManager.default.moveItem(atPath: inboxPath, toPath: aside)
-                    logger.warning("inbox \(inboxPath) holds messages for another database; moved it to \(aside) and started a new one")
-                    inbox = try Inbox(directory: inboxPath)
-                }
-                try store.adoptInbox(id: inbox.id, position: inbox.end)
-            }
-            if inbox.truncatedBytes > 0 {
-                logger.warning("inbox: zeroed \(inbox.truncatedBytes) bytes of a record torn by a crash; it was never acknowledged, so the broker delivers it again")
-            }
-            return inbox
-        } catch {
-            throw CLIError("cannot open the inbox \(inboxPath): \(error)")
-        }
-    }
-
     /// Does what a maintenance command handed over (``ServeChannel``), on the channel's thread;
     /// its writes are serialised with the applier's batches by the store.
-    static func handle(_ request: ServeRequest, _ connection: ServeConnection, store: Store, validator: ContractValidator,
-                       inbox: Inbox, applier: InboxApplier, logger: Logger) -> ServeReply {
+    static func handle(_ request: ServeRequest, _ connection: ServeConnection, store: Store,
+                       validator: Mutex<ContractValidator>, inbox: Inbox, applier: InboxApplier,
+                       reload: () throws -> Context, logger: Logger) -> ServeReply {
         do {
             switch request.op {
             case .ingest:
                 let source = request.source ?? "-"
                 logger.notice("ingest handed over: importing \(source)")
                 let tally = try StoreWork.ingest(LineReader(fileDescriptor: connection.fd), source: source, store: store,
-                                                 validator: validator, batch: max(1, min(request.batch ?? 500, 100_000)))
+                                                 validator: validator.withLock { $0 }, batch: max(1, min(request.batch ?? 500, 100_000)))
                 logger.notice("ingest handed over: \(source) done, \(tally.lines) lines, \(tally.accepted) accepted")
                 return tally.reply
             case .replay:
                 let filter = RejectFilter(pilot: request.pilot, reason: request.reason.flatMap(ReasonCode.init(rawValue:)),
                                           since: request.sinceMillis.map(Instant.init(millis:)))
-                logger.notice("rejects replay handed over")
-                let (candidates, summary) = try StoreWork.replay(store: store, validator: validator, filter: filter,
+                let ctx = try reload()
+                let current = ContractValidator(registry: ctx.registry, catalogue: ctx.catalogue, topicRoot: ctx.service.topicRoot)
+                validator.withLock { $0 = current }
+                logger.notice("rejects replay handed over: reloaded the registry (\(ctx.registry.pilots.count) pilots) and the catalogue (\(ctx.catalogue.indicators.count) indicators), used from now on")
+                let (candidates, summary) = try StoreWork.replay(store: store, validator: current, filter: filter,
                                                                  batch: max(1, min(request.batch ?? 500, 100_000)))
                 logger.notice("rejects replay handed over: \(candidates) replayed, \(summary.accepted) imported")
                 var reply = summary.reply

@@ -1,0 +1,257 @@
+import Foundation
+import PilotwatchCore
+import PilotwatchStore
+import TestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Strings planted in refused payloads: none may be left in any file once they are refused.
+private let planted = ["jean.dupont@example.fr", "0612345678", "185057800608436", "Jean Dupont"]
+
+/// Every file under `folder` (recursively) whose bytes contain one of `needles`, with the needle.
+private func filesHolding(_ needles: [String], under folder: String) throws -> [String] {
+    var found: [String] = []
+    let enumerator = FileManager.default.enumerator(atPath: folder)
+    while let name = enumerator?.nextObject() as? String {
+        let path = folder + "/" + name
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), !isFolder.boolValue,
+              !name.hasSuffix(".log") || path.contains(".inbox/"),  // serve's own log files are not the store's
+              let data = FileManager.default.contents(atPath: path) else { continue }
+        for needle in needles where data.range(of: Data(needle.utf8)) != nil { found.append("\(name): \(needle)") }
+    }
+    return found
+}
+
+/// A `sqlite3` process holding the database's write lock until `release()`: SQLite refuses
+/// every other writer (SQLITE_BUSY) meanwhile.
+// @unchecked Sendable: `release()` is called once, from one thread, after `init` returned.
+private final class WriteLockHolder: @unchecked Sendable {
+    let process = Process()
+    let input = Pipe()
+
+    init(database: String) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        process.arguments = [database]
+        process.standardInput = input
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        input.fileHandleForWriting.write(Data("BEGIN IMMEDIATE;\nINSERT INTO inbox_scrub VALUES (999999, 0, 1);\n".utf8))
+        Thread.sleep(forTimeInterval: 0.3)
+    }
+
+    func release() {
+        input.fileHandleForWriting.write(Data("ROLLBACK;\n.quit\n".utf8))
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+}
+
+@Suite("Hardening: one writer, no identifying bytes, backups", .serialized)
+struct HardeningTests {
+    /// A second serve on the same database refuses at once naming the holder; `ingest` beside
+    /// the running serve is handed to it; a 20,000-message stream through the first is stored once.
+    @Test func oneServePerDatabaseAndIngestIsHandedToIt() throws {
+        try withRunningServe { broker, ws, serve in
+            let second = try ws.startServe(port: broker.port)
+            let code = second.waitExit(timeout: 10)
+            #expect(code == 75, "the second serve exits 75 at once:\n\(second.logText)")
+            #expect(second.logText.contains(ws.db), "it names the database:\n\(second.logText)")
+            #expect(second.logText.contains("PID \(serve.pid)"), "and the PID that holds it:\n\(second.logText)")
+            #expect(!second.logText.contains("MQTT connected"), "it never took the broker session")
+
+            let publisher = Thread {
+                try? publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-s1/obs", lines: stream("s", count: 20_000))
+            }
+            publisher.start()
+            let base = Date().timeIntervalSince1970 - 86_400
+            let lines = (0..<300).map { i in
+                #"{"topic":"pilots/diab-cgm-idf-02/up-1/obs","payload":"#
+                    + obsMessage("n-\(i)", [obs("p-0000\(1000 + i)", "hba1c", 7.1, unit: "%", at: Instant(seconds: base + Double(i)).description)])
+                    + "}"
+            }
+            let ingest = try ws.run(["ingest", "-", "--format", "json"], stdin: Data((lines.joined(separator: "\n") + "\n").utf8))
+            #expect(ingest.status == 0, "\(ingest.stderr)")
+            #expect(ingest.stderr.contains("handing the import to `pilotwatch serve` (PID \(serve.pid)"), "\(ingest.stderr)")
+            #expect(ingest.stdout.contains(#""accepted":300"#), "\(ingest.stdout)")
+            while publisher.isExecuting { Thread.sleep(forTimeInterval: 0.05) }
+            try ws.waitFor("20,300 messages", timeout: 180) { $0.accepted >= 20_300 }
+            Thread.sleep(forTimeInterval: 0.5)
+            let s = try ws.stats()
+            #expect(s.accepted == 20_300, "every message stored once")
+            #expect(s.observations == 20_300)
+            #expect(s.refused == 0)
+            #expect(serve.isRunning)
+        }
+    }
+
+    /// Identifying payloads over MQTT (valid JSON, truncated JSON, an unknown field, a top-level
+    /// array): once applied, none of the planted strings is in any file beside the database,
+    /// inbox included; the same when serve is killed between acknowledging and applying them.
+    @Test func identifyingPayloadsLeaveNoBytesInAnyFile() throws {
+        let broker = try TestBroker.start()
+        defer { broker.stop() }
+        let ws = try Workspace(port: broker.port)
+        defer { ws.remove() }
+        let at = isoNow(minutesAgo: 60)
+        let good = obs("p-7f3a9c21", "spo2", 94, unit: "%", at: at)
+        let payloads = [
+            obsMessage("id-1", [obs("jean.dupont@example.fr", "spo2", 94, unit: "%", at: at)]),
+            #"{"msg_id":"id-2","observations":[{"subject":"p-7f3a9c21","note":"rappeler 0612345678"#,
+            #"{"msg_id":"id-3","nir":"185057800608436","observations":["# + good + "]}",
+            #"[{"name":"Jean Dupont","msg_id":"id-4"}]"#,
+        ]
+        #expect(try ws.run(["ingest", "-"], stdin: Data()).status == 0)
+
+        // First round: serve running, the refusals applied at once.
+        var serve = try ws.startServe(port: broker.port)
+        try serve.waitUntilSubscribed()
+        for (i, p) in payloads.enumerated() { try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-\(i)/obs", message: p) }
+        try ws.waitFor("4 refusals") { $0.refused >= 4 }
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(try ws.stats().refusedByReason == [.identifyingData: 4])
+        #expect(try filesHolding(planted, under: ws.dir) == [])
+        #expect(serve.terminate() == 0)
+
+        // Second round: SQLite is held by another process, so serve acknowledges (inbox) but
+        // cannot apply; it is killed there, and the restart applies and overwrites them.
+        serve = try ws.startServe(port: broker.port)
+        try serve.waitUntilSubscribed()
+        let holder = try WriteLockHolder(database: ws.db)
+        for (i, p) in payloads.enumerated() {
+            try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-\(i)/obs", message: p.replacingOccurrences(of: "id-", with: "again-"))
+        }
+        let deadline = Date().addingTimeInterval(30)
+        while try filesHolding(["jean.dupont@example.fr"], under: ws.dir + "/pilotwatch.sqlite.inbox").isEmpty && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        Thread.sleep(forTimeInterval: 0.5)
+        let inInbox = try filesHolding(planted, under: ws.dir + "/pilotwatch.sqlite.inbox")
+        #expect(Set(inInbox.map { $0.split(separator: " ").last.map(String.init) ?? "" }).count == planted.count,
+                "acknowledged: the payloads are in the inbox, not yet applied: \(inInbox)\n\(serve.logText)")
+        serve.kill9()
+        holder.release()
+        serve = try ws.startServe(port: broker.port)
+        defer { serve.terminate() }
+        try ws.waitFor("8 refusals") { $0.refused >= 8 }
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(try filesHolding(planted, under: ws.dir) == [], "nothing identifying left after the restart")
+        #expect(try ws.run(["db", "check"]).status == 0)
+    }
+
+    /// `rejects replay` of 10,000 quarantined messages while serve ingests a stream: the
+    /// replay is done by serve (with the registry as it is now), which keeps running, and both
+    /// end with everything stored once.
+    @Test func aLongReplayIsDoneByServeBesideAStream() throws {
+        let broker = try TestBroker.start()
+        defer { broker.stop() }
+        let ws = try Workspace(port: broker.port)
+        defer { ws.remove() }
+        // 10,000 messages for a pilot not yet in the registry: quarantined as unknown_pilot.
+        let base = Date().timeIntervalSince1970 - 86_400
+        let lines = (0..<10_000).map { i in
+            #"{"topic":"pilots/resp-late-04/dev-r/obs","payload":"#
+                + obsMessage("r-\(i)", [obs("p-r" + String(format: "%07x", 0xa00_0000 + i % 400), "spo2", 95, unit: "%",
+                                            at: Instant(seconds: base + Double(i)).description)]) + "}"
+        }
+        let first = try ws.run(["ingest", "-", "--format", "json"], stdin: Data((lines.joined(separator: "\n") + "\n").utf8))
+        #expect(first.stdout.contains(#""unknown_pilot":10000"#), "\(first.stdout)")
+        let late = """
+
+          - id: resp-late-04
+            name: Late COPD pilot
+            programme: respiratory
+            lead: Hopital Sud
+            call: dhcdm-2026
+            funders: [region-idf]
+            start: 2026-01-05
+            end: 2027-06-30
+            enrolment_target: 50
+            outcomes: [spo2]
+        """
+        let pilots = try String(contentsOfFile: ws.dir + "/pilots.yaml", encoding: .utf8)
+        let serve = try ws.startServe(port: broker.port)
+        defer { serve.terminate() }
+        try serve.waitUntilSubscribed()
+        try (pilots + late).write(toFile: ws.dir + "/pilots.yaml", atomically: true, encoding: .utf8)
+
+        let publisher = Thread {
+            try? publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-r2/obs", lines: stream("q", count: 20_000))
+        }
+        publisher.start()
+        try ws.waitFor("the stream to start") { $0.accepted > 500 }
+        let replay = try ws.run(["rejects", "replay", "--format", "json", "--batch", "1000"])
+        #expect(replay.status == 0, "\(replay.stderr)")
+        #expect(replay.stderr.contains("handing the replay to `pilotwatch serve`"), "\(replay.stderr)")
+        #expect(replay.stdout.contains(#""imported":10000"#), "\(replay.stdout)")
+        #expect(serve.isRunning)
+        while publisher.isExecuting { Thread.sleep(forTimeInterval: 0.05) }
+        try ws.waitFor("30,000 stored", timeout: 180) { $0.accepted >= 30_000 }
+        Thread.sleep(forTimeInterval: 0.5)
+        let s = try ws.stats()
+        #expect(s.accepted == 30_000 && s.refused == 0 && s.observations == 30_000)
+        #expect(serve.logText.contains("reloaded the registry"))
+        #expect(try ws.run(["db", "check"]).status == 0)
+    }
+
+    /// A backup taken while serve cannot apply (SQLite held by another process) holds every
+    /// message acknowledged before it began; restored into a new folder it passes `db check`.
+    @Test func aBackupHoldsWhatWasAcknowledgedAndRestores() throws {
+        let broker = try TestBroker.start()
+        defer { broker.stop() }
+        let ws = try Workspace(port: broker.port)
+        defer { ws.remove() }
+        #expect(try ws.run(["ingest", "-"], stdin: Data()).status == 0)
+        let serve = try ws.startServe(port: broker.port)
+        defer { serve.terminate() }
+        try serve.waitUntilSubscribed()
+        let holder = try WriteLockHolder(database: ws.db)
+        try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-b1/obs", lines: stream("b", count: 3000))
+        let inbox = ws.db + ".inbox"
+        let deadline = Date().addingTimeInterval(60)
+        while InboxReport.check(directory: inbox, applied: nil).records < 3000 && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect(try ws.stats().accepted == 0, "acknowledged, not yet applied")
+        // More arrives while the backup runs.
+        let publisher = Thread {
+            try? publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-b2/obs", lines: stream("c", count: 5000))
+        }
+        publisher.start()
+        let releaser = Thread {
+            Thread.sleep(forTimeInterval: 2)
+            holder.release()
+        }
+        releaser.start()
+        let backupFile = ws.dir + "/backup.sqlite"
+        let backup = try ws.run(["db", "backup", backupFile])
+        #expect(backup.status == 0, "\(backup.stderr)")
+        while publisher.isExecuting || releaser.isExecuting { Thread.sleep(forTimeInterval: 0.05) }
+
+        let restored = NSTemporaryDirectory() + "pilotwatch-restore-" + UUID().uuidString.prefix(8).lowercased()
+        try FileManager.default.createDirectory(atPath: restored, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: restored) }
+        let target = restored + "/pilotwatch.sqlite"
+        let restore = try ws.run(["db", "restore", backupFile, "--db", target])
+        #expect(restore.status == 0, "\(restore.stderr)")
+        var options = StoreOptions()
+        options.readOnly = true
+        let copy = try Store(path: target, options: options).stats()
+        #expect(copy.accepted >= 3000, "every message acknowledged before the backup: \(copy.accepted)")
+        #expect(copy.accepted <= 8000)
+        let check = try ws.run(["db", "check", "--db", target])
+        #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+
+        // Restoring over the live database is refused while serve writes it.
+        let busy = try ws.run(["db", "restore", backupFile])
+        #expect(busy.status == 75, "\(busy.stderr)")
+        #expect(busy.stderr.contains("PID \(serve.pid)"), "\(busy.stderr)")
+        try ws.waitFor("all 8000 in the live store", timeout: 120) { $0.accepted >= 8000 }
+        let live = try ws.run(["db", "check"])
+        #expect(live.status == 0, "\(live.stdout)")
+        #expect(live.stdout.contains("inbox"), "db check reports the inbox: \(live.stdout)")
+    }
+}
