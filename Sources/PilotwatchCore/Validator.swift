@@ -25,8 +25,9 @@
 /// 4. The topic: `schema` for its shape (4 levels `{root}/{pilot_id}/{device_id}/{obs|status}`,
 ///    no `+` or `#`, ids of 1–64 `a-z 0-9 . _ -` starting with a letter or digit, no `..`),
 ///    then `unknown_pilot`.
-/// 5. `malformed_json`: not UTF-8, not JSON (duplicate keys included), or not an object.
-/// 6. `schema`: unknown fields, missing or ill-typed fields (numbers as strings too),
+/// 5. `malformed_json`: not UTF-8, or not JSON (duplicate keys included).
+/// 6. `schema`: JSON that is not an object at the top level (an array, a string, a number,
+///    `null`), unknown fields, missing or ill-typed fields (numbers as strings too),
 ///    `msg_id` not 1–128 printable ASCII, 0 or more than 1,000 observations, subject charset
 ///    and length; for status messages `state` not `online`/`offline`, `firmware` not
 ///    0–64 printable ASCII characters.
@@ -106,8 +107,10 @@ public struct ContractValidator: Sendable {
             guard let parsedTopic, analysis.pilot != nil else {
                 throw Refusal(.unknownPilot, "topic: the pilot is not in the pilot registry")
             }
+            // An observation object on this topic was handled above: what is left is a status
+            // message, or valid JSON that is not an object (a schema problem, not malformed JSON).
             guard case .object(let root) = json, parsedTopic.kind == .status else {
-                throw Refusal(.malformedJSON, "payload: expected a JSON object, got \(describe(json))")
+                throw schema("payload: expected a JSON object, got \(describe(json))")
             }
             return .status(parsedTopic, try deviceStatus(root))
         } catch {
