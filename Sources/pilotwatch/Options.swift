@@ -33,12 +33,6 @@ struct BrokerOptions: ParsableArguments {
     }
 }
 
-/// A one-line error for the terminal: what was wrong, with which value, and what to do.
-struct CLIError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
 /// Everything a command needs from the configuration, loaded and checked.
 struct Context {
     var service: ServiceConfig
@@ -59,7 +53,7 @@ struct Context {
         if let v = env["PILOTWATCH_HOST"], !v.isEmpty { ctx.service.broker.host = v }
         if let v = env["PILOTWATCH_PORT"], !v.isEmpty {
             guard let p = Int(v), (1...65535).contains(p) else {
-                throw CLIError("PILOTWATCH_PORT=\(v) is not a TCP port; use 1...65535")
+                throw CLIError("PILOTWATCH_PORT=\(v) is not a TCP port; use 1...65535", kind: .usage)
             }
             ctx.service.broker.port = p
         }
