@@ -80,21 +80,27 @@ public enum ConfigParser {
             registryPath: ConfigPath.resolve(registry ?? "pilots.yaml", against: folder),
             cataloguePath: ConfigPath.resolve(catalogue ?? "indicators.yaml", against: folder))
         if let rootTopic = r.string(root, "topic_root", path: "config", required: false) {
-            if isValidTopicRoot(rootTopic) {
-                config.topicRoot = rootTopic
+            if let rule = SettingRules.topicRootProblem(rootTopic) {
+                r.problem(root["topic_root"], "topic_root: \(SettingRules.quoted(rootTopic)) \(rule)")
             } else {
-                r.problem(root["topic_root"], "topic_root: \"\(rootTopic)\" must be one or more levels of a-z 0-9 . _ - separated by /, without + or #")
+                config.topicRoot = rootTopic
             }
         }
         if let bnode = root["broker"] {
             if case .mapping(let b) = bnode {
                 r.checkKeys(b, allowed: ["host", "port", "client_id", "username", "password_file", "tls", "keepalive",
                                          "session_expiry_seconds", "receive_maximum"], path: "broker")
-                if let v = r.string(b, "host", path: "broker", required: false) { config.broker.host = v }
-                if let v = r.int(b, "port", path: "broker", required: false, range: 1...65535) { config.broker.port = v }
+                if let v = r.string(b, "host", path: "broker", required: false) {
+                    if let rule = SettingRules.hostProblem(v) { r.problem(b["host"], "broker.host: \(SettingRules.quoted(v)) \(rule)") }
+                    else { config.broker.host = v }
+                }
+                if let v = r.int(b, "port", path: "broker", required: false) {
+                    if let rule = SettingRules.portProblem(v) { r.problem(b["port"], "broker.port: \(v) \(rule)") }
+                    else { config.broker.port = v }
+                }
                 if let v = r.string(b, "client_id", path: "broker", required: false) {
-                    if v.utf8.count <= 23 * 10, v.allSatisfy({ $0.isASCII && !$0.isWhitespace }) { config.broker.clientID = v }
-                    else { r.problem(b["client_id"], "broker.client_id: \"\(v)\" must be printable ASCII without spaces") }
+                    if let rule = SettingRules.clientIDProblem(v) { r.problem(b["client_id"], "broker.client_id: \(SettingRules.quoted(v)) \(rule)") }
+                    else { config.broker.clientID = v }
                 }
                 config.broker.username = r.string(b, "username", path: "broker", required: false)
                 if let v = r.string(b, "password_file", path: "broker", required: false) {
@@ -326,11 +332,6 @@ public func isValidCode(_ s: some StringProtocol) -> Bool {
     func ok(_ b: UInt8) -> Bool { (b >= 97 && b <= 122) || (b >= 48 && b <= 57) || b == 46 || b == 95 || b == 45 }
     guard (first >= 97 && first <= 122) || (first >= 48 && first <= 57) else { return false }
     return u.allSatisfy(ok)
-}
-
-func isValidTopicRoot(_ s: String) -> Bool {
-    let levels = s.split(separator: "/", omittingEmptySubsequences: false)
-    return !levels.isEmpty && levels.allSatisfy { isValidCode($0) && $0 != ".." && $0 != "." }
 }
 
 func isLOINCShaped(_ s: String) -> Bool {

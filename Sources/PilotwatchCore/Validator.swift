@@ -25,8 +25,9 @@
 /// 4. The topic: `schema` for its shape (4 levels `{root}/{pilot_id}/{device_id}/{obs|status}`,
 ///    no `+` or `#`, ids of 1–64 `a-z 0-9 . _ -` starting with a letter or digit, no `..`),
 ///    then `unknown_pilot`.
-/// 5. `malformed_json`: not UTF-8, not JSON (duplicate keys included), or not an object.
-/// 6. `schema`: unknown fields, missing or ill-typed fields (numbers as strings too),
+/// 5. `malformed_json`: not UTF-8, or not JSON (duplicate keys included).
+/// 6. `schema`: JSON that is not an object at the top level (an array, a string, a number,
+///    `null`), unknown fields, missing or ill-typed fields (numbers as strings too),
 ///    `msg_id` not 1–128 printable ASCII, 0 or more than 1,000 observations, subject charset
 ///    and length; for status messages `state` not `online`/`offline`, `firmware` not
 ///    0–64 printable ASCII characters.
@@ -106,8 +107,10 @@ public struct ContractValidator: Sendable {
             guard let parsedTopic, analysis.pilot != nil else {
                 throw Refusal(.unknownPilot, "topic: the pilot is not in the pilot registry")
             }
+            // An observation object on this topic was handled above: what is left is a status
+            // message, or valid JSON that is not an object (a schema problem, not malformed JSON).
             guard case .object(let root) = json, parsedTopic.kind == .status else {
-                throw Refusal(.malformedJSON, "payload: expected a JSON object, got \(describe(json))")
+                throw schema("payload: expected a JSON object, got \(describe(json))")
             }
             return .status(parsedTopic, try deviceStatus(root))
         } catch {
@@ -123,6 +126,34 @@ public struct ContractValidator: Sendable {
         if let refusal = analysis.refusal { return .failure(refusal) }
         if let parsed = analysis.topic { return .success(parsed) }
         return .failure(Refusal(.schema, "topic: not a pilotwatch topic"))
+    }
+
+    /// The `identifying_data` refusal for bytes that never reach ``validate(topic:payload:receivedAt:)``
+    /// whole, or nil when they carry no identifier shape. `ingest` asks it of an NDJSON line whose
+    /// wrapper it refuses, so that such a line is kept as a hash only, like an identifying payload.
+    ///
+    /// ```swift
+    /// validator.identifyingRefusal(rawBytes: Array(#"{"note": "jean@example.fr"}"#.utf8), receivedAt: now, naming: "line 3")
+    /// // identifying_data: line 3, field note: looks like an e-mail address
+    /// ```
+    ///
+    /// The same scan as for a payload: JSON is walked (field names, string values at any depth,
+    /// with each contract field's policy), then every token is read lexically, which also covers
+    /// numbers and bytes that are not JSON. No pilot is known, so no value counts as the topic's
+    /// pilot and recent dates (the last five years) read as timestamps. The detail names `what`
+    /// and the field, never the value.
+    public func identifyingRefusal(rawBytes: [UInt8], receivedAt: Instant, naming what: String = "payload") -> Refusal? {
+        var scan = IdentityScan(topicPilot: nil, indicatorRules: indicatorRules,
+                                tolerant: .tolerant(timestampsFrom: timestampsFrom(receivedAt: receivedAt, pilot: nil)))
+        let parsed = try? JSON.parse(rawBytes)
+        if let parsed {
+            do throws(Refusal) {
+                try scan.scanDocument(parsed, naming: what)
+            } catch {
+                return error
+            }
+        }
+        return scan.scanMalformed(rawBytes, naming: parsed == nil ? "\(what) (not valid JSON)" : what)
     }
 
     // MARK: - Topic
@@ -588,11 +619,20 @@ private struct IdentityScan {
         var problem: String
     }
 
-    mutating func scanDocument(_ value: JSONValue) throws(Refusal) {
+    /// Walks a whole document. With `what`, the detail names it before the path
+    /// (`line 3, field note: ...`); without, the path alone (`observations[0].subject: ...`).
+    mutating func scanDocument(_ value: JSONValue, naming what: String? = nil) throws(Refusal) {
         do throws(Hit) {
             try scan(value, key: nil)
         } catch {
-            throw Refusal(.identifyingData, "\(render(error.reversedPath.reversed())): \(error.problem)")
+            let path = Array(error.reversedPath.reversed())
+            let place: String
+            if let what {
+                place = path.isEmpty ? what : "\(what), field \(render(path))"
+            } else {
+                place = render(path)
+            }
+            throw Refusal(.identifyingData, "\(place): \(error.problem)")
         }
     }
 
@@ -684,8 +724,9 @@ private struct IdentityScan {
     }
 
     /// Best effort for a payload that is not JSON: every quoted or bare token is read as a
-    /// key (when a `:` follows it) or a value, with the same rules as the walk.
-    func scanMalformed(_ payload: [UInt8]) -> Refusal? {
+    /// key (when a `:` follows it) or a value, with the same rules as the walk. `what` names
+    /// the bytes in the detail.
+    func scanMalformed(_ payload: [UInt8], naming what: String = "payload (not valid JSON)") -> Refusal? {
         var copy = self
         let n = payload.count
         var i = 0
@@ -725,15 +766,15 @@ private struct IdentityScan {
                 let field = ContractField(token)
                 if field == nil {
                     if let kind = IdentifierGuard.kind(of: token, policy: tolerant) {
-                        return Refusal(.identifyingData, "payload (not valid JSON): a field name looks like \(withArticle(kind))")
+                        return Refusal(.identifyingData, "\(what): a field name looks like \(withArticle(kind))")
                     }
                     if IdentifierGuard.fieldNameSuggestsIdentity(token) {
-                        return Refusal(.identifyingData, "payload (not valid JSON): field \(quoteForDetail(token)) suggests identifying data")
+                        return Refusal(.identifyingData, "\(what): field \(quoteForDetail(token)) suggests identifying data")
                     }
                 }
                 lastKey = field
             } else if let kind = copy.check(token, key: lastKey) {
-                return Refusal(.identifyingData, "payload (not valid JSON): a value looks like \(withArticle(kind))")
+                return Refusal(.identifyingData, "\(what): a value looks like \(withArticle(kind))")
             }
         }
         return nil

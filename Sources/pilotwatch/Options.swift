@@ -4,7 +4,8 @@ import PilotwatchCore
 
 /// The flags every command takes. Each overrides the configuration file and is itself
 /// overridden by nothing; environment variables (`PILOTWATCH_CONFIG`, `PILOTWATCH_DB`,
-/// `PILOTWATCH_HOST`, `PILOTWATCH_PORT`) sit between the file and the flag.
+/// `PILOTWATCH_HOST`, `PILOTWATCH_PORT`, `PILOTWATCH_CLIENT_ID`, `PILOTWATCH_TOPIC_ROOT`)
+/// sit between the file and the flag.
 struct GlobalOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Service configuration file.", valueName: "file"))
     var config: String?
@@ -26,17 +27,15 @@ struct BrokerOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Broker port (overrides broker.port; env PILOTWATCH_PORT).", valueName: "port"))
     var port: Int?
 
+    /// The same rules as `broker.host` and `broker.port` in the configuration file.
     func validate() throws {
-        if let port, !(1...65535).contains(port) {
-            throw ValidationError("--port \(port) is not a TCP port; use 1...65535")
+        if let host, let rule = SettingRules.hostProblem(host) {
+            throw ValidationError("--host \(SettingRules.quoted(host)) \(rule)")
+        }
+        if let port, let rule = SettingRules.portProblem(port) {
+            throw ValidationError("--port \(port) \(rule)")
         }
     }
-}
-
-/// A one-line error for the terminal: what was wrong, with which value, and what to do.
-struct CLIError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }
 
 /// Everything a command needs from the configuration, loaded and checked.
@@ -54,23 +53,59 @@ struct Context {
             throw CLIError("the configuration has \(problems.count) problem\(problems.count == 1 ? "" : "s") (run `pilotwatch config check` after fixing):\n\(list)")
         }
         var ctx = loaded
-        let env = ProcessInfo.processInfo.environment
-        if let v = env["PILOTWATCH_DB"], !v.isEmpty { ctx.service.databasePath = v }
-        if let v = env["PILOTWATCH_HOST"], !v.isEmpty { ctx.service.broker.host = v }
-        if let v = env["PILOTWATCH_PORT"], !v.isEmpty {
-            guard let p = Int(v), (1...65535).contains(p) else {
-                throw CLIError("PILOTWATCH_PORT=\(v) is not a TCP port; use 1...65535")
-            }
-            ctx.service.broker.port = p
-        }
-        if let v = env["PILOTWATCH_CLIENT_ID"], !v.isEmpty { ctx.service.broker.clientID = v }
-        if let v = env["PILOTWATCH_TOPIC_ROOT"], !v.isEmpty { ctx.service.topicRoot = v }
+        let env = try EnvironmentOverrides(ProcessInfo.processInfo.environment)
+        if let v = env.databasePath { ctx.service.databasePath = v }
+        if let v = env.host { ctx.service.broker.host = v }
+        if let v = env.port { ctx.service.broker.port = v }
+        if let v = env.clientID { ctx.service.broker.clientID = v }
+        if let v = env.topicRoot { ctx.service.topicRoot = v }
         if let db = options.db { ctx.service.databasePath = db }
         if let broker {
             if let h = broker.host { ctx.service.broker.host = h }
             if let p = broker.port { ctx.service.broker.port = p }
         }
         return ctx
+    }
+}
+
+/// The settings the environment overrides, each checked by the rule that checks it in the
+/// configuration file. An empty variable counts as unset.
+///
+/// ```
+/// PILOTWATCH_TOPIC_ROOT="pilots/#" must be one or more levels of a-z 0-9 . _ - separated by /, without + or #; correct it or unset it
+/// ```
+struct EnvironmentOverrides {
+    var databasePath: String?
+    var host: String?
+    var port: Int?
+    var clientID: String?
+    var topicRoot: String?
+
+    /// Reads the variables from `environment`; a usage error lists every value a rule refuses.
+    init(_ environment: [String: String]) throws {
+        var problems: [String] = []
+        func value(_ name: String) -> String? {
+            guard let v = environment[name], !v.isEmpty else { return nil }
+            return v
+        }
+        func checked(_ name: String, _ rule: (String) -> String?) -> String? {
+            guard let v = value(name) else { return nil }
+            guard let problem = rule(v) else { return v }
+            problems.append("\(name)=\(SettingRules.quoted(v)) \(problem)")
+            return nil
+        }
+        databasePath = value("PILOTWATCH_DB")
+        host = checked("PILOTWATCH_HOST", SettingRules.hostProblem)
+        port = checked("PILOTWATCH_PORT", SettingRules.portProblem).flatMap { Int($0) }
+        clientID = checked("PILOTWATCH_CLIENT_ID", SettingRules.clientIDProblem)
+        topicRoot = checked("PILOTWATCH_TOPIC_ROOT", SettingRules.topicRootProblem)
+        switch problems.count {
+        case 0: return
+        case 1: throw CLIError(problems[0] + "; correct it or unset it", kind: .usage)
+        default:
+            throw CLIError("\(problems.count) environment variables are wrong; correct or unset them:\n"
+                + problems.map { "  " + $0 }.joined(separator: "\n"), kind: .usage)
+        }
     }
 }
 

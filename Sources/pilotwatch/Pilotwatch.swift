@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct Pilotwatch: AsyncParsableCommand {
@@ -17,6 +18,26 @@ struct Pilotwatch: AsyncParsableCommand {
             Export.self, Simulate.self, Devices.self, Db.self, Loadgen.self,
         ]
     )
+
+    /// Parses the arguments and runs the command they name. A `CLIError` prints
+    /// `Error: <description>` on stderr and exits with its kind's status (usage 64, failure 1,
+    /// busy 75); anything else goes through swift-argument-parser's `exit(withError:)`, which
+    /// exits 0 for help and version, 64 for its usage errors and 1 otherwise.
+    static func main() async {
+        do {
+            var command = try await asyncParseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as CLIError {
+            printError("Error: \(error.description)")
+            Foundation.exit(error.kind.exitCode)
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 enum PilotwatchVersion {

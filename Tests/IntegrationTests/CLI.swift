@@ -92,8 +92,9 @@ struct Workspace {
         try yaml.write(toFile: config, atomically: true, encoding: .utf8)
     }
 
-    /// Runs `pilotwatch ARGS --config <this workspace>` and waits for it.
-    func run(_ args: [String], stdin: Data? = nil, addConfig: Bool = true) throws -> CLIResult {
+    /// Runs `pilotwatch ARGS --config <this workspace>` and waits for it; `environment` is set
+    /// on the child on top of this process's (without `PILOTWATCH_DB` and `PILOTWATCH_CONFIG`).
+    func run(_ args: [String], stdin: Data? = nil, addConfig: Bool = true, environment: [String: String] = [:]) throws -> CLIResult {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try pilotwatchBinary())
         p.arguments = args + (addConfig ? ["--config", config] : [])
@@ -104,6 +105,7 @@ struct Workspace {
         env["NO_COLOR"] = "1"
         env.removeValue(forKey: "PILOTWATCH_DB")
         env.removeValue(forKey: "PILOTWATCH_CONFIG")
+        env.merge(environment) { _, given in given }
         p.environment = env
         let inPipe = Pipe()
         if stdin != nil { p.standardInput = inPipe }

@@ -509,7 +509,7 @@ struct DashboardTests {
         #expect(spo2["direction"] as? String == "higher" && spo2["unit"] as? String == "%")
     }
 
-    @Test("unknown pilot, programme or time: one line naming the value and the choices, non-zero exit")
+    @Test("unknown pilot, programme or time: one line naming the value and the choices, exit 64 (usage)")
     func errors() throws {
         let ws = try Workspace(pilots: pilotsYAML)
         defer { ws.remove() }
@@ -523,7 +523,7 @@ struct DashboardTests {
         ]
         for (args, needles) in cases {
             let r = try ws.run(args)
-            #expect(r.status != 0, "\(args) should fail")
+            #expect(r.status == 64, "\(args) is a usage error: \(r.status)")
             let lines = r.stderr.split(separator: "\n").filter { !$0.isEmpty }
             #expect(lines.count == 1, "\(args): \(r.stderr)")
             for n in needles { #expect(r.stderr.contains(n), "\(args): \(r.stderr) lacks \(n)") }

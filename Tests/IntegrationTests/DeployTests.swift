@@ -185,7 +185,7 @@ struct DeployTests {
         let passwordFile = ws.dir + "/passwd"
 
         let unknown = try ws.run(["devices", "provision", "--pilot", "resp-nowhere-99", "--count", "1", "--password-file", passwordFile])
-        #expect(unknown.status == 1)
+        #expect(unknown.status == 64)
         #expect(unknown.stderr.contains("resp-nowhere-99") && unknown.stderr.contains("not in the registry"), "\(unknown.stderr)")
         for id in [respPilot, diabPilot, "card-hf-idf-03"] {
             #expect(unknown.stderr.contains(id), "the valid pilots are listed: \(unknown.stderr)")

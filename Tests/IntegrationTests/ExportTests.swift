@@ -431,15 +431,15 @@ struct ExportTests {
         #expect(try pilots(["--funder", "region-idf", "--programme", "respiratory"]) == ["resp-bigger"])
 
         let unknown = try ws.run(["export", "--pilot", "nope"])
-        #expect(unknown.status != 0 && unknown.stderr.contains("unknown pilot \"nope\""))
+        #expect(unknown.status == 64 && unknown.stderr.contains("unknown pilot \"nope\""))
         let lowK = try ws.run(["export", "--k", "4"])
-        #expect(lowK.status != 0 && lowK.stderr.contains("--k 4"))
+        #expect(lowK.status == 64 && lowK.stderr.contains("--k 4"))
         let late = try ws.run(["export", "--as-of", "2026-10-01", "--to", "2026-10-02"])
-        #expect(late.status != 0 && late.stderr.contains("--to"))
+        #expect(late.status == 64 && late.stderr.contains("--to"))
         let none = try ws.run(["export", "--funder", "region-idf", "--programme", "diabetes"])
-        #expect(none.status != 0 && none.stderr.contains("no pilot matches"))
+        #expect(none.status == 64 && none.stderr.contains("no pilot matches"))
         let badFormat = try ws.run(["export", "--format", "pdf"])
-        #expect(badFormat.status != 0)
+        #expect(badFormat.status == 64)
 
         // A period: events from --from only; the period is named in the report.
         let o = try exportJSON(ws, ["--from", "2026-06-05", "--pilot", "resp-big"])

@@ -88,6 +88,39 @@ struct ConfigParserTests {
         #expect(c.cataloguePath == "/abs/indicators.yaml")
     }
 
+    @Test func brokerSettingsFollowTheRulesTheEnvironmentFollows() throws {
+        let yaml = """
+        broker:
+          host: "mqtt://broker:1883"
+          port: 0
+          client_id: "pilot watch"
+        topic_root: "pilots/+"
+        database: db.sqlite
+        registry: pilots.yaml
+        catalogue: indicators.yaml
+        """
+        let (config, problems) = ConfigParser.service(yaml: yaml, file: "p.yaml")
+        #expect(config == nil)
+        let text = problems.map(\.description)
+        let expected = [
+            "p.yaml:2: broker.host: \"mqtt://broker:1883\" \(try #require(SettingRules.hostProblem("mqtt://broker:1883")))",
+            "p.yaml:3: broker.port: 0 is not a TCP port; use 1...65535",
+            "p.yaml:4: broker.client_id: \"pilot watch\" must be 1-230 printable ASCII characters without spaces",
+            "p.yaml:5: topic_root: \"pilots/+\" must be one or more levels of a-z 0-9 . _ - separated by /, without + or #",
+        ]
+        for line in expected { #expect(text.contains { $0.hasPrefix(line) }, "\(line) in \(text)") }
+
+        let good = yaml.replacingOccurrences(of: "\"mqtt://broker:1883\"", with: "mqtt.example.org")
+            .replacingOccurrences(of: "port: 0", with: "port: 8883")
+            .replacingOccurrences(of: "\"pilot watch\"", with: "pilotwatch-b")
+            .replacingOccurrences(of: "\"pilots/+\"", with: "cluster-a")
+        let (parsed, none) = ConfigParser.service(yaml: good, file: "p.yaml")
+        #expect(none.isEmpty, "\(none)")
+        let c = try #require(parsed)
+        #expect(c.broker.host == "mqtt.example.org" && c.broker.port == 8883 && c.broker.clientID == "pilotwatch-b")
+        #expect(c.topicRoot == "cluster-a")
+    }
+
     @Test func invalidYAMLIsReportedWithItsLine() {
         let (config, problems) = ConfigParser.service(yaml: "broker:\n  host: [unclosed\n", file: "p.yaml")
         #expect(config == nil)

@@ -58,8 +58,8 @@ struct HostileInputTests {
     }
 
     @Test(arguments: [
-        ("{}", ReasonCode.schema), ("[]", .malformedJSON), ("", .malformedJSON), ("   ", .malformedJSON),
-        ("null", .malformedJSON), ("42", .malformedJSON), (#""obs""#, .malformedJSON), ("{\"msg_id\":\"m\",\"observations\":{}}", .schema),
+        ("{}", ReasonCode.schema), ("[]", .schema), ("", .malformedJSON), ("   ", .malformedJSON),
+        ("null", .schema), ("42", .schema), (#""obs""#, .schema), ("{\"msg_id\":\"m\",\"observations\":{}}", .schema),
         ("{\"msg_id\":\"m\",\"observations\":[{}]}", .schema), ("{\"msg_id\":\"m\",\"observations\":[[]]}", .schema),
         ("{\"msg_id\":\"m\",\"observations\":[null]}", .schema), ("\u{0}", .malformedJSON),
     ])

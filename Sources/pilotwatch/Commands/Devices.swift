@@ -99,7 +99,7 @@ struct Devices: ParsableCommand {
             let ctx = try Context.load(global)
             guard ctx.registry.pilot(pilot) != nil else {
                 let valid = ctx.registry.pilots.map(\.id).sorted()
-                throw CLIError("pilot \(pilot) is not in the registry \(ctx.service.registryPath); valid pilots: \(valid.isEmpty ? "(none)" : valid.joined(separator: ", "))")
+                throw CLIError("pilot \(pilot) is not in the registry \(ctx.service.registryPath); valid pilots: \(valid.isEmpty ? "(none)" : valid.joined(separator: ", "))", kind: .usage)
             }
             let devices: [String]
             if let count {

@@ -90,33 +90,33 @@ struct Export: ParsableCommand {
         let ctx = try Context.load(global)
         let registry = ctx.registry
         for id in pilots where registry.pilot(id) == nil {
-            throw CLIError("unknown pilot \"\(id)\"; valid pilots: \(registry.pilots.map(\.id).joined(separator: ", "))")
+            throw CLIError("unknown pilot \"\(id)\"; valid pilots: \(registry.pilots.map(\.id).joined(separator: ", "))", kind: .usage)
         }
         if let programme, !registry.programmes.contains(programme) {
-            throw CLIError("unknown programme \"\(programme)\"; valid programmes: \(registry.programmes.joined(separator: ", "))")
+            throw CLIError("unknown programme \"\(programme)\"; valid programmes: \(registry.programmes.joined(separator: ", "))", kind: .usage)
         }
         if let funder {
             let known = Set(registry.pilots.flatMap(\.funders)).sorted()
             if !known.contains(funder) {
-                throw CLIError("no pilot is funded by \"\(funder)\"; funders in the registry: \(known.joined(separator: ", "))")
+                throw CLIError("no pilot is funded by \"\(funder)\"; funders in the registry: \(known.joined(separator: ", "))", kind: .usage)
             }
         }
         if let call {
             let known = Set(registry.pilots.map(\.call)).sorted()
             if !known.contains(call) {
-                throw CLIError("no pilot belongs to the call \"\(call)\"; calls in the registry: \(known.joined(separator: ", "))")
+                throw CLIError("no pilot belongs to the call \"\(call)\"; calls in the registry: \(known.joined(separator: ", "))", kind: .usage)
             }
         }
         let selection = ExportSelection(pilots: pilots, programme: programme, funder: funder, call: call)
         if selection.apply(to: registry).isEmpty {
-            throw CLIError("no pilot matches \(selection.summary); drop a filter or check `pilotwatch status`")
+            throw CLIError("no pilot matches \(selection.summary); drop a filter or check `pilotwatch status`", kind: .usage)
         }
 
         let (t, start) = try period()
         var generated: Instant?
         if let generatedAt {
             guard let g = parseTimeArgument(generatedAt, now: t) else {
-                throw CLIError("--generated-at \"\(generatedAt)\" is not a time; give \(timeArgumentHelp)")
+                throw CLIError("--generated-at \"\(generatedAt)\" is not a time; give \(timeArgumentHelp)", kind: .usage)
             }
             generated = g
         }
@@ -142,19 +142,19 @@ struct Export: ParsableCommand {
         func parse(_ text: String?, _ flag: String, endOfDay: Bool, now: Instant = .now) throws -> Instant? {
             guard let text else { return nil }
             guard let t = parseTimeArgument(text, endOfDay: endOfDay, now: now) else {
-                throw CLIError("\(flag) \"\(text)\" is not a time; give \(timeArgumentHelp)")
+                throw CLIError("\(flag) \"\(text)\" is not a time; give \(timeArgumentHelp)", kind: .usage)
             }
             return t
         }
         let asOfTime = try parse(asOf, "--as-of", endOfDay: true)
         let toTime = try parse(to, "--to", endOfDay: true, now: asOfTime ?? .now)
         if let asOfTime, let toTime, toTime > asOfTime {
-            throw CLIError("--to \(toTime) is after --as-of \(asOfTime); nothing after the as-of instant counts, so the period must end by then")
+            throw CLIError("--to \(toTime) is after --as-of \(asOfTime); nothing after the as-of instant counts, so the period must end by then", kind: .usage)
         }
         let t = toTime ?? asOfTime ?? .now
         let start = try parse(from, "--from", endOfDay: false, now: t)
         if let start, start > t {
-            throw CLIError("--from \(start) is after the end of the period (\(t)); give an earlier --from or a later --to")
+            throw CLIError("--from \(start) is after the end of the period (\(t)); give an earlier --from or a later --to", kind: .usage)
         }
         return (t, start)
     }

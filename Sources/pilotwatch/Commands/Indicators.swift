@@ -24,7 +24,7 @@ struct Indicators: ParsableCommand {
     func run() throws {
         let ctx = try Context.load(global)
         if let programme, !ctx.registry.programmes.contains(programme) {
-            throw CLIError("unknown programme \"\(programme)\"; valid programmes: \(ctx.registry.programmes.joined(separator: ", "))")
+            throw CLIError("unknown programme \"\(programme)\"; valid programmes: \(ctx.registry.programmes.joined(separator: ", "))", kind: .usage)
         }
         let view = IndicatorCatalogueView(indicators: Dashboard.indicators(ctx.catalogue, programme: programme))
         switch format {

@@ -79,12 +79,41 @@ struct Ingest: ParsableCommand {
 }
 
 /// One NDJSON line turned into an ingest item: the message it carries, or a refusal.
+///
+/// A line whose wrapper is refused is kept whole in quarantine, so it is first scanned for
+/// identifying data like a payload: if any part of it (keys, values, the payload, bytes
+/// that are not JSON) looks like a direct identifier, it is refused as `identifying_data`
+/// and only its placeholder topic `ingest:<file>:<line>`, time, reason and hash are kept.
 enum NDJSONLine {
     static func item(_ line: [UInt8], number: Int, source: String, validator: ContractValidator, receivedAt: Instant) -> IngestItem {
         let placeholderTopic = "ingest:\(source):\(number)"
-        func refused(_ reason: ReasonCode, _ detail: String, topic: String? = nil) -> IngestItem {
-            IngestItem(topic: topic ?? placeholderTopic, receivedAt: receivedAt,
-                       verdict: .refused(nil, Refusal(reason, "line \(number): \(detail)")), payload: line)
+        switch wrapper(line) {
+        case .success(let (topic, payload)):
+            let verdict = validator.validate(topic: topic, payload: payload, receivedAt: receivedAt)
+            // Refused without a topic for identifying data: the topic itself may be what identifies.
+            if case .refused(nil, let refusal) = verdict, refusal.reason == .identifyingData {
+                return IngestItem(topic: placeholderTopic, receivedAt: receivedAt, verdict: verdict, payload: payload)
+            }
+            return IngestItem(topic: topic, receivedAt: receivedAt, verdict: verdict, payload: payload)
+        case .failure(let problem):
+            let refusal = validator.identifyingRefusal(rawBytes: line, receivedAt: receivedAt, naming: "line \(number)")
+                ?? Refusal(problem.reason, "line \(number): \(problem.detail)")
+            let topic = refusal.reason == .identifyingData ? placeholderTopic : problem.topic ?? placeholderTopic
+            return IngestItem(topic: topic, receivedAt: receivedAt, verdict: .refused(nil, refusal), payload: line)
+        }
+    }
+
+    /// Why a line's wrapper is refused, and the topic to keep with it if the line named one.
+    struct WrapperProblem: Error {
+        var reason: ReasonCode
+        var detail: String
+        var topic: String?
+    }
+
+    /// The topic and payload bytes a line carries.
+    static func wrapper(_ line: [UInt8]) -> Result<(topic: String, payload: [UInt8]), WrapperProblem> {
+        func refused(_ reason: ReasonCode, _ detail: String, topic: String? = nil) -> Result<(topic: String, payload: [UInt8]), WrapperProblem> {
+            .failure(WrapperProblem(reason: reason, detail: detail, topic: topic))
         }
         let value: JSONValue
         do {
@@ -108,9 +137,7 @@ enum NDJSONLine {
         }
         guard let topic else { return refused(.schema, "topic is missing") }
         guard let payload else { return refused(.schema, "payload is missing", topic: topic) }
-        return IngestItem(topic: topic, receivedAt: receivedAt,
-                          verdict: validator.validate(topic: topic, payload: payload, receivedAt: receivedAt),
-                          payload: payload)
+        return .success((topic, payload))
     }
 }
 

@@ -36,11 +36,11 @@ struct PilotView: ParsableCommand {
     func run() throws {
         let ctx = try Context.load(global)
         guard let pilot = ctx.registry.pilot(id) else {
-            throw CLIError("unknown pilot \"\(id)\"; valid pilots: \(ctx.registry.pilots.map(\.id).joined(separator: ", "))")
+            throw CLIError("unknown pilot \"\(id)\"; valid pilots: \(ctx.registry.pilots.map(\.id).joined(separator: ", "))", kind: .usage)
         }
         let fixedAsOf = try view.parsedAsOf()
         if let since, parseTimeArgument(since) == nil {
-            throw CLIError("--since \"\(since)\" is not a time; give \(timeArgumentHelp)")
+            throw CLIError("--since \"\(since)\" is not a time; give \(timeArgumentHelp)", kind: .usage)
         }
         let store = try openStore(ctx.service.databasePath, readOnly: true)
         try view.show { now in

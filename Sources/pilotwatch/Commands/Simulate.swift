@@ -74,7 +74,7 @@ struct Simulate: ParsableCommand {
         let endInstant: Instant
         if let end {
             guard let t = parseTimeArgument(end, endOfDay: true, now: now) else {
-                throw CLIError("--end \"\(end)\" is not a time; write 2026-11-29T09:00:00Z, a date such as 2026-11-29, or 7d (seven days ago)")
+                throw CLIError("--end \"\(end)\" is not a time; write 2026-11-29T09:00:00Z, a date such as 2026-11-29, or 7d (seven days ago)", kind: .usage)
             }
             endInstant = t
         } else {

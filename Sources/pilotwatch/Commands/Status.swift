@@ -32,7 +32,7 @@ struct Status: ParsableCommand {
     func run() throws {
         let ctx = try Context.load(global)
         if let programme, !ctx.registry.programmes.contains(programme) {
-            throw CLIError("unknown programme \"\(programme)\"; valid programmes: \(ctx.registry.programmes.joined(separator: ", "))")
+            throw CLIError("unknown programme \"\(programme)\"; valid programmes: \(ctx.registry.programmes.joined(separator: ", "))", kind: .usage)
         }
         let fixedAsOf = try view.parsedAsOf()
         let store = try openStore(ctx.service.databasePath, readOnly: true)
@@ -70,7 +70,7 @@ struct ViewOptions: ParsableArguments {
     func parsedAsOf() throws -> Instant? {
         guard let asOf else { return nil }
         guard let t = parseTimeArgument(asOf, endOfDay: true) else {
-            throw CLIError("--as-of \"\(asOf)\" is not a time; give \(timeArgumentHelp)")
+            throw CLIError("--as-of \"\(asOf)\" is not a time; give \(timeArgumentHelp)", kind: .usage)
         }
         return t
     }
