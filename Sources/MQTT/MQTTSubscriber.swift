@@ -32,6 +32,9 @@ import Darwin
 /// CONNECT, and every subscription renewed (QoS 1) on every connect. The broker may therefore
 /// deliver a message again after a crash or a lost connection; the handler must treat a repeat
 /// as a duplicate, not as a new message.
+///
+/// Back-pressure: instead of blocking inside the handler (which stops all traffic, so that the
+/// broker drops the connection after 1.5 keep-alives), pass a `readGate` to `run`; see there.
 // @unchecked Sendable: the stored properties are immutable (`let`) except `running` and
 // `connectionChange`, which are only read and written with `lock` held. Everything that touches
 // libmosquitto lives in `run`'s local state on the one thread that called `run` (a second
@@ -94,7 +97,28 @@ public final class MQTTSubscriber: @unchecked Sendable {
     /// Returns after `stop()`. Throws what `handler` threw (after closing the connection without
     /// acknowledging that batch), or an `MQTTError` if the client cannot be set up. Connection
     /// failures are logged and retried, not thrown.
-    public func run(handler: ([MQTTMessage]) throws -> Void) throws {
+    ///
+    /// - Parameters:
+    ///   - readGate: asked on `run`'s thread on every turn of the loop (before each read, and at
+    ///     least every 100 ms while it says false) whether the application wants more messages.
+    ///     While it returns false the subscriber keeps the connection: it still writes (the
+    ///     acknowledgements of batches already handled, PINGREQ) and stops reading the socket,
+    ///     except once every half keep-alive (at least every second), so that the broker's
+    ///     PINGRESP is read before libmosquitto gives up on it. Whatever such a read brings is handed to `handler` as a
+    ///     normal batch, acknowledged only after `handler` returns; nothing is dropped.
+    ///     **Bound:** while the gate is closed `handler` gets at most one batch per
+    ///     `max(keepAlive / 2, 1)` seconds, plus one when a connection is made (the CONNACK is
+    ///     always read), each of at most `receiveMaximum` messages and about `maxBatchBytes`
+    ///     bytes. With keep-alive 30 s and receive maximum 256: at most 256 messages every 15 s.
+    ///     Reading resumes at most 100 ms after the gate opens; `stop()` works while it is closed.
+    ///   - handler: stores a batch; it must not block for long (see `readGate`).
+    ///
+    /// ```swift
+    /// try subscriber.run(readGate: { store.backlogBytes <= limit }) { batch in
+    ///     try store.commit(batch)   // returns at once, even over the limit
+    /// }
+    /// ```
+    public func run(readGate: () -> Bool = { true }, handler: ([MQTTMessage]) throws -> Void) throws {
         try lock.withLock {
             if running { throw MQTTError.alreadyRunning(clientID: configuration.clientID) }
             running = true
@@ -124,7 +148,7 @@ public final class MQTTSubscriber: @unchecked Sendable {
                 logger.warning(
                     "MQTT connection to \(configuration.address) failed: \(reason); retrying in \(format(delay)) s")
             case .success:
-                switch try serve(mosq, session: session, handler: handler) {
+                switch try serve(mosq, session: session, readGate: readGate, handler: handler) {
                 case .stopped(let wasConnected):
                     disconnectCleanly(mosq, session: session, wasConnected: wasConnected)
                     logger.info("MQTT subscriber stopped")
@@ -172,10 +196,13 @@ public final class MQTTSubscriber: @unchecked Sendable {
 
     /// Runs one connection until it is lost or `stop()` is called.
     private func serve(
-        _ mosq: OpaquePointer, session: SubscriberSession, handler: ([MQTTMessage]) throws -> Void
+        _ mosq: OpaquePointer, session: SubscriberSession, readGate: () -> Bool,
+        handler: ([MQTTMessage]) throws -> Void
     ) throws -> Outcome {
         let connackDeadline = ContinuousClock.now + duration(seconds: configuration.connectTimeout)
         var announced = false
+        var keepAliveReads = KeepAliveReads(keepAlive: configuration.keepAlive)
+        var paused = false
         while true {
             if session.connected && !announced {
                 announced = true
@@ -207,16 +234,29 @@ public final class MQTTSubscriber: @unchecked Sendable {
                 }
             }
 
-            let pendingTLS = tlsHasPendingData(mosq)
-            var events = Int16(POLLIN)
+            // The CONNACK is always read; after it the application's gate decides, except for the
+            // reads that keep the connection alive.
+            let receiving = !session.connected || readGate()
+            if paused == receiving {
+                paused = !receiving
+                logger.debug(paused ? "MQTT delivery paused by the read gate" : "MQTT delivery resumed")
+            }
+            let keepAliveRead = paused && keepAliveReads.isDue()
+            let reading = receiving || keepAliveRead
+            let pendingTLS = reading && tlsHasPendingData(mosq)
+            var events: Int16 = reading ? Int16(POLLIN) : 0
             if mosquitto_want_write(mosq) { events |= Int16(POLLOUT) }
             var fds = [
                 pollfd(fd: sock, events: events, revents: 0),
                 pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
             ]
-            let timeout: Int32 = pendingTLS
-                ? 0
-                : (session.connected ? 1000 : milliseconds(until: connackDeadline, cap: 1000))
+            let timeout: Int32 = if pendingTLS || keepAliveRead {
+                0
+            } else if paused {
+                keepAliveReads.pollTimeout()
+            } else {
+                session.connected ? 1000 : milliseconds(until: connackDeadline, cap: 1000)
+            }
             let ready = poll(&fds, nfds_t(fds.count), timeout)
             if ready < 0 && errno != EINTR {
                 let reason = String(cString: strerror(errno))
@@ -233,7 +273,13 @@ public final class MQTTSubscriber: @unchecked Sendable {
                     return .lost(reason: session.lossReason(rc, errno: errno), wasConnected: announced)
                 }
             }
-            if pendingTLS || revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 {
+            if keepAliveRead { keepAliveReads.noteRead() }
+            // While paused POLLIN is not asked for, but POLLERR and POLLHUP are always reported:
+            // reading then notices the lost connection. If the gate closed while `poll` waited,
+            // what came meanwhile waits too.
+            let mustRead = keepAliveRead || !session.connected || revents & Int16(POLLERR | POLLHUP) != 0
+            if (pendingTLS || revents & Int16(POLLIN | POLLERR | POLLHUP) != 0) && (mustRead || readGate()) {
+                keepAliveReads.noteRead()
                 let readRC = readBurst(mosq, session: session, socket: sock)
                 let readErrno = errno
                 let batch = session.takeBatch()

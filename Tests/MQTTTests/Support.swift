@@ -81,9 +81,11 @@ final class RunningSubscriber: @unchecked Sendable {
     ///   - lingerBeforeFailing: seconds a failing handler waits before it throws. This gives any
     ///     acknowledgement that leaked out early time to reach the broker and be applied, so that
     ///     a leak shows up as a missing redelivery instead of being hidden by the connection reset.
+    ///   - readGate: handed to `run`; while it returns false, delivery is paused.
     init(
         configuration: MQTTConfiguration, logs: LogStore = LogStore(), lingerBeforeFailing: Double = 0,
-        failWhen: @escaping @Sendable (_ batch: [MQTTMessage], _ storedBatches: Int) -> Bool = { _, _ in false }
+        failWhen: @escaping @Sendable (_ batch: [MQTTMessage], _ storedBatches: Int) -> Bool = { _, _ in false },
+        readGate: @escaping @Sendable () -> Bool = { true }
     ) throws {
         self.logs = logs
         subscriber = try MQTTSubscriber(configuration: configuration, logger: makeLogger(logs))
@@ -93,7 +95,7 @@ final class RunningSubscriber: @unchecked Sendable {
         }
         let thread = Thread { [self] in
             let outcome = Result<Void, Error> {
-                try subscriber.run { batch in
+                try subscriber.run(readGate: readGate) { batch in
                     let stored = self.lock.withLock { self.batches.count }
                     if failWhen(batch, stored) {
                         self.lock.withLock { self.failedBatches.append(batch) }
