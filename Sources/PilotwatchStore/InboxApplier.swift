@@ -142,16 +142,6 @@ public final class InboxApplier: @unchecked Sendable {
         return failure
     }
 
-    /// Waits while more than `bytes` of the inbox are not yet in the store (back-pressure on the
-    /// receiving side); returns at once if the applier has failed or finished.
-    public func waitForBacklog(atMost bytes: Int64) {
-        condition.lock()
-        defer { condition.unlock() }
-        while failure == nil && !finished && inbox.backlogBytes(after: applied) > bytes {
-            _ = condition.wait(until: Date(timeIntervalSinceNow: 0.5))
-        }
-    }
-
     /// Applies everything the inbox durably holds, stops the thread and waits for it; returns the
     /// error that stopped it early, if any.
     /// Once only, after ``start()``.

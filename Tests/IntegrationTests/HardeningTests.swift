@@ -254,4 +254,38 @@ struct HardeningTests {
         #expect(live.status == 0, "\(live.stdout)")
         #expect(live.stdout.contains("inbox"), "db check reports the inbox: \(live.stdout)")
     }
+
+    /// Over the backlog limit serve stops taking batches but keeps its connection: with a
+    /// 5-second keep-alive and SQLite held for 16 s (a catch-up longer than three keep-alives),
+    /// the broker never drops it, and every message is stored once afterwards.
+    @Test func aLongCatchUpKeepsTheBrokerConnection() throws {
+        let broker = try TestBroker.start()
+        defer { broker.stop() }
+        let ws = try Workspace(port: broker.port)
+        defer { ws.remove() }
+        try """
+        broker: {host: 127.0.0.1, port: \(broker.port), client_id: pilotwatch-test, receive_maximum: 64, keepalive: 5}
+        topic_root: pilots
+        database: pilotwatch.sqlite
+        registry: pilots.yaml
+        catalogue: indicators.yaml
+        """.write(toFile: ws.config, atomically: true, encoding: .utf8)
+        #expect(try ws.run(["ingest", "-"], stdin: Data()).status == 0)
+        let serve = try ws.startServe(port: broker.port, extra: ["--max-backlog", "1"])
+        defer { serve.terminate() }
+        try serve.waitUntilSubscribed()
+        let holder = try WriteLockHolder(database: ws.db)
+        try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-ka/obs", lines: stream("ka", count: 6000))
+        Thread.sleep(forTimeInterval: 16)
+        let waiting = InboxReport.check(directory: ws.db + ".inbox", applied: nil).records
+        #expect(waiting < 6000, "serve stopped taking batches over the backlog limit: \(waiting) in the inbox")
+        holder.release()
+        try ws.waitFor("all 6000 after the catch-up", timeout: 120) { $0.accepted >= 6000 }
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(try ws.stats().accepted == 6000)
+        let brokerLog = (try? String(contentsOfFile: broker.logPath, encoding: .utf8)) ?? ""
+        #expect(!brokerLog.contains("exceeded timeout"), "the broker never dropped serve:\n\(brokerLog)")
+        #expect(!serve.logText.contains("connection to") || !serve.logText.contains("lost"), "serve never lost its connection:\n\(serve.logText)")
+        #expect(serve.logText.components(separatedBy: "MQTT connected").count == 2, "one connection only:\n\(serve.logText)")
+    }
 }

@@ -202,11 +202,11 @@ extension Db {
             let target = try databasePath(global)
             var isFolder: ObjCBool = false
             guard FileManager.default.fileExists(atPath: file, isDirectory: &isFolder), !isFolder.boolValue else {
-                throw CLIError("there is no backup file at \(file); give the file `pilotwatch db backup` wrote")
+                throw CLIError("there is no backup file at \(file); give the file `pilotwatch db backup` wrote", kind: .usage)
             }
             if URL(fileURLWithPath: file).standardizedFileURL.resolvingSymlinksInPath().path
                 == URL(fileURLWithPath: target).standardizedFileURL.resolvingSymlinksInPath().path {
-                throw CLIError("\(file) is the database itself; give a backup file")
+                throw CLIError("\(file) is the database itself; give a backup file", kind: .usage)
             }
             let folder = ConfigPath.folder(of: target)
             guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
@@ -216,8 +216,8 @@ extension Db {
             do {
                 lock = try WriterLock.acquire(database: target, role: "db-restore")
             } catch WriterLockError.held(_, let holder) {
-                printError("Error: the database \(target) is being written by \(holder.map(\.description) ?? "another process"); stop it before restoring (systemctl stop pilotwatch)")
-                throw ExitCode(75)
+                throw CLIError("the database \(target) is being written by \(holder.map(\.description) ?? "another process"); stop it before restoring (systemctl stop pilotwatch)",
+                               kind: .busy)
             }
             defer { lock.release() }
 

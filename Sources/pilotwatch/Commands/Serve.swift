@@ -133,7 +133,9 @@ struct Serve: ParsableCommand {
         ])
         var receiveError: (any Error)?
         do {
-            try subscriber.run { batch in
+            // Over the backlog limit, serve stops taking batches from the broker (which queues
+            // them) but keeps its connection alive; it goes on once SQLite has caught up.
+            try subscriber.run(readGate: { inbox.backlogBytes(after: applier.position) <= backlogLimit }) { batch in
                 let now = Instant.now
                 try inbox.append(batch.map { InboxRecord(receivedAt: now, topic: $0.topic, payload: $0.payload) })
                 applier.wake()
@@ -142,7 +144,6 @@ struct Serve: ParsableCommand {
                     logger.notice("received \(received) messages (--stop-after \(stopAfter)); stopping")
                     subscriber.stop()
                 }
-                applier.waitForBacklog(atMost: backlogLimit)
             }
         } catch {
             receiveError = error
@@ -166,8 +167,8 @@ struct Serve: ParsableCommand {
         do {
             return try WriterLock.acquire(database: database, role: "serve")
         } catch WriterLockError.held(_, let holder) where holder == nil || holder?.role == "serve" || holder?.role == "unknown" {
-            printError("Error: the database \(database) is already written by \(holder.map(\.description) ?? "another pilotwatch serve"); one serve per database: stop that one first, or give this one another --db")
-            throw ExitCode(75)
+            throw CLIError("the database \(database) is already written by \(holder.map(\.description) ?? "another pilotwatch serve"); one serve per database: stop that one first, or give this one another --db",
+                           kind: .busy)
         } catch WriterLockError.held {
             return try WriterLock.acquire(database: database, role: "serve", wait: true) { holder in
                 logger.notice("waiting for \(holder) to finish writing \(database)")
