@@ -50,6 +50,17 @@ public struct IngestItem: Sendable {
     public init(topic: String, receivedAt: Instant, verdict: Verdict, payload: [UInt8]) {
         self.topic = topic; self.receivedAt = receivedAt; self.verdict = verdict; self.payload = payload
     }
+
+    /// A message as received from the broker, with the contract's verdict. When the topic
+    /// itself is what was refused as identifying (a device id that is an e-mail address), it
+    /// is not kept either: the quarantine records a placeholder in its place.
+    public static func received(topic: String, receivedAt: Instant, verdict: Verdict, payload: [UInt8]) -> IngestItem {
+        var kept = topic
+        if case .refused(nil, let refusal) = verdict, refusal.reason == .identifyingData, refusal.detail.hasPrefix("topic:") {
+            kept = "(withheld: identifying data in the topic)"
+        }
+        return IngestItem(topic: kept, receivedAt: receivedAt, verdict: verdict, payload: payload)
+    }
 }
 
 /// What the store did with one ``IngestItem``.

@@ -396,13 +396,10 @@ struct BatchWriter {
     }
 
     private mutating func quarantine(_ item: IngestItem, topic: Topic?, refusal: Refusal) throws {
-        // A topic that did not parse, in a message refused as hash only, may itself be the
-        // identifying part (a device id that is an e-mail address): it is withheld too.
-        let keptTopic = refusal.reason.keepsPayload || topic != nil ? item.topic : "(withheld: identifying data)"
         try db.cachedStatement(sql: """
             INSERT INTO reject (received_at, topic, pilot, device, reason, detail, payload_sha256)
             VALUES (?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [item.receivedAt.millis, keptTopic, topic?.pilot, topic?.device,
+            """).execute(arguments: [item.receivedAt.millis, item.topic, topic?.pilot, topic?.device,
                                      refusal.reason.rawValue, refusal.detail, SHA256.hex(item.payload)])
         // A message refused for identifying data is never stored, not even in quarantine.
         guard refusal.reason.keepsPayload else { return }

@@ -52,7 +52,14 @@ public final class WriterLock: @unchecked Sendable {
     public static func acquire(database: String, role: String, wait: Bool = false,
                                waiting: (Holder) -> Void = { _ in }) throws -> WriterLock {
         let path = path(forDatabase: database)
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        var fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o664)
+        // Made by another user (root running a maintenance command): `flock` works on a
+        // descriptor opened for reading too; the holder line is then not rewritten.
+        var canWrite = true
+        if fd < 0 && errno == EACCES {
+            fd = open(path, O_RDONLY | O_CLOEXEC)
+            canWrite = false
+        }
         guard fd >= 0 else {
             throw WriterLockError.io(path: path, reason: String(cString: strerror(errno)))
         }
@@ -73,6 +80,7 @@ public final class WriterLock: @unchecked Sendable {
         }
         let text = "\(getpid()) \(role) \(Instant(seconds: Date().timeIntervalSince1970).description)\n"
         let bytes = Array(text.utf8)
+        guard canWrite else { return WriterLock(path: path, fd: fd) }
         guard ftruncate(fd, 0) == 0,
               bytes.withUnsafeBytes({ pwrite(fd, $0.baseAddress!, $0.count, 0) }) == bytes.count else {
             let reason = String(cString: strerror(errno))

@@ -73,7 +73,7 @@ enum StoreWork {
         guard bytes > 0 else { return 0 }
         let contract = try validator()
         let applier = InboxApplier(inbox: inbox, store: store, from: from, policy: .immediate, makeItem: { r in
-            IngestItem(topic: r.topic, receivedAt: r.receivedAt,
+            IngestItem.received(topic: r.topic, receivedAt: r.receivedAt,
                        verdict: contract.validate(topic: r.topic, payload: r.payload, receivedAt: r.receivedAt),
                        payload: r.payload)
         }, onTrouble: log)
@@ -118,7 +118,7 @@ enum StoreWork {
             guard let payload = r.payload else { return nil }
             // Re-check the time against when the message first arrived, not today.
             let verdict = validator.validate(topic: r.topic, payload: payload, receivedAt: r.receivedAt)
-            return (r.id, IngestItem(topic: r.topic, receivedAt: r.receivedAt, verdict: verdict, payload: payload))
+            return (r.id, IngestItem.received(topic: r.topic, receivedAt: r.receivedAt, verdict: verdict, payload: payload))
         }
         var total = ReplaySummary()
         for start in stride(from: 0, to: results.count, by: max(1, batch)) {

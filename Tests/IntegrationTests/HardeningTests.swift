@@ -110,9 +110,13 @@ struct HardeningTests {
         var serve = try ws.startServe(port: broker.port)
         try serve.waitUntilSubscribed()
         for (i, p) in payloads.enumerated() { try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-\(i)/obs", message: p) }
-        try ws.waitFor("4 refusals") { $0.refused >= 4 }
+        // And a topic whose device level is the identifying part.
+        try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/jean.dupont@example.fr/obs", message: obsMessage("id-5", [good]))
+        try ws.waitFor("5 refusals") { $0.refused >= 5 }
         Thread.sleep(forTimeInterval: 0.3)
-        #expect(try ws.stats().refusedByReason == [.identifyingData: 4])
+        #expect(try ws.stats().refusedByReason == [.identifyingData: 5])
+        let topics = try ws.run(["rejects", "--format", "csv"]).stdout
+        #expect(topics.contains("(withheld: identifying data in the topic)"), "\(topics)")
         #expect(try filesHolding(planted, under: ws.dir) == [])
         #expect(serve.terminate() == 0)
 
@@ -136,7 +140,7 @@ struct HardeningTests {
         holder.release()
         serve = try ws.startServe(port: broker.port)
         defer { serve.terminate() }
-        try ws.waitFor("8 refusals") { $0.refused >= 8 }
+        try ws.waitFor("9 refusals") { $0.refused >= 9 }
         Thread.sleep(forTimeInterval: 0.3)
         #expect(try filesHolding(planted, under: ws.dir) == [], "nothing identifying left after the restart")
         #expect(try ws.run(["db", "check"]).status == 0)

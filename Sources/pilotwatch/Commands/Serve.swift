@@ -98,7 +98,7 @@ struct Serve: ParsableCommand {
         let applier = InboxApplier(
             inbox: inbox, store: store, from: start, niceness: 10, policy: policy,
             makeItem: { r in
-                IngestItem(topic: r.topic, receivedAt: r.receivedAt,
+                IngestItem.received(topic: r.topic, receivedAt: r.receivedAt,
                            verdict: validator.withLock { $0 }.validate(topic: r.topic, payload: r.payload, receivedAt: r.receivedAt),
                            payload: r.payload)
             },
