@@ -34,13 +34,20 @@ private final class WriteLockHolder: @unchecked Sendable {
     let input = Pipe()
 
     init(database: String) throws {
+        let output = Pipe()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
         process.arguments = [database]
         process.standardInput = input
-        process.standardOutput = FileHandle.nullDevice
+        process.standardOutput = output
         try process.run()
-        input.fileHandleForWriting.write(Data("BEGIN IMMEDIATE;\nINSERT INTO inbox_scrub VALUES (999999, 0, 1);\n".utf8))
-        Thread.sleep(forTimeInterval: 0.3)
+        input.fileHandleForWriting.write(Data("BEGIN IMMEDIATE;\nINSERT INTO inbox_scrub VALUES (999999, 0, 1);\nSELECT 'held';\n".utf8))
+        // Returns once sqlite3 says it holds the lock.
+        var seen = Data()
+        while !String(decoding: seen, as: UTF8.self).contains("held") {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { throw TestFailure("sqlite3 ended before holding the lock") }
+            seen.append(chunk)
+        }
     }
 
     func release() {
@@ -279,14 +286,16 @@ struct HardeningTests {
         defer { serve.terminate() }
         try serve.waitUntilSubscribed()
         let holder = try WriteLockHolder(database: ws.db)
-        try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-ka/obs", lines: stream("ka", count: 6000))
+        // About 3 MiB: three times the backlog limit.
+        try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-ka/obs", lines: stream("ka", count: 12_000))
         Thread.sleep(forTimeInterval: 16)
         let waiting = InboxReport.check(directory: ws.db + ".inbox", applied: nil).records
-        #expect(waiting < 6000, "serve stopped taking batches over the backlog limit: \(waiting) in the inbox")
+        #expect(try ws.stats().accepted == 0, "nothing applied while SQLite is held")
+        #expect(waiting < 12_000, "serve stopped taking batches over the backlog limit: \(waiting) in the inbox")
         holder.release()
-        try ws.waitFor("all 6000 after the catch-up", timeout: 120) { $0.accepted >= 6000 }
+        try ws.waitFor("all 12,000 after the catch-up", timeout: 120) { $0.accepted >= 12_000 }
         Thread.sleep(forTimeInterval: 0.5)
-        #expect(try ws.stats().accepted == 6000)
+        #expect(try ws.stats().accepted == 12_000)
         let brokerLog = (try? String(contentsOfFile: broker.logPath, encoding: .utf8)) ?? ""
         #expect(!brokerLog.contains("exceeded timeout"), "the broker never dropped serve:\n\(brokerLog)")
         #expect(!serve.logText.contains("connection to") || !serve.logText.contains("lost"), "serve never lost its connection:\n\(serve.logText)")

@@ -411,3 +411,57 @@ final class Counter: Sendable {
     func add() { count.withLock { $0 += 1 } }
     var value: Int { count.withLock { $0 } }
 }
+
+@Suite struct InboxResourceTests {
+    /// The descriptors a process has open now.
+    static func openDescriptors() -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
+    }
+
+    /// A reader that is dropped without `close()` closes its segment file all the same.
+    @Test func aReaderClosesItsFileWhenItGoesAway() throws {
+        let dir = try TempDir()
+        let inbox = try Inbox(directory: dir.file("s.inbox"))
+        try inbox.append((0..<3).map { record($0) })
+        let before = Self.openDescriptors()
+        for _ in 0..<20 {
+            var reader = inbox.reader()
+            _ = try reader.read(from: .start, maxRecords: 10, maxBytes: 1 << 20)
+            #expect(Self.openDescriptors() == before + 1, "the reader holds one file while it lives")
+        }
+        #expect(Self.openDescriptors() == before, "and none once it is gone")
+    }
+
+    @Test func startingTwiceIsAPreconditionFailure() async {
+        await #expect(processExitsWith: .failure) {
+            let dir = try TempDir()
+            let store = try Store(path: dir.file("s.sqlite"))
+            let inbox = try Inbox(directory: dir.file("s.sqlite.inbox"))
+            let applier = InboxApplier(inbox: inbox, store: store, from: .start, makeItem: InboxApplierTests.item)
+            applier.start()
+            applier.start()
+        }
+    }
+
+    @Test func finishingBeforeStartingIsAPreconditionFailureNotAHang() async {
+        await #expect(processExitsWith: .failure) {
+            let dir = try TempDir()
+            let store = try Store(path: dir.file("s.sqlite"))
+            let inbox = try Inbox(directory: dir.file("s.sqlite.inbox"))
+            InboxApplier(inbox: inbox, store: store, from: .start, makeItem: InboxApplierTests.item).finish()
+        }
+    }
+
+    @Test func finishingTwiceIsAPreconditionFailure() async {
+        await #expect(processExitsWith: .failure) {
+            let dir = try TempDir()
+            let store = try Store(path: dir.file("s.sqlite"))
+            let inbox = try Inbox(directory: dir.file("s.sqlite.inbox"))
+            try store.adoptInbox(id: inbox.id, position: inbox.end)
+            let applier = InboxApplier(inbox: inbox, store: store, from: .start, makeItem: InboxApplierTests.item)
+            applier.start()
+            applier.finish()
+            applier.finish()
+        }
+    }
+}
