@@ -22,8 +22,9 @@ public enum ReasonCode: String, Sendable, Codable, CaseIterable, Hashable {
     ]
 
     /// Whether the message's bytes may be kept (quarantine, inbox): not for a refusal whose
-    /// message is kept as hash only.
-    public var keepsPayload: Bool { self != .identifyingData }
+    /// message is kept as hash only: identifying data, and a payload too large to be scanned
+    /// for it (nor ever accepted, so nothing to replay).
+    public var keepsPayload: Bool { self != .identifyingData && self != .tooLarge }
 
     /// Whether the refusal is the pilot's doing (counted in its refusal rate and flags), not the
     /// service's own (`store_error`).

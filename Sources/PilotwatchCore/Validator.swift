@@ -73,7 +73,20 @@ public struct ContractValidator: Sendable {
     }
 
     /// The verdict of the contract on one message.
+    ///
+    /// A refusal whose payload would be kept in quarantine is checked once more on the raw
+    /// bytes (``identifyingRefusal(rawBytes:receivedAt:naming:)``, which also reads numbers): a
+    /// message that holds an identifier's shape anywhere is `identifying_data`, kept as hash only.
     public func validate(topic: String, payload: [UInt8], receivedAt: Instant) -> Verdict {
+        let verdict = contractVerdict(topic: topic, payload: payload, receivedAt: receivedAt)
+        if case .refused(let parsed, let refusal) = verdict, refusal.reason.keepsPayload,
+           let identifying = identifyingRefusal(rawBytes: payload, receivedAt: receivedAt) {
+            return .refused(parsed, identifying)
+        }
+        return verdict
+    }
+
+    private func contractVerdict(topic: String, payload: [UInt8], receivedAt: Instant) -> Verdict {
         let analysis = analyseTopic(topic)
         if let refusal = analysis.refusal, refusal.reason == .identifyingData { return .refused(nil, refusal) }
         let parsedTopic = analysis.topic

@@ -70,3 +70,30 @@ struct RawBytesScanTests {
             == "payload, field note: looks like an e-mail address")
     }
 }
+
+/// A message refused for another reason whose bytes would be kept in quarantine is read once
+/// more as raw bytes: an identifier's shape anywhere, numbers included, makes it
+/// `identifying_data` (hash only); ordinary numbers leave the first reason as it was.
+@Suite("Contract: a refusal that keeps its bytes is scanned as raw bytes first")
+struct RefusalRawScanTests {
+    @Test func aNIRWrittenAsANumberIsIdentifyingNotOutOfRange() {
+        let v = CF.verdict(CF.message([CF.obs(value: "185057800608436")]))
+        #expect(v.refusal == Refusal(.identifyingData, "payload: a value looks like a French NIR number"))
+    }
+
+    @Test func aPhoneNumberAsAValueBesideAnUnknownIndicator() {
+        let v = CF.verdict(CF.message([CF.obs(indicator: #""nt_probnp""#, value: "0612345678")]))
+        #expect(v.reason == .identifyingData)
+    }
+
+    @Test(arguments: ["140", "1e999", "1.7976931348623157e308", "-3"])
+    func ordinaryNumbersKeepTheirReason(_ value: String) {
+        #expect(CF.verdict(CF.message([CF.obs(value: value)])).reason == .outOfRange)
+    }
+
+    @Test func anUnknownIndicatorStaysReplayable() {
+        let v = CF.verdict(CF.message([CF.obs(indicator: #""nt_probnp""#, value: "412")]))
+        #expect(v.reason == .unknownIndicator)
+        #expect(v.refusal?.reason.keepsPayload == true)
+    }
+}

@@ -9,7 +9,9 @@ struct Rejects: ParsableCommand {
         abstract: "List the quarantine of refused messages, or replay it after fixing the configuration.",
         discussion: """
         A refused message is kept with its topic, time, reason and a detail naming the field; \
-        messages refused for identifying data keep only topic, time, reason and a hash.
+        messages refused for identifying data (or too large to be scanned for it) keep only topic, \
+        time, reason and a hash. store_error is the service's own: the database refused the \
+        message on every try; replay it once the database is mended.
 
         Examples:
           pilotwatch rejects --reason out_of_range --since 7d
@@ -107,7 +109,9 @@ struct Rejects: ParsableCommand {
             abstract: "Re-validate quarantined messages with the current configuration and import what it now accepts.",
             discussion: """
             Use it after adding a pilot or an indicator that messages were refused for. Messages \
-            refused for identifying data are never kept, so they cannot be replayed.
+            refused for identifying data, or too large, are kept as a hash only, so they cannot be \
+            replayed. While `pilotwatch serve` runs, the replay is handed to it: serve reloads the \
+            registry and catalogue, replays between its own batches, and uses them from then on.
 
             Example:
               pilotwatch rejects replay --reason unknown_pilot
