@@ -44,6 +44,11 @@ struct Context {
     var registry: Registry
     var catalogue: Catalogue
 
+    /// The wire contract as this configuration defines it.
+    var validator: ContractValidator {
+        ContractValidator(registry: registry, catalogue: catalogue, topicRoot: service.topicRoot)
+    }
+
     /// Loads the three files, applying environment variables and flags, and fails with every
     /// problem listed when something is wrong.
     static func load(_ options: GlobalOptions, broker: BrokerOptions? = nil) throws -> Context {

@@ -161,12 +161,16 @@ final class ServeConnection: @unchecked Sendable {
     deinit { close() }
 
     func close() {
-        if !closed { _ = Glibc.close(fd) }
+        if !closed { closeDescriptor(fd) }
         closed = true
     }
 
-    /// Reads the request line byte by byte (so that the body stays unread in the socket).
+    /// Reads the request line byte by byte (so that the body stays unread in the socket). A
+    /// client that sends no whole line within 10 s is dropped, so that it cannot hold the
+    /// channel (the body that follows has no such limit: a slow pipe into `ingest` is fine).
     func readRequest() -> ServeRequest? {
+        setReceiveTimeout(seconds: 10)
+        defer { setReceiveTimeout(seconds: 0) }
         var line: [UInt8] = []
         var byte: UInt8 = 0
         while line.count < 65_536 {
@@ -177,6 +181,11 @@ final class ServeConnection: @unchecked Sendable {
             line.append(byte)
         }
         return try? JSONDecoder().decode(ServeRequest.self, from: Data(line))
+    }
+
+    private func setReceiveTimeout(seconds: Int) {
+        var limit = timeval(tv_sec: seconds, tv_usec: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
     }
 
     func send(_ reply: ServeReply) {
@@ -230,6 +239,13 @@ final class ServeChannelClient {
     /// Says that the body is complete.
     func finishSending() { _ = shutdown(fd, Int32(SHUT_WR)) }
 
+    /// Waits for `serve`'s answer; throws its refusal as the error of `what` it could not do.
+    func answer(doing what: String) throws -> ServeReply {
+        let reply = try reply()
+        guard reply.ok else { throw CLIError("`pilotwatch serve` could not \(what): \(reply.error ?? "no reason given")") }
+        return reply
+    }
+
     /// Waits for `serve`'s answer.
     func reply() throws -> ServeReply {
         var line: [UInt8] = []
@@ -247,6 +263,8 @@ final class ServeChannelClient {
         return reply
     }
 }
+
+private func closeDescriptor(_ fd: Int32) { _ = close(fd) }
 
 /// Writes every byte (through `EINTR`); false when the peer is gone. SIGPIPE is not raised.
 private func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {

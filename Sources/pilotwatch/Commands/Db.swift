@@ -73,14 +73,13 @@ struct Db: ParsableCommand {
                 let client = try ServeChannelClient(database: source)
                 try client.send(ServeRequest(op: .sync))
                 client.finishSending()
-                let reply = try client.reply()
-                guard reply.ok else { throw CLIError("`pilotwatch serve` could not apply its inbox before the backup: \(reply.error ?? "no reason given")") }
+                _ = try client.answer(doing: "apply its inbox before the backup")
             case .own(let lock):
                 ownLock = lock
                 let writable = try openStore(source)
                 let applied = try StoreWork.applyInbox(database: source, store: writable, validator: {
                     let ctx = try Context.load(global)
-                    return ContractValidator(registry: ctx.registry, catalogue: ctx.catalogue, topicRoot: ctx.service.topicRoot)
+                    return ctx.validator
                 }, log: { printError("db backup: \($0)") })
                 if applied > 0 { printError("db backup: applied \(applied) bytes of the inbox acknowledged before the last stop") }
             }

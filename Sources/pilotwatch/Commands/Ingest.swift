@@ -48,7 +48,7 @@ struct Ingest: ParsableCommand {
         case .own(let lock):
             defer { lock.release() }
             let store = try openStore(database)
-            let validator = ContractValidator(registry: ctx.registry, catalogue: ctx.catalogue, topicRoot: ctx.service.topicRoot)
+            let validator = ctx.validator
             tally = try StoreWork.ingest(reader, source: file, store: store, validator: validator, batch: batch,
                                          progress: { progress.update(done: $0) })
         case .serve(let holder):
@@ -69,9 +69,7 @@ struct Ingest: ParsableCommand {
             try client.sendBody(chunk)
             client.finishSending()
             if let error = reader.error { throw CLIError("reading \(file) stopped: \(error); serve stored the lines before it") }
-            let reply = try client.reply()
-            guard reply.ok else { throw CLIError("`pilotwatch serve` could not import \(file): \(reply.error ?? "no reason given")") }
-            tally = IngestTally(reply: reply)
+            tally = IngestTally(reply: try client.answer(doing: "import \(file)"))
         }
         progress.finish()
         print(tally.render(format))

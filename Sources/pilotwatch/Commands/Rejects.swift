@@ -141,7 +141,7 @@ struct Rejects: ParsableCommand {
             case .own(let lock):
                 defer { lock.release() }
                 let store = try openStore(database)
-                let validator = ContractValidator(registry: ctx.registry, catalogue: ctx.catalogue, topicRoot: ctx.service.topicRoot)
+                let validator = ctx.validator
                 (candidates, summary) = try StoreWork.replay(store: store, validator: validator, filter: storeFilter, batch: batch)
             case .serve(let holder):
                 // `serve` writes this store: it replays with its configuration, between its batches.
@@ -150,9 +150,7 @@ struct Rejects: ParsableCommand {
                 try client.send(ServeRequest(op: .replay, batch: batch, pilot: storeFilter.pilot,
                                              reason: storeFilter.reason?.rawValue, sinceMillis: storeFilter.since?.millis))
                 client.finishSending()
-                let reply = try client.reply()
-                guard reply.ok else { throw CLIError("`pilotwatch serve` could not replay the quarantine: \(reply.error ?? "no reason given")") }
-                (candidates, summary) = ReplaySummary.from(reply)
+                (candidates, summary) = ReplaySummary.from(try client.answer(doing: "replay the quarantine"))
             }
             switch format {
             case .json:

@@ -84,7 +84,7 @@ struct Serve: ParsableCommand {
         let inbox = try StoreWork.openInbox(inboxPath, store: store, log: { logger.warning("\($0)") })
         // The contract as configured; a replay handed over reloads the registry and catalogue
         // (that is when an operator has just added what messages were refused for).
-        let validator = Mutex(ContractValidator(registry: ctx.registry, catalogue: ctx.catalogue, topicRoot: ctx.service.topicRoot))
+        let validator = Mutex(ctx.validator)
         let mqttConfig = try mqttConfiguration(ctx.service)
         let subscriber = try MQTTSubscriber(configuration: mqttConfig, logger: logger)
         let counts = IngestCounts()
@@ -196,7 +196,7 @@ struct Serve: ParsableCommand {
                 let filter = RejectFilter(pilot: request.pilot, reason: request.reason.flatMap(ReasonCode.init(rawValue:)),
                                           since: request.sinceMillis.map(Instant.init(millis:)))
                 let ctx = try reload()
-                let current = ContractValidator(registry: ctx.registry, catalogue: ctx.catalogue, topicRoot: ctx.service.topicRoot)
+                let current = ctx.validator
                 validator.withLock { $0 = current }
                 logger.notice("rejects replay handed over: reloaded the registry (\(ctx.registry.pilots.count) pilots) and the catalogue (\(ctx.catalogue.indicators.count) indicators), used from now on")
                 let (candidates, summary) = try StoreWork.replay(store: store, validator: current, filter: filter,
