@@ -35,7 +35,11 @@ enum StoreWork {
     /// Opens the inbox, overwriting what a crash left to overwrite, and makes sure it is the
     /// one the store applies: an inbox found next to a different (deleted or replaced) database
     /// is set aside, never applied to it. The caller holds the writer lock.
-    static func openInbox(_ inboxPath: String, store: Store, log: (String) -> Void) throws -> Inbox {
+    ///
+    /// An inbox set aside may hold messages never validated: those the contract refuses as hash
+    /// only (identifying data) are overwritten in it before it is left.
+    static func openInbox(_ inboxPath: String, store: Store, validator: () throws -> ContractValidator,
+                          log: (String) -> Void) throws -> Inbox {
         do {
             let adopted = try store.inboxState()?.id
             let pending = try store.pendingInboxScrubs()
@@ -46,7 +50,9 @@ enum StoreWork {
                 if !inbox.isEmpty {
                     let aside = inboxPath + ".orphan-" + String(Int(Date().timeIntervalSince1970))
                     try FileManager.default.moveItem(atPath: inboxPath, toPath: aside)
-                    log("inbox \(inboxPath) holds messages for another database; moved it to \(aside) and started a new one")
+                    let scrubbed = try scrubRefused(inboxAt: aside, validator: try validator())
+                    log("inbox \(inboxPath) holds messages for another database; moved it to \(aside) and started a new one"
+                        + (scrubbed > 0 ? " (\(scrubbed) identifying messages in it overwritten)" : ""))
                     inbox = try Inbox(directory: inboxPath)
                 }
                 try store.adoptInbox(id: inbox.id, position: inbox.end)
@@ -60,6 +66,30 @@ enum StoreWork {
         }
     }
 
+    /// Overwrites, in the inbox at `path`, every record that `validator` refuses as hash only;
+    /// returns how many.
+    static func scrubRefused(inboxAt path: String, validator: ContractValidator) throws -> Int {
+        let inbox = try Inbox(directory: path)
+        var reader = inbox.reader()
+        defer { reader.close() }
+        var at = InboxPosition.start
+        var count = 0
+        while at < inbox.end {
+            let (records, spans, next) = try reader.readSpans(from: at, maxRecords: 512, maxBytes: 4 << 20)
+            if next == at { break }
+            let refused = zip(records, spans).filter { record, _ in
+                guard !record.isScrubbed else { return false }
+                let verdict = validator.validate(topic: record.topic, payload: record.payload, receivedAt: record.receivedAt)
+                if case .refused(_, let refusal) = verdict { return !refusal.reason.keepsPayload }
+                return false
+            }.map(\.1)
+            try inbox.scrub(refused)
+            count += refused.count
+            at = next
+        }
+        return count
+    }
+
     /// Applies what the inbox of the store at `database` holds past the store's position (a
     /// `serve` stopped before it caught up), as `serve` would at its start; returns the bytes
     /// applied. The caller holds the writer lock.
@@ -67,7 +97,7 @@ enum StoreWork {
                            log: @escaping @Sendable (String) -> Void) throws -> Int64 {
         let path = database + ".inbox"
         guard FileManager.default.fileExists(atPath: path) else { return 0 }
-        let inbox = try openInbox(path, store: store, log: log)
+        let inbox = try openInbox(path, store: store, validator: validator, log: log)
         let from = try store.inboxPosition()
         let bytes = inbox.backlogBytes(after: from)
         guard bytes > 0 else { return 0 }

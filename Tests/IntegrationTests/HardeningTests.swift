@@ -19,7 +19,7 @@ private func filesHolding(_ needles: [String], under folder: String) throws -> [
         let path = folder + "/" + name
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), !isFolder.boolValue,
-              !name.hasSuffix(".log") || path.contains(".inbox/"),  // serve's own log files are not the store's
+              !name.hasSuffix(".log") || path.contains(".inbox"),  // serve's own log files are not the store's
               let data = FileManager.default.contents(atPath: path) else { continue }
         for needle in needles where data.range(of: Data(needle.utf8)) != nil { found.append("\(name): \(needle)") }
     }
@@ -302,5 +302,38 @@ struct HardeningTests {
         #expect(!brokerLog.contains("exceeded timeout"), "the broker never dropped serve:\n\(brokerLog)")
         #expect(!serve.logText.contains("connection to") || !serve.logText.contains("lost"), "serve never lost its connection:\n\(serve.logText)")
         #expect(serve.logText.components(separatedBy: "MQTT connected").count == 2, "one connection only:\n\(serve.logText)")
+    }
+
+    /// An inbox set aside because its database was deleted may hold messages never validated:
+    /// the identifying ones are overwritten in it; the others stay for whoever looks into it.
+    @Test func anInboxSetAsideKeepsNoIdentifyingBytes() throws {
+        let broker = try TestBroker.start()
+        defer { broker.stop() }
+        let ws = try Workspace(port: broker.port)
+        defer { ws.remove() }
+        #expect(try ws.run(["ingest", "-"], stdin: Data()).status == 0)
+        let serve = try ws.startServe(port: broker.port)
+        try serve.waitUntilSubscribed()
+        let holder = try WriteLockHolder(database: ws.db)
+        let at = isoNow(minutesAgo: 30)
+        try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-o1/obs",
+                    message: obsMessage("o-1", [obs("jean.dupont@example.fr", "spo2", 94, unit: "%", at: at)]))
+        try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-o1/obs",
+                    message: obsMessage("o-2", [obs("p-7f3a9c21", "spo2", 94, unit: "%", at: at)]))
+        let deadline = Date().addingTimeInterval(30)
+        while InboxReport.check(directory: ws.db + ".inbox", applied: nil).records < 2 && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        serve.kill9()
+        holder.release()
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: ws.db + suffix) }
+
+        let again = try ws.startServe(port: broker.port)
+        defer { again.terminate() }
+        try again.waitUntilSubscribed()
+        #expect(again.logText.contains("(1 identifying messages in it overwritten)"), "\(again.logText)")
+        #expect(try filesHolding(planted, under: ws.dir) == [])
+        let aside = try #require(try FileManager.default.contentsOfDirectory(atPath: ws.dir).first { $0.contains(".inbox.orphan-") })
+        #expect(try filesHolding(["p-7f3a9c21"], under: ws.dir + "/" + aside).count == 1, "the rest is left as it was")
     }
 }

@@ -81,7 +81,7 @@ struct Serve: ParsableCommand {
         defer { lock.release() }
         let store = try openStore(database)
         let inboxPath = database + ".inbox"
-        let inbox = try StoreWork.openInbox(inboxPath, store: store, log: { logger.warning("\($0)") })
+        let inbox = try StoreWork.openInbox(inboxPath, store: store, validator: { ctx.validator }, log: { logger.warning("\($0)") })
         // The contract as configured; a replay handed over reloads the registry and catalogue
         // (that is when an operator has just added what messages were refused for).
         let validator = Mutex(ctx.validator)
@@ -105,7 +105,10 @@ struct Serve: ParsableCommand {
             onApplied: { counts.add($0) },
             onTrouble: { logger.warning("\($0)") },
             onFailure: { error in
-                logger.error("stopping while the database still refuses to store; the inbox keeps every message for the next start: \(error)")
+                // Only an inbox that cannot be read or written, or a database still refusing
+                // everything while serve stops: nothing more can be applied, so serve stops too.
+                logger.error("stopping: the inbox cannot be applied (it keeps every message for the next start): \(error)")
+                subscriber.stop()
             })
         if inbox.end > start {
             logger.notice("inbox: applying \(inbox.backlogBytes(after: start)) bytes acknowledged before the last stop")
