@@ -336,4 +336,30 @@ struct HardeningTests {
         let aside = try #require(try FileManager.default.contentsOfDirectory(atPath: ws.dir).first { $0.contains(".inbox.orphan-") })
         #expect(try filesHolding(["p-7f3a9c21"], under: ws.dir + "/" + aside).count == 1, "the rest is left as it was")
     }
+
+    /// `db check` reads the inbox: a record whose checksum fails before others is damage, named
+    /// with its file and byte; a healthy inbox is reported with its applied position.
+    @Test func dbCheckFindsADamagedInboxRecord() throws {
+        try withRunningServe { broker, ws, serve in
+            try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-c1/obs", lines: stream("dc", count: 20))
+            try ws.waitFor("20 stored") { $0.accepted >= 20 }
+            #expect(serve.terminate() == 0)
+            let healthy = try ws.run(["db", "check"])
+            #expect(healthy.status == 0, "\(healthy.stdout)\(healthy.stderr)")
+            #expect(healthy.stdout.contains("20 records in 1 segment, applied up to segment 1 offset"), "\(healthy.stdout)")
+
+            var reader = try Inbox(directory: ws.db + ".inbox").reader()
+            let spans = try reader.readSpans(from: .start, maxRecords: 100, maxBytes: 1 << 20).spans
+            reader.close()
+            let segment = ws.db + ".inbox/00000000000000000001.log"
+            let handle = try #require(FileHandle(forUpdatingAtPath: segment))
+            try handle.seek(toOffset: UInt64(spans[5].offset + spans[5].length - 3))
+            try handle.write(contentsOf: Data([0x5A]))
+            try handle.close()
+            let damaged = try ws.run(["db", "check"])
+            #expect(damaged.status == 1)
+            #expect(damaged.stdout.contains("inbox: \(segment) is damaged at byte \(spans[5].offset): a record checksum does not match"),
+                    "\(damaged.stdout)")
+        }
+    }
 }
