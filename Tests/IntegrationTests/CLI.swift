@@ -275,6 +275,20 @@ func obs(_ subject: String, _ indicator: String, _ value: Double? = nil, unit: S
     return "{" + parts.joined(separator: ",") + "}"
 }
 
+/// Runs `body` with a fresh broker and a workspace configured for it (with its store made, when
+/// `store`); stops and removes both afterwards.
+func withBrokerAndWorkspace(store: Bool = false, _ body: (TestBroker, Workspace) throws -> Void) throws {
+    let broker = try TestBroker.start()
+    defer { broker.stop() }
+    let ws = try Workspace(port: broker.port)
+    defer { ws.remove() }
+    if store {
+        let made = try ws.run(["ingest", "-"], stdin: Data())
+        guard made.status == 0 else { throw TestFailure("cannot make the store: \(made.stderr)") }
+    }
+    try body(broker, ws)
+}
+
 /// Runs `body` with a fresh broker, a workspace configured for it and a subscribed `serve`;
 /// stops and removes all three afterwards.
 func withRunningServe(_ body: (TestBroker, Workspace, ServeProcess) throws -> Void) throws {

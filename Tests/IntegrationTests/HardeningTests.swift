@@ -99,242 +99,230 @@ struct HardeningTests {
     /// array): once applied, none of the planted strings is in any file beside the database,
     /// inbox included; the same when serve is killed between acknowledging and applying them.
     @Test func identifyingPayloadsLeaveNoBytesInAnyFile() throws {
-        let broker = try TestBroker.start()
-        defer { broker.stop() }
-        let ws = try Workspace(port: broker.port)
-        defer { ws.remove() }
-        let at = isoNow(minutesAgo: 60)
-        let good = obs("p-7f3a9c21", "spo2", 94, unit: "%", at: at)
-        let payloads = [
-            obsMessage("id-1", [obs("jean.dupont@example.fr", "spo2", 94, unit: "%", at: at)]),
-            #"{"msg_id":"id-2","observations":[{"subject":"p-7f3a9c21","note":"rappeler 0612345678"#,
-            #"{"msg_id":"id-3","nir":"185057800608436","observations":["# + good + "]}",
-            #"[{"name":"Jean Dupont","msg_id":"id-4"}]"#,
-            // A NIR written as a number: refused as out of range, but its bytes are identifying.
-            #"{"msg_id":"id-5","observations":[{"subject":"p-7f3a9c21","indicator":"spo2","value":185057800608436,"unit":"%","at":"# + "\"\(at)\"}]}",
-        ]
-        #expect(try ws.run(["ingest", "-"], stdin: Data()).status == 0)
+        try withBrokerAndWorkspace() { broker, ws in
+            let at = isoNow(minutesAgo: 60)
+            let good = obs("p-7f3a9c21", "spo2", 94, unit: "%", at: at)
+            let payloads = [
+                obsMessage("id-1", [obs("jean.dupont@example.fr", "spo2", 94, unit: "%", at: at)]),
+                #"{"msg_id":"id-2","observations":[{"subject":"p-7f3a9c21","note":"rappeler 0612345678"#,
+                #"{"msg_id":"id-3","nir":"185057800608436","observations":["# + good + "]}",
+                #"[{"name":"Jean Dupont","msg_id":"id-4"}]"#,
+                // A NIR written as a number: refused as out of range, but its bytes are identifying.
+                #"{"msg_id":"id-5","observations":[{"subject":"p-7f3a9c21","indicator":"spo2","value":185057800608436,"unit":"%","at":"# + "\"\(at)\"}]}",
+            ]
+            #expect(try ws.run(["ingest", "-"], stdin: Data()).status == 0)
 
-        // First round: serve running, the refusals applied at once.
-        var serve = try ws.startServe(port: broker.port)
-        try serve.waitUntilSubscribed()
-        for (i, p) in payloads.enumerated() { try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-\(i)/obs", message: p) }
-        // And a topic whose device level is the identifying part.
-        try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/jean.dupont@example.fr/obs", message: obsMessage("id-6", [good]))
-        try ws.waitFor("6 refusals") { $0.refused >= 6 }
-        Thread.sleep(forTimeInterval: 0.3)
-        #expect(try ws.stats().refusedByReason == [.identifyingData: 6])
-        let topics = try ws.run(["rejects", "--format", "csv"]).stdout
-        #expect(topics.contains("(withheld: identifying data in the topic)"), "\(topics)")
-        #expect(try filesHolding(planted, under: ws.dir) == [])
-        #expect(serve.terminate() == 0)
+            // First round: serve running, the refusals applied at once.
+            var serve = try ws.startServe(port: broker.port)
+            try serve.waitUntilSubscribed()
+            for (i, p) in payloads.enumerated() { try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-\(i)/obs", message: p) }
+            // And a topic whose device level is the identifying part.
+            try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/jean.dupont@example.fr/obs", message: obsMessage("id-6", [good]))
+            try ws.waitFor("6 refusals") { $0.refused >= 6 }
+            Thread.sleep(forTimeInterval: 0.3)
+            #expect(try ws.stats().refusedByReason == [.identifyingData: 6])
+            let topics = try ws.run(["rejects", "--format", "csv"]).stdout
+            #expect(topics.contains("(withheld: identifying data in the topic)"), "\(topics)")
+            #expect(try filesHolding(planted, under: ws.dir) == [])
+            #expect(serve.terminate() == 0)
 
-        // Second round: SQLite is held by another process, so serve acknowledges (inbox) but
-        // cannot apply; it is killed there, and the restart applies and overwrites them.
-        serve = try ws.startServe(port: broker.port)
-        try serve.waitUntilSubscribed()
-        let holder = try WriteLockHolder(database: ws.db)
-        for (i, p) in payloads.enumerated() {
-            try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-\(i)/obs", message: p.replacingOccurrences(of: "id-", with: "again-"))
+            // Second round: SQLite is held by another process, so serve acknowledges (inbox) but
+            // cannot apply; it is killed there, and the restart applies and overwrites them.
+            serve = try ws.startServe(port: broker.port)
+            try serve.waitUntilSubscribed()
+            let holder = try WriteLockHolder(database: ws.db)
+            for (i, p) in payloads.enumerated() {
+                try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-\(i)/obs", message: p.replacingOccurrences(of: "id-", with: "again-"))
+            }
+            let deadline = Date().addingTimeInterval(30)
+            while try filesHolding(["jean.dupont@example.fr"], under: ws.dir + "/pilotwatch.sqlite.inbox").isEmpty && Date() < deadline {
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            Thread.sleep(forTimeInterval: 0.5)
+            let inInbox = try filesHolding(planted, under: ws.dir + "/pilotwatch.sqlite.inbox")
+            #expect(Set(inInbox.map { $0.split(separator: " ").last.map(String.init) ?? "" }).count == planted.count,
+                    "acknowledged: the payloads are in the inbox, not yet applied: \(inInbox)\n\(serve.logText)")
+            serve.kill9()
+            holder.release()
+            serve = try ws.startServe(port: broker.port)
+            defer { serve.terminate() }
+            try ws.waitFor("11 refusals") { $0.refused >= 11 }
+            Thread.sleep(forTimeInterval: 0.3)
+            #expect(try filesHolding(planted, under: ws.dir) == [], "nothing identifying left after the restart")
+            #expect(try ws.run(["db", "check"]).status == 0)
         }
-        let deadline = Date().addingTimeInterval(30)
-        while try filesHolding(["jean.dupont@example.fr"], under: ws.dir + "/pilotwatch.sqlite.inbox").isEmpty && Date() < deadline {
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        Thread.sleep(forTimeInterval: 0.5)
-        let inInbox = try filesHolding(planted, under: ws.dir + "/pilotwatch.sqlite.inbox")
-        #expect(Set(inInbox.map { $0.split(separator: " ").last.map(String.init) ?? "" }).count == planted.count,
-                "acknowledged: the payloads are in the inbox, not yet applied: \(inInbox)\n\(serve.logText)")
-        serve.kill9()
-        holder.release()
-        serve = try ws.startServe(port: broker.port)
-        defer { serve.terminate() }
-        try ws.waitFor("11 refusals") { $0.refused >= 11 }
-        Thread.sleep(forTimeInterval: 0.3)
-        #expect(try filesHolding(planted, under: ws.dir) == [], "nothing identifying left after the restart")
-        #expect(try ws.run(["db", "check"]).status == 0)
     }
 
     /// `rejects replay` of 10,000 quarantined messages while serve ingests a stream: the
     /// replay is done by serve (with the registry as it is now), which keeps running, and both
     /// end with everything stored once.
     @Test func aLongReplayIsDoneByServeBesideAStream() throws {
-        let broker = try TestBroker.start()
-        defer { broker.stop() }
-        let ws = try Workspace(port: broker.port)
-        defer { ws.remove() }
-        // 10,000 messages for a pilot not yet in the registry: quarantined as unknown_pilot.
-        let base = Date().timeIntervalSince1970 - 86_400
-        let lines = (0..<10_000).map { i in
-            #"{"topic":"pilots/resp-late-04/dev-r/obs","payload":"#
-                + obsMessage("r-\(i)", [obs("p-r" + String(format: "%07x", 0xa00_0000 + i % 400), "spo2", 95, unit: "%",
-                                            at: Instant(seconds: base + Double(i)).description)]) + "}"
-        }
-        let first = try ws.run(["ingest", "-", "--format", "json"], stdin: Data((lines.joined(separator: "\n") + "\n").utf8))
-        #expect(first.stdout.contains(#""unknown_pilot":10000"#), "\(first.stdout)")
-        let late = """
+        try withBrokerAndWorkspace() { broker, ws in
+            // 10,000 messages for a pilot not yet in the registry: quarantined as unknown_pilot.
+            let base = Date().timeIntervalSince1970 - 86_400
+            let lines = (0..<10_000).map { i in
+                #"{"topic":"pilots/resp-late-04/dev-r/obs","payload":"#
+                    + obsMessage("r-\(i)", [obs("p-r" + String(format: "%07x", 0xa00_0000 + i % 400), "spo2", 95, unit: "%",
+                                                at: Instant(seconds: base + Double(i)).description)]) + "}"
+            }
+            let first = try ws.run(["ingest", "-", "--format", "json"], stdin: Data((lines.joined(separator: "\n") + "\n").utf8))
+            #expect(first.stdout.contains(#""unknown_pilot":10000"#), "\(first.stdout)")
+            let late = """
 
-          - id: resp-late-04
-            name: Late COPD pilot
-            programme: respiratory
-            lead: Hopital Sud
-            call: dhcdm-2026
-            funders: [region-idf]
-            start: 2026-01-05
-            end: 2027-06-30
-            enrolment_target: 50
-            outcomes: [spo2]
-        """
-        let pilots = try String(contentsOfFile: ws.dir + "/pilots.yaml", encoding: .utf8)
-        let serve = try ws.startServe(port: broker.port)
-        defer { serve.terminate() }
-        try serve.waitUntilSubscribed()
-        try (pilots + late).write(toFile: ws.dir + "/pilots.yaml", atomically: true, encoding: .utf8)
+              - id: resp-late-04
+                name: Late COPD pilot
+                programme: respiratory
+                lead: Hopital Sud
+                call: dhcdm-2026
+                funders: [region-idf]
+                start: 2026-01-05
+                end: 2027-06-30
+                enrolment_target: 50
+                outcomes: [spo2]
+            """
+            let pilots = try String(contentsOfFile: ws.dir + "/pilots.yaml", encoding: .utf8)
+            let serve = try ws.startServe(port: broker.port)
+            defer { serve.terminate() }
+            try serve.waitUntilSubscribed()
+            try (pilots + late).write(toFile: ws.dir + "/pilots.yaml", atomically: true, encoding: .utf8)
 
-        let publisher = Thread {
-            try? publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-r2/obs", lines: stream("q", count: 20_000))
+            let publisher = Thread {
+                try? publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-r2/obs", lines: stream("q", count: 20_000))
+            }
+            publisher.start()
+            try ws.waitFor("the stream to start") { $0.accepted > 500 }
+            let replay = try ws.run(["rejects", "replay", "--format", "json", "--batch", "1000"])
+            #expect(replay.status == 0, "\(replay.stderr)")
+            #expect(replay.stderr.contains("handing the replay to `pilotwatch serve`"), "\(replay.stderr)")
+            #expect(replay.stdout.contains(#""imported":10000"#), "\(replay.stdout)")
+            #expect(serve.isRunning)
+            while publisher.isExecuting { Thread.sleep(forTimeInterval: 0.05) }
+            try ws.waitFor("30,000 stored", timeout: 180) { $0.accepted >= 30_000 }
+            Thread.sleep(forTimeInterval: 0.5)
+            let s = try ws.stats()
+            #expect(s.accepted == 30_000 && s.refused == 0 && s.observations == 30_000)
+            #expect(serve.logText.contains("reloaded the registry"))
+            #expect(try ws.run(["db", "check"]).status == 0)
         }
-        publisher.start()
-        try ws.waitFor("the stream to start") { $0.accepted > 500 }
-        let replay = try ws.run(["rejects", "replay", "--format", "json", "--batch", "1000"])
-        #expect(replay.status == 0, "\(replay.stderr)")
-        #expect(replay.stderr.contains("handing the replay to `pilotwatch serve`"), "\(replay.stderr)")
-        #expect(replay.stdout.contains(#""imported":10000"#), "\(replay.stdout)")
-        #expect(serve.isRunning)
-        while publisher.isExecuting { Thread.sleep(forTimeInterval: 0.05) }
-        try ws.waitFor("30,000 stored", timeout: 180) { $0.accepted >= 30_000 }
-        Thread.sleep(forTimeInterval: 0.5)
-        let s = try ws.stats()
-        #expect(s.accepted == 30_000 && s.refused == 0 && s.observations == 30_000)
-        #expect(serve.logText.contains("reloaded the registry"))
-        #expect(try ws.run(["db", "check"]).status == 0)
     }
 
     /// A backup taken while serve cannot apply (SQLite held by another process) holds every
     /// message acknowledged before it began; restored into a new folder it passes `db check`.
     @Test func aBackupHoldsWhatWasAcknowledgedAndRestores() throws {
-        let broker = try TestBroker.start()
-        defer { broker.stop() }
-        let ws = try Workspace(port: broker.port)
-        defer { ws.remove() }
-        #expect(try ws.run(["ingest", "-"], stdin: Data()).status == 0)
-        let serve = try ws.startServe(port: broker.port)
-        defer { serve.terminate() }
-        try serve.waitUntilSubscribed()
-        let holder = try WriteLockHolder(database: ws.db)
-        try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-b1/obs", lines: stream("b", count: 3000))
-        let inbox = ws.db + ".inbox"
-        let deadline = Date().addingTimeInterval(60)
-        while InboxReport.check(directory: inbox, applied: nil).records < 3000 && Date() < deadline {
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        #expect(try ws.stats().accepted == 0, "acknowledged, not yet applied")
-        // More arrives while the backup runs.
-        let publisher = Thread {
-            try? publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-b2/obs", lines: stream("c", count: 5000))
-        }
-        publisher.start()
-        let releaser = Thread {
-            Thread.sleep(forTimeInterval: 2)
-            holder.release()
-        }
-        releaser.start()
-        let backupFile = ws.dir + "/backup.sqlite"
-        let backup = try ws.run(["db", "backup", backupFile])
-        #expect(backup.status == 0, "\(backup.stderr)")
-        while publisher.isExecuting || releaser.isExecuting { Thread.sleep(forTimeInterval: 0.05) }
+        try withBrokerAndWorkspace(store: true) { broker, ws in
+            let serve = try ws.startServe(port: broker.port)
+            defer { serve.terminate() }
+            try serve.waitUntilSubscribed()
+            let holder = try WriteLockHolder(database: ws.db)
+            try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-b1/obs", lines: stream("b", count: 3000))
+            let inbox = ws.db + ".inbox"
+            let deadline = Date().addingTimeInterval(60)
+            while InboxReport.check(directory: inbox, applied: nil).records < 3000 && Date() < deadline {
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            #expect(try ws.stats().accepted == 0, "acknowledged, not yet applied")
+            // More arrives while the backup runs.
+            let publisher = Thread {
+                try? publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-b2/obs", lines: stream("c", count: 5000))
+            }
+            publisher.start()
+            let releaser = Thread {
+                Thread.sleep(forTimeInterval: 2)
+                holder.release()
+            }
+            releaser.start()
+            let backupFile = ws.dir + "/backup.sqlite"
+            let backup = try ws.run(["db", "backup", backupFile])
+            #expect(backup.status == 0, "\(backup.stderr)")
+            while publisher.isExecuting || releaser.isExecuting { Thread.sleep(forTimeInterval: 0.05) }
 
-        let restored = NSTemporaryDirectory() + "pilotwatch-restore-" + UUID().uuidString.prefix(8).lowercased()
-        try FileManager.default.createDirectory(atPath: restored, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: restored) }
-        let target = restored + "/pilotwatch.sqlite"
-        let restore = try ws.run(["db", "restore", backupFile, "--db", target])
-        #expect(restore.status == 0, "\(restore.stderr)")
-        var options = StoreOptions()
-        options.readOnly = true
-        let copy = try Store(path: target, options: options).stats()
-        #expect(copy.accepted >= 3000, "every message acknowledged before the backup: \(copy.accepted)")
-        #expect(copy.accepted <= 8000)
-        let check = try ws.run(["db", "check", "--db", target])
-        #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+            let restored = NSTemporaryDirectory() + "pilotwatch-restore-" + UUID().uuidString.prefix(8).lowercased()
+            try FileManager.default.createDirectory(atPath: restored, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: restored) }
+            let target = restored + "/pilotwatch.sqlite"
+            let restore = try ws.run(["db", "restore", backupFile, "--db", target])
+            #expect(restore.status == 0, "\(restore.stderr)")
+            var options = StoreOptions()
+            options.readOnly = true
+            let copy = try Store(path: target, options: options).stats()
+            #expect(copy.accepted >= 3000, "every message acknowledged before the backup: \(copy.accepted)")
+            #expect(copy.accepted <= 8000)
+            let check = try ws.run(["db", "check", "--db", target])
+            #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
 
-        // Restoring over the live database is refused while serve writes it.
-        let busy = try ws.run(["db", "restore", backupFile])
-        #expect(busy.status == 75, "\(busy.stderr)")
-        #expect(busy.stderr.contains("PID \(serve.pid)"), "\(busy.stderr)")
-        try ws.waitFor("all 8000 in the live store", timeout: 120) { $0.accepted >= 8000 }
-        let live = try ws.run(["db", "check"])
-        #expect(live.status == 0, "\(live.stdout)")
-        #expect(live.stdout.contains("inbox"), "db check reports the inbox: \(live.stdout)")
+            // Restoring over the live database is refused while serve writes it.
+            let busy = try ws.run(["db", "restore", backupFile])
+            #expect(busy.status == 75, "\(busy.stderr)")
+            #expect(busy.stderr.contains("PID \(serve.pid)"), "\(busy.stderr)")
+            try ws.waitFor("all 8000 in the live store", timeout: 120) { $0.accepted >= 8000 }
+            let live = try ws.run(["db", "check"])
+            #expect(live.status == 0, "\(live.stdout)")
+            #expect(live.stdout.contains("inbox"), "db check reports the inbox: \(live.stdout)")
+        }
     }
 
     /// Over the backlog limit serve stops taking batches but keeps its connection: with a
     /// 5-second keep-alive and SQLite held for 16 s (a catch-up longer than three keep-alives),
     /// the broker never drops it, and every message is stored once afterwards.
     @Test func aLongCatchUpKeepsTheBrokerConnection() throws {
-        let broker = try TestBroker.start()
-        defer { broker.stop() }
-        let ws = try Workspace(port: broker.port)
-        defer { ws.remove() }
-        try """
-        broker: {host: 127.0.0.1, port: \(broker.port), client_id: pilotwatch-test, receive_maximum: 64, keepalive: 5}
-        topic_root: pilots
-        database: pilotwatch.sqlite
-        registry: pilots.yaml
-        catalogue: indicators.yaml
-        """.write(toFile: ws.config, atomically: true, encoding: .utf8)
-        #expect(try ws.run(["ingest", "-"], stdin: Data()).status == 0)
-        let serve = try ws.startServe(port: broker.port, extra: ["--max-backlog", "1"])
-        defer { serve.terminate() }
-        try serve.waitUntilSubscribed()
-        let holder = try WriteLockHolder(database: ws.db)
-        // About 3 MiB: three times the backlog limit.
-        try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-ka/obs", lines: stream("ka", count: 12_000))
-        Thread.sleep(forTimeInterval: 16)
-        let waiting = InboxReport.check(directory: ws.db + ".inbox", applied: nil).records
-        #expect(try ws.stats().accepted == 0, "nothing applied while SQLite is held")
-        #expect(waiting < 12_000, "serve stopped taking batches over the backlog limit: \(waiting) in the inbox")
-        holder.release()
-        try ws.waitFor("all 12,000 after the catch-up", timeout: 120) { $0.accepted >= 12_000 }
-        Thread.sleep(forTimeInterval: 0.5)
-        #expect(try ws.stats().accepted == 12_000)
-        let brokerLog = (try? String(contentsOfFile: broker.logPath, encoding: .utf8)) ?? ""
-        #expect(!brokerLog.contains("exceeded timeout"), "the broker never dropped serve:\n\(brokerLog)")
-        #expect(!serve.logText.contains("connection to") || !serve.logText.contains("lost"), "serve never lost its connection:\n\(serve.logText)")
-        #expect(serve.logText.components(separatedBy: "MQTT connected").count == 2, "one connection only:\n\(serve.logText)")
+        try withBrokerAndWorkspace() { broker, ws in
+            try """
+            broker: {host: 127.0.0.1, port: \(broker.port), client_id: pilotwatch-test, receive_maximum: 64, keepalive: 5}
+            topic_root: pilots
+            database: pilotwatch.sqlite
+            registry: pilots.yaml
+            catalogue: indicators.yaml
+            """.write(toFile: ws.config, atomically: true, encoding: .utf8)
+            #expect(try ws.run(["ingest", "-"], stdin: Data()).status == 0)
+            let serve = try ws.startServe(port: broker.port, extra: ["--max-backlog", "1"])
+            defer { serve.terminate() }
+            try serve.waitUntilSubscribed()
+            let holder = try WriteLockHolder(database: ws.db)
+            // About 3 MiB: three times the backlog limit.
+            try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-ka/obs", lines: stream("ka", count: 12_000))
+            Thread.sleep(forTimeInterval: 16)
+            let waiting = InboxReport.check(directory: ws.db + ".inbox", applied: nil).records
+            #expect(try ws.stats().accepted == 0, "nothing applied while SQLite is held")
+            #expect(waiting < 12_000, "serve stopped taking batches over the backlog limit: \(waiting) in the inbox")
+            holder.release()
+            try ws.waitFor("all 12,000 after the catch-up", timeout: 120) { $0.accepted >= 12_000 }
+            Thread.sleep(forTimeInterval: 0.5)
+            #expect(try ws.stats().accepted == 12_000)
+            let brokerLog = (try? String(contentsOfFile: broker.logPath, encoding: .utf8)) ?? ""
+            #expect(!brokerLog.contains("exceeded timeout"), "the broker never dropped serve:\n\(brokerLog)")
+            #expect(!serve.logText.contains("connection to") || !serve.logText.contains("lost"), "serve never lost its connection:\n\(serve.logText)")
+            #expect(serve.logText.components(separatedBy: "MQTT connected").count == 2, "one connection only:\n\(serve.logText)")
+        }
     }
 
     /// An inbox set aside because its database was deleted may hold messages never validated:
     /// the identifying ones are overwritten in it; the others stay for whoever looks into it.
     @Test func anInboxSetAsideKeepsNoIdentifyingBytes() throws {
-        let broker = try TestBroker.start()
-        defer { broker.stop() }
-        let ws = try Workspace(port: broker.port)
-        defer { ws.remove() }
-        #expect(try ws.run(["ingest", "-"], stdin: Data()).status == 0)
-        let serve = try ws.startServe(port: broker.port)
-        try serve.waitUntilSubscribed()
-        let holder = try WriteLockHolder(database: ws.db)
-        let at = isoNow(minutesAgo: 30)
-        try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-o1/obs",
-                    message: obsMessage("o-1", [obs("jean.dupont@example.fr", "spo2", 94, unit: "%", at: at)]))
-        try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-o1/obs",
-                    message: obsMessage("o-2", [obs("p-7f3a9c21", "spo2", 94, unit: "%", at: at)]))
-        let deadline = Date().addingTimeInterval(30)
-        while InboxReport.check(directory: ws.db + ".inbox", applied: nil).records < 2 && Date() < deadline {
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        serve.kill9()
-        holder.release()
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: ws.db + suffix) }
+        try withBrokerAndWorkspace(store: true) { broker, ws in
+            let serve = try ws.startServe(port: broker.port)
+            try serve.waitUntilSubscribed()
+            let holder = try WriteLockHolder(database: ws.db)
+            let at = isoNow(minutesAgo: 30)
+            try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-o1/obs",
+                        message: obsMessage("o-1", [obs("jean.dupont@example.fr", "spo2", 94, unit: "%", at: at)]))
+            try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-o1/obs",
+                        message: obsMessage("o-2", [obs("p-7f3a9c21", "spo2", 94, unit: "%", at: at)]))
+            let deadline = Date().addingTimeInterval(30)
+            while InboxReport.check(directory: ws.db + ".inbox", applied: nil).records < 2 && Date() < deadline {
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            serve.kill9()
+            holder.release()
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: ws.db + suffix) }
 
-        let again = try ws.startServe(port: broker.port)
-        defer { again.terminate() }
-        try again.waitUntilSubscribed()
-        #expect(again.logText.contains("(1 identifying messages in it overwritten)"), "\(again.logText)")
-        #expect(try filesHolding(planted, under: ws.dir) == [])
-        let aside = try #require(try FileManager.default.contentsOfDirectory(atPath: ws.dir).first { $0.contains(".inbox.orphan-") })
-        #expect(try filesHolding(["p-7f3a9c21"], under: ws.dir + "/" + aside).count == 1, "the rest is left as it was")
+            let again = try ws.startServe(port: broker.port)
+            defer { again.terminate() }
+            try again.waitUntilSubscribed()
+            #expect(again.logText.contains("(1 identifying messages in it overwritten)"), "\(again.logText)")
+            #expect(try filesHolding(planted, under: ws.dir) == [])
+            let aside = try #require(try FileManager.default.contentsOfDirectory(atPath: ws.dir).first { $0.contains(".inbox.orphan-") })
+            #expect(try filesHolding(["p-7f3a9c21"], under: ws.dir + "/" + aside).count == 1, "the rest is left as it was")
+        }
     }
 
     /// `db check` reads the inbox: a record whose checksum fails before others is damage, named
