@@ -56,6 +56,15 @@ public final class MQTTSubscriber: @unchecked Sendable {
         set { lock.withLock { connectionChange = newValue } }
     }
 
+    private var loopTurn: (@Sendable () -> Void)?
+
+    /// Called on `run`'s thread at every turn of its loop (at least once a second), connected or
+    /// waiting to reconnect: a sign of life for a watchdog. Must return at once.
+    public var onLoopTurn: (@Sendable () -> Void)? {
+        get { lock.withLock { loopTurn } }
+        set { lock.withLock { loopTurn = newValue } }
+    }
+
     /// Checks the configuration (a client id and at least one valid topic filter are required).
     public init(configuration: MQTTConfiguration, logger: Logger) throws {
         try configuration.validate(requireClientID: true, requireSubscriptions: true)
@@ -203,7 +212,9 @@ public final class MQTTSubscriber: @unchecked Sendable {
         var announced = false
         var keepAliveReads = KeepAliveReads(keepAlive: configuration.keepAlive)
         var paused = false
+        let turn = onLoopTurn
         while true {
+            turn?()
             if session.connected && !announced {
                 announced = true
                 logger.info(
@@ -377,9 +388,11 @@ public final class MQTTSubscriber: @unchecked Sendable {
     /// Sleeps up to `seconds`, waking early for `stop()`; returns true if stop was requested.
     private func waitForStop(seconds: Double) -> Bool {
         let deadline = ContinuousClock.now + duration(seconds: seconds)
+        let turn = onLoopTurn
         while true {
+            turn?()
             var fd = pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&fd, 1, milliseconds(until: deadline, cap: 60_000))
+            let ready = poll(&fd, 1, milliseconds(until: deadline, cap: 1000))
             if ready > 0 { return true }
             if ContinuousClock.now >= deadline { return false }
         }

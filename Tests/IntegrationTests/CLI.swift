@@ -130,9 +130,9 @@ struct Workspace {
     }
 
     /// Starts `pilotwatch serve` in the background; its log goes to `log`.
-    func startServe(port: Int, extra: [String] = []) throws -> ServeProcess {
+    func startServe(port: Int, extra: [String] = [], environment: [String: String] = [:]) throws -> ServeProcess {
         try ServeProcess(binary: try pilotwatchBinary(), args: ["serve", "--config", config, "--port", String(port)] + extra,
-                         log: dir + "/serve-\(UUID().uuidString.prefix(6)).log")
+                         log: dir + "/serve-\(UUID().uuidString.prefix(6)).log", environment: environment)
     }
 
     /// Opens the store read-only to check what was stored.
@@ -166,9 +166,9 @@ final class ServeProcess {
     let log: String
     private var exitStatus: Int32?
 
-    init(binary: String, args: [String], log: String) throws {
+    init(binary: String, args: [String], log: String, environment: [String: String] = [:]) throws {
         self.log = log
-        pid = try spawnWithCleanSignals(binary, args, outputPath: log)
+        pid = try spawnWithCleanSignals(binary, args, outputPath: log, environment: environment)
     }
 
     var logText: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }

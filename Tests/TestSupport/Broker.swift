@@ -212,7 +212,8 @@ public final class TestBroker: @unchecked Sendable {
 /// block most signals and `Foundation.Process` passes that mask on, so such a child never sees
 /// the signal (mosquitto, for one, ignored SIGTERM until killed).
 public func spawnWithCleanSignals(
-    _ path: String, _ arguments: [String], outputPath: String, errorPath: String? = nil
+    _ path: String, _ arguments: [String], outputPath: String, errorPath: String? = nil,
+    environment extra: [String: String] = [:]
 ) throws -> pid_t {
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
@@ -239,8 +240,12 @@ public func spawnWithCleanSignals(
 
     let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
     defer { for pointer in argv { free(pointer) } }
+    var environment = ProcessInfo.processInfo.environment
+    for (key, value) in extra { environment[key] = value }
+    let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { for pointer in envp { free(pointer) } }
     var pid = pid_t()
-    let rc = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+    let rc = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
     guard rc == 0 else {
         throw TestBrokerError("could not start \(path): \(String(cString: strerror(rc)))")
     }

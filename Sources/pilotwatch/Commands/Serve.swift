@@ -120,14 +120,29 @@ struct Serve: ParsableCommand {
         }
         channel.start()
 
+        let notifier = SystemdNotifier()
         let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { sig in
             logger.notice("stopping: finishing the current batch", metadata: ["signal": "\(sig)"])
+            notifier.send("STOPPING=1")
             subscriber.stop()
         }
         let ticker = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "pilotwatch.counts"))
         ticker.schedule(deadline: .now() + countsEvery, repeating: countsEvery)
-        ticker.setEventHandler { logger.info("\(counts.line())") }
+        ticker.setEventHandler {
+            let line = counts.line()
+            logger.info("\(line)")
+            notifier.send("STATUS=\(line)")
+        }
         ticker.resume()
+        // systemd (Type=notify): ready once subscribed, a watchdog ping from the MQTT loop, the
+        // broker's state and the counts as the unit's status line.
+        let ready = Mutex(false)
+        subscriber.onConnectionChange = { connected in
+            notifier.send(connected ? "STATUS=connected to the broker \(mqttConfig.address)"
+                                    : "STATUS=broker \(mqttConfig.address) disconnected; reconnecting (the inbox keeps what was acknowledged)")
+            if connected, ready.withLock({ done in defer { done = true }; return !done }) { notifier.send("READY=1") }
+        }
+        subscriber.onLoopTurn = { notifier.watchdogIfDue() }
         defer { ticker.cancel(); signals.cancel() }
 
         logger.info("pilotwatch serve starting", metadata: [
