@@ -38,10 +38,11 @@ import Darwin
 /// var reader = inbox.reader()
 /// let (records, next) = try reader.read(from: applied, maxRecords: 512, maxBytes: 4 << 20)
 /// ```
-// @unchecked Sendable: `append` and `removeSegments` are called from one thread (the MQTT
+// @unchecked Sendable: `append` and `removeSegments` are called from one thread each (the MQTT
 // thread appends, the applier thread removes segments strictly older than the one it reads, never
-// the one being written); the shared state `durable` and `oldest` is read and written only with
-// `lock` held. Readers (``InboxReader``) own their file descriptors.
+// the one being written); `scrub` (applier thread) opens its own descriptor and rewrites only
+// records already applied, never bytes being appended; the shared state `durable` and `oldest` is
+// read and written only with `lock` held. Readers (``InboxReader``) own their file descriptors.
 public final class Inbox: @unchecked Sendable {
     public let directory: String
     /// A random identity written when the inbox is created (file `id`), recorded by the store

@@ -27,10 +27,10 @@ import PilotwatchCore
 /// lowest scheduling priority (`SCHED_IDLE`), and deferring it raised the acknowledged rate by
 /// as much, with the same time until everything is in SQLite.
 // @unchecked Sendable: `inbox`, `store` and the closures are immutable and thread-safe (Store and
-// Inbox document their own rules: the applier thread is the inbox's only reader and only remover of
-// segments); every mutable property (`stopping`, `finished`, `failure`, `applied`, `lastArrival`,
-// `replayEnd`) is read and written only with `condition` locked; `deferringSince` only on the
-// applier's thread.
+// Inbox document their own rules: the applier thread is the inbox's only reader, only scrubber and
+// only remover of segments); every mutable property (`started`, `stopping`, `finished`, `failure`,
+// `applied`, `lastArrival`, `replayEnd`) is read and written only with `condition` locked;
+// `deferringSince` only on the applier's thread.
 public final class InboxApplier: @unchecked Sendable {
     /// When SQLite work gives way to receiving.
     public struct ApplyPolicy: Sendable {
@@ -249,6 +249,8 @@ public final class InboxApplier: @unchecked Sendable {
         let outcomes: [IngestOutcome]
         do {
             outcomes = try retryingBusy { try store.ingest(items, inboxPosition: next, scrubs: scrubs) }
+        } catch let error as StoreError where error.isBusy {
+            throw error  // busy for a minute while finishing: the inbox keeps the batch
         } catch {
             onTrouble("the database refused a batch of \(items.count) messages (\(error)); storing them one at a time")
             var one: [IngestOutcome] = []
@@ -267,7 +269,11 @@ public final class InboxApplier: @unchecked Sendable {
         return outcomes
     }
 
-    /// Stores one message, trying three times; then quarantines it as `store_error`.
+    /// Stores one message, trying three times; then, when SQLite refused the message itself (a
+    /// constraint, a value too big or of the wrong type), quarantines it as `store_error`. A
+    /// store that refuses everything (disk full, I/O error, read-only file) is waited for on the
+    /// message itself: quarantining good messages during an outage would blame their pilots'
+    /// data for ours.
     private func storeOne(_ item: IngestItem, span: InboxSpan, end: InboxPosition) throws -> IngestOutcome {
         let scrubs = item.keepsPayload ? [] : [span]
         var lastError: any Error = StoreError.sqlite(operation: "storing", message: "no attempt")
@@ -276,17 +282,30 @@ public final class InboxApplier: @unchecked Sendable {
                 return try retryingBusy { try store.ingest([item], inboxPosition: end, scrubs: scrubs) }[0]
             } catch {
                 lastError = error
+                if !Self.refusesTheMessage(error) { break }
             }
         }
-        guard item.keepsPayload else {
-            // A refusal kept as hash only that the store refuses: nothing else may be kept of it.
+        guard item.keepsPayload, Self.refusesTheMessage(lastError) else {
             return try waitingForStore { try store.ingest([item], inboxPosition: end, scrubs: scrubs)[0] }
         }
         let refusal = Refusal(.storeError, "the database refused this message on 3 tries: \(lastError)")
         onTrouble("quarantined a message on \(item.topic) as store_error: \(lastError)")
-        let quarantined = IngestItem(topic: item.topic, receivedAt: item.receivedAt,
-                                     verdict: .refused(item.verdict.topic, refusal), payload: item.payload)
-        return try waitingForStore { try store.ingest([quarantined], inboxPosition: end)[0] }
+        func quarantined(_ topic: Topic?) -> IngestItem {
+            IngestItem(topic: item.topic, receivedAt: item.receivedAt, verdict: .refused(topic, refusal), payload: item.payload)
+        }
+        // With its pilot and device when those rows can be written, else without (replay finds
+        // them again from the topic).
+        if let withTopic = try? retryingBusy({ try store.ingest([quarantined(item.verdict.topic)], inboxPosition: end) }) {
+            return withTopic[0]
+        }
+        return try waitingForStore { try store.ingest([quarantined(nil)], inboxPosition: end)[0] }
+    }
+
+    /// SQLite refused this message for what it holds (`SQLITE_TOOBIG`, `SQLITE_CONSTRAINT`,
+    /// `SQLITE_MISMATCH`), not for the state of the database.
+    static func refusesTheMessage(_ error: any Error) -> Bool {
+        guard let code = (error as? StoreError)?.sqliteResultCode else { return false }
+        return code == 18 || code == 19 || code == 20
     }
 
     /// Runs `body`, retrying while the database is busy (another connection holds its write

@@ -178,11 +178,21 @@ public struct ReplaySummary: Sendable, Equatable {
     public var missing: Int
     /// Observations newly stored by the replay.
     public var newObservations: Int
+    /// Rejects the database refused to replay (they stay in quarantine as they were).
+    public var failed: Int
 
     public init(accepted: Int = 0, duplicates: Int = 0, statuses: Int = 0, stillRefused: Int = 0, missing: Int = 0,
-                newObservations: Int = 0) {
+                newObservations: Int = 0, failed: Int = 0) {
         self.accepted = accepted; self.duplicates = duplicates; self.statuses = statuses
         self.stillRefused = stillRefused; self.missing = missing; self.newObservations = newObservations
+        self.failed = failed
+    }
+
+    /// Adds another part's counts.
+    public mutating func add(_ other: ReplaySummary) {
+        accepted += other.accepted; duplicates += other.duplicates; statuses += other.statuses
+        stillRefused += other.stillRefused; missing += other.missing; newObservations += other.newObservations
+        failed += other.failed
     }
 }
 

@@ -38,6 +38,12 @@ public final class WriterLock: @unchecked Sendable {
         public var role: String
         public var since: String
 
+        public init(pid: Int32?, role: String, since: String) {
+            self.pid = pid
+            self.role = role
+            self.since = since
+        }
+
         public var description: String {
             "`pilotwatch \(role.replacingOccurrences(of: "-", with: " "))` (PID \(pid.map(String.init) ?? "unknown"), since \(since))"
         }
@@ -52,16 +58,13 @@ public final class WriterLock: @unchecked Sendable {
     public static func acquire(database: String, role: String, wait: Bool = false,
                                waiting: (Holder) -> Void = { _ in }) throws -> WriterLock {
         let path = path(forDatabase: database)
-        var fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o664)
-        // Made by another user (root running a maintenance command): `flock` works on a
-        // descriptor opened for reading too; the holder line is then not rewritten.
-        var canWrite = true
-        if fd < 0 && errno == EACCES {
-            fd = open(path, O_RDONLY | O_CLOEXEC)
-            canWrite = false
-        }
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o664)
         guard fd >= 0 else {
-            throw WriterLockError.io(path: path, reason: String(cString: strerror(errno)))
+            let reason = String(cString: strerror(errno))
+            // Typically the lock (and the database) made by another user: the holder line could
+            // not be kept true, so this is refused rather than half-done.
+            throw WriterLockError.io(path: path, reason: reason + (errno == EACCES
+                ? "; run the command as the user that owns the database (e.g. sudo -u pilotwatch pilotwatch ...)" : ""))
         }
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let holder = readHolder(fd)
@@ -80,7 +83,6 @@ public final class WriterLock: @unchecked Sendable {
         }
         let text = "\(getpid()) \(role) \(Instant(seconds: Date().timeIntervalSince1970).description)\n"
         let bytes = Array(text.utf8)
-        guard canWrite else { return WriterLock(path: path, fd: fd) }
         guard ftruncate(fd, 0) == 0,
               bytes.withUnsafeBytes({ pwrite(fd, $0.baseAddress!, $0.count, 0) }) == bytes.count else {
             let reason = String(cString: strerror(errno))

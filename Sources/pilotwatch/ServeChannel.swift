@@ -13,9 +13,9 @@ import Darwin
 /// Why a socket rather than a request table: the work a command hands over can be a whole
 /// NDJSON file, and such bytes must not pass through the database before they are validated
 /// (a refused line may hold identifying data); a socket carries them to `serve`'s validator
-/// and leaves nothing behind. `serve` runs each request on a thread of its own with its own
-/// store, whose writes GRDB serialises with the applier's batches: the work is done between
-/// batches, by the one writer.
+/// and leaves nothing behind. `serve` runs the requests one at a time on the channel's thread,
+/// with the same store as its applier, whose writes GRDB serialises with the applier's
+/// batches: the work is done between batches, by the one writer.
 ///
 /// One request per connection: a JSON line (``ServeRequest``), then for `ingest` the NDJSON
 /// bytes until the client shuts its side down; `serve` answers with one JSON line
@@ -63,9 +63,10 @@ struct ServeChannelError: Error, CustomStringConvertible {
 }
 
 /// `serve`'s side: accepts one connection at a time on its own thread and runs `handler`.
-// @unchecked Sendable: `listenFD`, `stopRead`, `stopWrite`, `path` and `handler` are immutable
-// after `init`; `thread` is written only by `start()` and read by `stop()`, both called from the
-// thread that owns the server (serve's main thread), never concurrently.
+// @unchecked Sendable: `listenFD`, `stopRead`, `stopWrite`, `path`, `handler` and `done` are
+// immutable after `init`; `started` is written only by `start()` and read by `stop()`, both called
+// from the thread that owns the server (serve's main thread), never concurrently; `active` is
+// read and written only with `lock` held.
 final class ServeChannelServer: @unchecked Sendable {
     let path: String
     private let listenFD: Int32
@@ -74,6 +75,9 @@ final class ServeChannelServer: @unchecked Sendable {
     private let handler: @Sendable (ServeRequest, ServeConnection) -> ServeReply
     private let done = DispatchSemaphore(value: 0)
     private var started = false
+    private let lock = NSLock()
+    /// The connection being handled, if any.
+    private var active: Int32 = -1
 
     /// Binds the socket at `path` (replacing a stale one: the caller holds the writer lock, so no
     /// other server can be listening there).
@@ -84,7 +88,13 @@ final class ServeChannelServer: @unchecked Sendable {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ServeChannelError("cannot make a socket: \(String(cString: strerror(errno)))") }
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        let bound = try withSocketAddress(path) { address, length in bind(fd, address, length) }
+        let bound: Int32
+        do {
+            bound = try withSocketAddress(path) { address, length in bind(fd, address, length) }
+        } catch {
+            close(fd)
+            throw error
+        }
         guard bound == 0, chmod(path, 0o660) == 0, listen(fd, 8) == 0 else {
             let reason = String(cString: strerror(errno))
             close(fd)
@@ -117,11 +127,14 @@ final class ServeChannelServer: @unchecked Sendable {
         thread.start()
     }
 
-    /// Stops accepting (a request being handled is finished first) and removes the socket.
+    /// Stops accepting and removes the socket. A request being handled is cut off (its
+    /// connection shut down): an import stops at the line it was on, with what came before it
+    /// stored, and its command reports that serve stopped.
     func stop() {
         guard started else { unlink(path); return }
         var byte: UInt8 = 1
         _ = write(stopWrite, &byte, 1)
+        lock.withLock { if active >= 0 { _ = shutdown(active, Int32(SHUT_RDWR)) } }
         done.wait()
         unlink(path)
     }
@@ -138,6 +151,13 @@ final class ServeChannelServer: @unchecked Sendable {
             guard client >= 0 else { continue }
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)
             let connection = ServeConnection(fd: client)
+            let stopping = lock.withLock { () -> Bool in
+                active = client
+                var fd = pollfd(fd: stopRead, events: Int16(POLLIN), revents: 0)
+                return poll(&fd, 1, 0) > 0
+            }
+            defer { lock.withLock { active = -1 } }
+            if stopping { return }
             let reply: ServeReply
             if let request = connection.readRequest() {
                 reply = handler(request, connection)
@@ -166,11 +186,11 @@ final class ServeConnection: @unchecked Sendable {
     }
 
     /// Reads the request line byte by byte (so that the body stays unread in the socket). A
-    /// client that sends no whole line within 10 s is dropped, so that it cannot hold the
-    /// channel (the body that follows has no such limit: a slow pipe into `ingest` is fine).
+    /// client that sends no whole line within 10 s is dropped, and one whose body then pauses
+    /// for more than 5 minutes, so that no client can hold the channel for good.
     func readRequest() -> ServeRequest? {
         setReceiveTimeout(seconds: 10)
-        defer { setReceiveTimeout(seconds: 0) }
+        defer { setReceiveTimeout(seconds: 300) }
         var line: [UInt8] = []
         var byte: UInt8 = 0
         while line.count < 65_536 {
@@ -208,7 +228,13 @@ final class ServeChannelClient {
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
             guard fd >= 0 else { throw ServeChannelError("cannot make a socket: \(String(cString: strerror(errno)))") }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            let rc = try withSocketAddress(path) { address, length in connect(fd, address, length) }
+            let rc: Int32
+            do {
+                rc = try withSocketAddress(path) { address, length in connect(fd, address, length) }
+            } catch {
+                close(fd)
+                throw error
+            }
             if rc == 0 {
                 self.fd = fd
                 return
@@ -258,7 +284,7 @@ final class ServeChannelClient {
         }
         let text = line.split(separator: 0x0A).first.map(Array.init) ?? []
         guard let reply = try? JSONDecoder().decode(ServeReply.self, from: Data(text)) else {
-            throw ServeChannelError("`pilotwatch serve` ended the connection without an answer (see its log)")
+            throw ServeChannelError("`pilotwatch serve` ended the connection without an answer (it stopped, or see its log); what it had received before is stored, and running the command again is safe (what is stored is recognised)")
         }
         return reply
     }

@@ -6,10 +6,12 @@ import PilotwatchStore
 /// while `serve` holds it, by handing its work to `serve` (``ServeChannel``).
 enum WriteAccess {
     case own(WriterLock)
-    case serve(WriterLock.Holder)
+    /// `serve` holds the lock; the connection to it is open.
+    case serve(WriterLock.Holder, ServeChannelClient)
 
-    /// Takes the writer lock of `database` as `role`; when `serve` holds it, says so instead.
-    /// Another maintenance command holding it is waited for (it finishes by itself).
+    /// Takes the writer lock of `database` as `role`; when `serve` holds it, connects to it
+    /// instead. Another maintenance command holding it is waited for (it finishes by itself),
+    /// and so is a `serve` that no longer answers (it is finishing: it releases the lock).
     static func obtain(database: String, role: String) throws -> WriteAccess {
         let folder = ConfigPath.folder(of: database)
         if !FileManager.default.fileExists(atPath: folder) {
@@ -17,11 +19,12 @@ enum WriteAccess {
         }
         do {
             return .own(try WriterLock.acquire(database: database, role: role))
-        } catch WriterLockError.held(_, let holder?) where holder.role == "serve" {
-            return .serve(holder)
-        } catch WriterLockError.held {
+        } catch WriterLockError.held(_, let holder) {
+            // The socket answers only while `serve` runs, whatever the lock file's line says.
+            if let client = try? ServeChannelClient(database: database, seconds: holder?.role == "serve" ? 10 : 0) {
+                return .serve(holder ?? WriterLock.Holder(pid: nil, role: "serve", since: "unknown"), client)
+            }
             let lock = try WriterLock.acquire(database: database, role: role, wait: true) { holder in
-                if holder.role == "serve" { return }
                 printError("waiting for \(holder) to finish writing \(database)")
             }
             return .own(lock)
@@ -113,8 +116,13 @@ enum StoreWork {
     }
 
     /// Imports NDJSON lines (`{"topic", "payload"}`) in transactions of `batch` lines.
+    ///
+    /// A line over ``LineReader/maxLineBytes`` is refused as `too_large` (hash only). With
+    /// `terminated` (the lines handed over to `serve`, each sent with its newline), input that
+    /// ends inside a line was cut short (the command stopped): that line is not imported and the
+    /// import fails, saying that the lines before it are stored.
     static func ingest(_ reader: LineReader, source: String, store: Store, validator: ContractValidator,
-                       batch: Int, progress: ((Int64) -> Void)? = nil) throws -> IngestTally {
+                       batch: Int, terminated: Bool = false, progress: ((Int64) -> Void)? = nil) throws -> IngestTally {
         var tally = IngestTally()
         var pending: [IngestItem] = []
         pending.reserveCapacity(batch)
@@ -126,8 +134,18 @@ enum StoreWork {
         }
         while let line = reader.next() {
             lineNo += 1
+            if terminated && reader.lastLineUnterminated {
+                try flush()
+                throw CLIError("the input ended inside line \(lineNo) (the sending command stopped?); the \(lineNo - 1) lines before it are stored; run the import again (what is stored is recognised)")
+            }
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-            pending.append(NDJSONLine.item(line, number: lineNo, source: source, validator: validator, receivedAt: .now))
+            if reader.lastLineTooLong {
+                pending.append(IngestItem(topic: "ingest:\(source):\(lineNo)", receivedAt: .now,
+                                          verdict: .refused(nil, Refusal(.tooLarge, "line \(lineNo): more than \(reader.maxLineBytes) bytes")),
+                                          payload: line))
+            } else {
+                pending.append(NDJSONLine.item(line, number: lineNo, source: source, validator: validator, receivedAt: .now))
+            }
             if pending.count >= batch {
                 try flush()
                 progress?(reader.offset)
@@ -152,13 +170,21 @@ enum StoreWork {
         }
         var total = ReplaySummary()
         for start in stride(from: 0, to: results.count, by: max(1, batch)) {
-            let part = try store.replay(Array(results[start..<min(results.count, start + max(1, batch))]))
-            total.accepted += part.accepted
-            total.duplicates += part.duplicates
-            total.statuses += part.statuses
-            total.stillRefused += part.stillRefused
-            total.missing += part.missing
-            total.newObservations += part.newObservations
+            let part = Array(results[start..<min(results.count, start + max(1, batch))])
+            do {
+                total.add(try store.replay(part))
+            } catch let error as StoreError where !error.isBusy {
+                // One reject the database still refuses (a `store_error` whose cause is still
+                // there) must not keep the others of its batch out: one at a time, and those
+                // refused stay in quarantine as they were.
+                for one in part {
+                    do {
+                        total.add(try store.replay([one]))
+                    } catch let error as StoreError where !error.isBusy {
+                        total.failed += 1
+                    }
+                }
+            }
         }
         return (results.count, total)
     }

@@ -146,6 +146,12 @@ struct DurabilityTests {
         #expect(rejects.stdout.contains("blocked by the test"), "the SQLite message is in the detail: \(rejects.stdout)")
         #expect(rejects.stdout.contains("1811") || rejects.stdout.contains("result code"), "and its result code: \(rejects.stdout)")
 
+        // While the cause is still there, the replay leaves them in quarantine and says so.
+        let early = try ws.run(["rejects", "replay", "--format", "json", "--batch", "20"])
+        #expect(early.status == 1, "\(early.stdout)\(early.stderr)")
+        #expect(early.stdout.contains("\"failed\":50") && early.stdout.contains("\"imported\":0"), "\(early.stdout)")
+        #expect(try ws.stats().refusedByReason == [.storeError: 50])
+
         #expect(try runTool("/usr/bin/sqlite3", [ws.db, "DROP TRIGGER block;"]) == 0)
         let replay = try ws.run(["rejects", "replay", "--format", "json"])
         #expect(replay.status == 0, "\(replay.stderr)")

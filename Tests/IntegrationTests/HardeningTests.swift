@@ -350,4 +350,78 @@ struct HardeningTests {
                     "\(damaged.stdout)")
         }
     }
+
+    /// A line over 1 MiB is refused as too_large and kept as hash only (nothing in it is stored,
+    /// it is never scanned whole); the lines after it are imported.
+    @Test func anOverlongLineIsTooLargeAndKeptAsHashOnly() throws {
+        try withBrokerAndWorkspace(store: true) { _, ws in
+            let at = isoNow(minutesAgo: 30)
+            let long = #"{"topic":"pilots/resp-copd-idf-01/d/obs","payload_text":""# + String(repeating: "x", count: 1_200_000)
+                + #" jean.dupont@example.fr"}"#
+            let good = #"{"topic":"pilots/resp-copd-idf-01/d/obs","payload":"# + obsMessage("g-1", [obs("p-7f3a9c21", "spo2", 94, unit: "%", at: at)]) + "}"
+            let r = try ws.run(["ingest", "-", "--format", "json"], stdin: Data((long + "\n" + good + "\n").utf8))
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stdout.contains(#""too_large":1"#) && r.stdout.contains(#""accepted":1"#), "\(r.stdout)")
+            #expect(try filesHolding(["jean.dupont", "xxxxxxxx"], under: ws.dir) == [])
+        }
+    }
+
+    /// A hand-over cut short inside a line (the sending command killed): that line is not
+    /// imported, the lines before it are, and serve goes on.
+    @Test func aHandOverCutInsideALineImportsOnlyWholeLines() throws {
+        try withRunningServe { _, ws, serve in
+            let at = isoNow(minutesAgo: 30)
+            let whole = #"{"topic":"pilots/resp-copd-idf-01/d/obs","payload":"# + obsMessage("h-1", [obs("p-7f3a9c21", "spo2", 94, unit: "%", at: at)]) + "}"
+            let cut = #"{"topic":"pilots/resp-copd-idf-01/d/obs","payload":"# + obsMessage("h-2", [obs("p-7f3a9c21", "spo2", 95, unit: "%", at: at)])
+            let reply = try rawRequest(ws.db + ".sock", #"{"op":"ingest","source":"cut","batch":10}"# + "\n" + whole + "\n" + cut)
+            #expect(reply.contains(#""ok":false"#) && reply.contains("inside line 2"), "\(reply)")
+            let s = try ws.waitFor("the whole line") { $0.accepted >= 1 }
+            #expect(s.accepted == 1 && s.refused == 0, "the cut line is neither stored nor quarantined")
+            #expect(serve.isRunning)
+        }
+    }
+
+    /// A client that starts a hand-over and then stalls does not keep serve from stopping.
+    @Test func aStalledHandOverDoesNotHoldServeAtItsStop() throws {
+        try withRunningServe { _, ws, serve in
+            let fd = try connectUnix(ws.db + ".sock")
+            defer { close(fd) }
+            let start = Array((#"{"op":"ingest","source":"stall"}"# + "\n" + #"{"topic":"#).utf8)
+            _ = start.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            Thread.sleep(forTimeInterval: 0.5)
+            let began = Date()
+            #expect(serve.terminate(timeout: 20) == 0, "\(serve.logText)")
+            #expect(Date().timeIntervalSince(began) < 20)
+        }
+    }
+}
+
+/// Connects to a Unix stream socket.
+private func connectUnix(_ path: String) throws -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
+    let rc = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    guard fd >= 0, rc == 0 else { throw TestFailure("cannot connect to \(path): \(String(cString: strerror(errno)))") }
+    return fd
+}
+
+/// Sends `text` on serve's channel, ends the sending side, and returns the answer line.
+private func rawRequest(_ path: String, _ text: String) throws -> String {
+    let fd = try connectUnix(path)
+    defer { close(fd) }
+    let bytes = Array(text.utf8)
+    _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    shutdown(fd, Int32(SHUT_WR))
+    var answer = [UInt8]()
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n <= 0 { break }
+        answer += buffer[..<n]
+    }
+    return String(decoding: answer, as: UTF8.self)
 }

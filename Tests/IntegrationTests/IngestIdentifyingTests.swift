@@ -50,6 +50,9 @@ struct IngestIdentifyingTests {
             ("{\"topic\": \"pilots/resp-copd-idf-01/\(Self.email)/obs\", \"payload\": \(payload("m-12"))}", true),
             // 13: a refused wrapper without identifiers: quarantined as schema, with its bytes.
             ("{\"topic\": \"\(Self.topic)\", \"payload\": \(payload("m-13")), \"source\": \"backend-2\"}", false),
+            // 14: no payload, and a topic whose device level is a NIR without its key: the topic
+            // gets the topic's own strict check.
+            ("{\"topic\": \"pilots/resp-copd-idf-01/1850578006084/obs\"}", true),
         ]
         let file = inputDir + "/upload.ndjson"
         try Data((lines.map(\.text).joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: file))

@@ -471,3 +471,18 @@ final class Counter: Sendable {
         }
     }
 }
+
+@Suite struct StoreErrorClassTests {
+    /// Only a refusal of the message itself sends it to quarantine; a store refusing everything
+    /// (disk full, I/O, read-only) or a busy one is waited for, blaming no message.
+    @Test(arguments: [(Int32(19), true), (2067, true), (1811, true), (18, true), (20, true),
+                      (13, false), (10, false), (8, false), (5, false), (11, false), (1, false)])
+    func whatCountsAsTheMessagesOwnFault(_ code: Int32, _ quarantined: Bool) {
+        #expect(InboxApplier.refusesTheMessage(StoreError.sqlite(operation: "storing", message: "x", code: code)) == quarantined)
+    }
+
+    @Test func anErrorWithoutAResultCodeIsNotTheMessagesFault() {
+        #expect(!InboxApplier.refusesTheMessage(StoreError.sqlite(operation: "storing", message: "x")))
+        #expect(!InboxApplier.refusesTheMessage(InboxError.io(path: "p", call: "write", reason: "r")))
+    }
+}

@@ -69,8 +69,7 @@ struct Db: ParsableCommand {
             var ownLock: WriterLock?
             defer { ownLock?.release() }
             switch try WriteAccess.obtain(database: source, role: "db-backup") {
-            case .serve:
-                let client = try ServeChannelClient(database: source)
+            case .serve(_, let client):
                 try client.send(ServeRequest(op: .sync))
                 client.finishSending()
                 _ = try client.answer(doing: "apply its inbox before the backup")
@@ -239,6 +238,14 @@ extension Db {
                 try Store(path: staging).checkpoint()
             } catch {
                 throw CLIError("cannot prepare the restored copy of \(file): \(error)")
+            }
+            // The restored file gets the owner and mode of the one it replaces: restored by root,
+            // it must stay writable by the service's user.
+            var current = stat()
+            if stat(target, &current) == 0 {
+                if chown(staging, current.st_uid, current.st_gid) != 0 || chmod(staging, current.st_mode & 0o7777) != 0 {
+                    throw CLIError("cannot give the restored copy the owner and mode of \(target) (\(String(cString: strerror(errno)))); run the restore as root or as the database's owner, so that serve can still write it")
+                }
             }
             var kept: String?
             if FileManager.default.fileExists(atPath: target) {

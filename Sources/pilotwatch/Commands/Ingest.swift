@@ -51,10 +51,9 @@ struct Ingest: ParsableCommand {
             let validator = ctx.validator
             tally = try StoreWork.ingest(reader, source: file, store: store, validator: validator, batch: batch,
                                          progress: { progress.update(done: $0) })
-        case .serve(let holder):
+        case .serve(let holder, let client):
             // `serve` writes this store: it validates and stores the lines, with its configuration.
             printError("ingest: handing the import to \(holder)")
-            let client = try ServeChannelClient(database: database)
             try client.send(ServeRequest(op: .ingest, source: file, batch: batch))
             var chunk: [UInt8] = []
             while let line = reader.next() {
@@ -94,8 +93,13 @@ enum NDJSONLine {
             }
             return IngestItem(topic: topic, receivedAt: receivedAt, verdict: verdict, payload: payload)
         case .failure(let problem):
-            let refusal = validator.identifyingRefusal(rawBytes: line, receivedAt: receivedAt, naming: "line \(number)")
+            var refusal = validator.identifyingRefusal(rawBytes: line, receivedAt: receivedAt, naming: "line \(number)")
                 ?? Refusal(problem.reason, "line \(number): \(problem.detail)")
+            // A topic kept with the refusal gets the topic's own check, as over MQTT.
+            if refusal.reason != .identifyingData, let topic = problem.topic,
+               case .failure(let topicRefusal) = validator.parseTopic(topic), topicRefusal.reason == .identifyingData {
+                refusal = Refusal(.identifyingData, "line \(number), \(topicRefusal.detail)")
+            }
             let topic = refusal.reason == .identifyingData ? placeholderTopic : problem.topic ?? placeholderTopic
             return IngestItem(topic: topic, receivedAt: receivedAt, verdict: .refused(nil, refusal), payload: line)
         }
@@ -209,23 +213,57 @@ final class LineReader {
         }
     }
 
+    /// Longest line kept whole (1 MiB, four times the contract's largest payload): a longer one
+    /// comes back cut to this size with ``lastLineTooLong`` set, the rest of it skipped.
+    let maxLineBytes = 1 << 20
+    /// The line ``next()`` returned last was longer than ``maxLineBytes`` (and cut).
+    private(set) var lastLineTooLong = false
+    /// The line ``next()`` returned last had no newline after it (the input ended inside it).
+    private(set) var lastLineUnterminated = false
+    /// Where the search for the next newline goes on (bytes before it hold none).
+    private var scanned = 0
+
     /// The next line without its newline; nil at the end.
     func next() -> [UInt8]? {
+        lastLineTooLong = false
+        lastLineUnterminated = false
+        var skipping = false
+        var cut: [UInt8] = []
         while true {
-            if let nl = buffer[start...].firstIndex(of: 0x0A) {
-                let line = Array(buffer[start..<nl])
+            if let nl = buffer[max(start, scanned)...].firstIndex(of: 0x0A) {
+                let line = skipping ? cut : Array(buffer[start..<nl])
                 offset += Int64(nl - start + 1)
                 start = nl + 1
+                scanned = start
+                lastLineTooLong = skipping
                 return line
+            }
+            scanned = buffer.count
+            if !skipping && buffer.count - start > maxLineBytes {
+                // Too long to be a message: keep its first bytes (for its hash), drop the rest.
+                skipping = true
+                cut = Array(buffer[start..<(start + maxLineBytes)])
+            }
+            if skipping {
+                offset += Int64(buffer.count - start)
+                start = buffer.count
+                scanned = start
             }
             if eof {
-                guard start < buffer.count else { return nil }
-                let line = Array(buffer[start...])
-                offset += Int64(line.count)
+                guard skipping || start < buffer.count else { return nil }
+                let line = skipping ? cut : Array(buffer[start...])
+                offset += Int64(skipping ? 0 : line.count)
                 start = buffer.count
+                scanned = start
+                lastLineTooLong = skipping
+                lastLineUnterminated = true
                 return line
             }
-            if start > 0 { buffer.removeFirst(start); start = 0 }
+            if start > 0 {
+                buffer.removeFirst(start)
+                scanned -= start
+                start = 0
+            }
             do {
                 let chunk = try handle.read(upToCount: 1 << 20) ?? Data()
                 if chunk.isEmpty { eof = true } else { buffer.append(contentsOf: chunk) }

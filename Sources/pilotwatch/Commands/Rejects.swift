@@ -143,10 +143,9 @@ struct Rejects: ParsableCommand {
                 let store = try openStore(database)
                 let validator = ctx.validator
                 (candidates, summary) = try StoreWork.replay(store: store, validator: validator, filter: storeFilter, batch: batch)
-            case .serve(let holder):
+            case .serve(let holder, let client):
                 // `serve` writes this store: it replays with its configuration, between its batches.
                 printError("rejects replay: handing the replay to \(holder)")
-                let client = try ServeChannelClient(database: database)
                 try client.send(ServeRequest(op: .replay, batch: batch, pilot: storeFilter.pilot,
                                              reason: storeFilter.reason?.rawValue, sinceMillis: storeFilter.since?.millis))
                 client.finishSending()
@@ -161,12 +160,14 @@ struct Rejects: ParsableCommand {
                     o.field("duplicate", summary.duplicates)
                     o.field("status", summary.statuses)
                     o.field("still_refused", summary.stillRefused)
+                    o.field("failed", summary.failed)
                     o.field("observations", summary.newObservations)
                 }
                 print(w.text)
             case .table, .csv:
-                print("replayed \(candidates): imported \(summary.accepted) (\(summary.newObservations) observations), duplicate \(summary.duplicates), status \(summary.statuses), still refused \(summary.stillRefused)")
+                print("replayed \(candidates): imported \(summary.accepted) (\(summary.newObservations) observations), duplicate \(summary.duplicates), status \(summary.statuses), still refused \(summary.stillRefused)\(summary.failed > 0 ? ", refused by the database \(summary.failed) (left in quarantine)" : "")")
             }
+            if summary.failed > 0 { throw ExitCode.failure }
         }
     }
 }
@@ -175,7 +176,8 @@ extension ReplaySummary {
     /// A replay's counts as `serve` sends them back.
     var reply: ServeReply {
         ServeReply(ok: true, counts: ["accepted": accepted, "duplicate": duplicates, "status": statuses,
-                                      "still_refused": stillRefused, "missing": missing, "observations": newObservations])
+                                      "still_refused": stillRefused, "missing": missing, "observations": newObservations,
+                                      "failed": failed])
     }
 
     static func from(_ reply: ServeReply) -> (candidates: Int, summary: ReplaySummary) {
@@ -183,6 +185,6 @@ extension ReplaySummary {
         return (c["candidates"] ?? 0,
                 ReplaySummary(accepted: c["accepted"] ?? 0, duplicates: c["duplicate"] ?? 0, statuses: c["status"] ?? 0,
                               stillRefused: c["still_refused"] ?? 0, missing: c["missing"] ?? 0,
-                              newObservations: c["observations"] ?? 0))
+                              newObservations: c["observations"] ?? 0, failed: c["failed"] ?? 0))
     }
 }

@@ -207,14 +207,18 @@ struct Serve: ParsableCommand {
                 let source = request.source ?? "-"
                 logger.notice("ingest handed over: importing \(source)")
                 let tally = try StoreWork.ingest(LineReader(fileDescriptor: connection.fd), source: source, store: store,
-                                                 validator: validator.withLock { $0 }, batch: max(1, min(request.batch ?? 500, 100_000)))
+                                                 validator: validator.withLock { $0 }, batch: max(1, min(request.batch ?? 500, 100_000)),
+                                                 terminated: true)
                 logger.notice("ingest handed over: \(source) done, \(tally.lines) lines, \(tally.accepted) accepted")
                 return tally.reply
             case .replay:
                 let filter = RejectFilter(pilot: request.pilot, reason: request.reason.flatMap(ReasonCode.init(rawValue:)),
                                           since: request.sinceMillis.map(Instant.init(millis:)))
+                // The registry and catalogue as they are now; the topic root stays the one serve
+                // subscribed with.
                 let ctx = try reload()
-                let current = ctx.validator
+                let current = ContractValidator(registry: ctx.registry, catalogue: ctx.catalogue,
+                                                topicRoot: validator.withLock { $0.topicRoot })
                 validator.withLock { $0 = current }
                 logger.notice("rejects replay handed over: reloaded the registry (\(ctx.registry.pilots.count) pilots) and the catalogue (\(ctx.catalogue.indicators.count) indicators), used from now on")
                 let (candidates, summary) = try StoreWork.replay(store: store, validator: current, filter: filter,
