@@ -49,15 +49,19 @@ final class SystemdNotifier: @unchecked Sendable {
     /// Whether a service manager listens.
     var isActive: Bool { fd >= 0 }
 
-    /// Sends one notification (`READY=1`, `STATUS=...`, `STOPPING=1`); failures are ignored, as
-    /// `sd_notify` callers do: the service works the same without its manager hearing.
+    /// Sends one notification (`READY=1`, `STATUS=...`, `STOPPING=1`) without waiting; failures
+    /// (a full queue included) are ignored, as `sd_notify` callers do: the service works the
+    /// same without its manager hearing.
     func send(_ message: String) {
         guard fd >= 0 else { return }
         let bytes = Array(message.utf8)
         var target = address
         _ = withUnsafePointer(to: &target) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sockaddrPointer in
-                bytes.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL), sockaddrPointer, addressLength) }
+                bytes.withUnsafeBytes {
+                    // Never waits: a manager that reads slowly must not stall the MQTT loop.
+                    sendto(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT), sockaddrPointer, addressLength)
+                }
             }
         }
     }

@@ -70,8 +70,26 @@ struct SystemdNotifyTests {
             #expect(!during.contains("READY=1"), "ready is said once")
             while publisher.isExecuting { Thread.sleep(forTimeInterval: 0.05) }
             try ws.waitFor("the stream", timeout: 120) { $0.accepted >= 20_000 }
-            #expect(serve.terminate() == 0)
+            _ = notify.collect(for: 0.3)
+            #expect(serve.terminate() == 0, "\(serve.logText)")
             #expect(notify.collect(for: 0.5).contains("STOPPING=1"))
+        }
+    }
+
+    /// A manager that does not read (the socket's queue full: 10 datagrams by Linux's default)
+    /// never stalls serve: ingest goes on, and SIGTERM stops it.
+    @Test func aNotifySocketNobodyReadsDoesNotStallServe() throws {
+        try withBrokerAndWorkspace { broker, ws in
+            let notify = try NotifySocket()
+            let serve = try ws.startServe(port: broker.port, extra: ["--counts-every", "0.2"],
+                                          environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "200000"])
+            defer { serve.terminate() }
+            try serve.waitUntilSubscribed()
+            Thread.sleep(forTimeInterval: 3)  // the queue fills: pings every 0.1 s, counts every 0.2 s
+            try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-w3/obs", lines: stream("u", count: 2000))
+            try ws.waitFor("the stream, with the queue full", timeout: 60) { $0.accepted >= 2000 }
+            #expect(serve.terminate(timeout: 20) == 0, "\(serve.logText)")
+            _ = notify
         }
     }
 
