@@ -59,6 +59,7 @@ public final class InboxApplier: @unchecked Sendable {
     private let onApplied: @Sendable ([IngestOutcome]) -> Void
     private let onFailure: @Sendable (any Error) -> Void
     private let onTrouble: @Sendable (String) -> Void
+    private let onCommit: @Sendable (Duration) -> Void
     private var started = false
     private let maxRecords: Int
     private let niceness: Int32
@@ -87,6 +88,8 @@ public final class InboxApplier: @unchecked Sendable {
     /// (disk full, I/O errors): the applier waits (up to 30 s between tries) and tries again,
     /// while `serve` stops reading from the broker once the backlog limit is reached.
     ///
+    /// `onCommit` gets how long each transaction the store committed took (for monitoring).
+    ///
     /// `niceness` lowers the applier thread's scheduling priority (Linux), so that under load the
     /// CPU goes first to receiving and acknowledging; `policy` says how long SQLite work waits
     /// while a burst is arriving.
@@ -95,7 +98,8 @@ public final class InboxApplier: @unchecked Sendable {
                 makeItem: @escaping @Sendable (InboxRecord) -> IngestItem,
                 onApplied: @escaping @Sendable ([IngestOutcome]) -> Void = { _ in },
                 onTrouble: @escaping @Sendable (String) -> Void = { _ in },
-                onFailure: @escaping @Sendable (any Error) -> Void = { _ in }) {
+                onFailure: @escaping @Sendable (any Error) -> Void = { _ in },
+                onCommit: @escaping @Sendable (Duration) -> Void = { _ in }) {
         self.inbox = inbox
         self.store = store
         self.applied = position
@@ -106,6 +110,7 @@ public final class InboxApplier: @unchecked Sendable {
         self.onApplied = onApplied
         self.onFailure = onFailure
         self.onTrouble = onTrouble
+        self.onCommit = onCommit
     }
 
     /// Starts the applier's thread. Once only.
@@ -248,11 +253,11 @@ public final class InboxApplier: @unchecked Sendable {
         let scrubs = zip(items, spans).filter { !$0.0.keepsPayload }.map(\.1)
         let outcomes: [IngestOutcome]
         do {
-            outcomes = try retryingBusy { try store.ingest(items, inboxPosition: next, scrubs: scrubs) }
+            outcomes = try retryingBusy { try commit(items, inboxPosition: next, scrubs: scrubs) }
         } catch {
             onTrouble("the database refused a batch of \(items.count) messages (\(error)); storing them one at a time")
             var one: [IngestOutcome] = []
-            if items.isEmpty { _ = try waitingForStore { try store.ingest([], inboxPosition: next) } }
+            if items.isEmpty { _ = try waitingForStore { try commit([], inboxPosition: next) } }
             for (index, (item, span)) in zip(items, spans).enumerated() {
                 let end = index == items.count - 1 ? next : InboxPosition(segment: span.segment, offset: span.offset + span.length)
                 one.append(try storeOne(item, span: span, end: end))
@@ -267,26 +272,34 @@ public final class InboxApplier: @unchecked Sendable {
         return outcomes
     }
 
+    /// `store.ingest`, timed for `onCommit` when it commits.
+    private func commit(_ items: [IngestItem], inboxPosition: InboxPosition, scrubs: [InboxSpan] = []) throws -> [IngestOutcome] {
+        let started = ContinuousClock.now
+        let outcomes = try store.ingest(items, inboxPosition: inboxPosition, scrubs: scrubs)
+        onCommit(ContinuousClock.now - started)
+        return outcomes
+    }
+
     /// Stores one message, trying three times; then quarantines it as `store_error`.
     private func storeOne(_ item: IngestItem, span: InboxSpan, end: InboxPosition) throws -> IngestOutcome {
         let scrubs = item.keepsPayload ? [] : [span]
         var lastError: any Error = StoreError.sqlite(operation: "storing", message: "no attempt")
         for _ in 0..<3 {
             do {
-                return try retryingBusy { try store.ingest([item], inboxPosition: end, scrubs: scrubs) }[0]
+                return try retryingBusy { try commit([item], inboxPosition: end, scrubs: scrubs) }[0]
             } catch {
                 lastError = error
             }
         }
         guard item.keepsPayload else {
             // A refusal kept as hash only that the store refuses: nothing else may be kept of it.
-            return try waitingForStore { try store.ingest([item], inboxPosition: end, scrubs: scrubs)[0] }
+            return try waitingForStore { try commit([item], inboxPosition: end, scrubs: scrubs)[0] }
         }
         let refusal = Refusal(.storeError, "the database refused this message on 3 tries: \(lastError)")
         onTrouble("quarantined a message on \(item.topic) as store_error: \(lastError)")
         let quarantined = IngestItem(topic: item.topic, receivedAt: item.receivedAt,
                                      verdict: .refused(item.verdict.topic, refusal), payload: item.payload)
-        return try waitingForStore { try store.ingest([quarantined], inboxPosition: end)[0] }
+        return try waitingForStore { try commit([quarantined], inboxPosition: end)[0] }
     }
 
     /// Runs `body`, retrying while the database is busy (another connection holds its write
