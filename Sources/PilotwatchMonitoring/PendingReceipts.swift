@@ -7,8 +7,9 @@ import PilotwatchStore
 /// the inbox.
 ///
 /// Marks cover a second each, so the age given is at most a second more than the true one.
-/// They are forgotten as the applier passes them: there are at most as many as there are
-/// seconds of receiving waiting for SQLite.
+/// They are forgotten as the applier passes them (when ``oldest(appliedThrough:)`` is asked).
+/// Past ``maxMarks`` (nobody asking for hours while receiving goes on), neighbouring marks are
+/// merged two by two: the oldest time stays exact, the ones after it get coarser.
 ///
 /// ```swift
 /// var pending = PendingReceipts()
@@ -16,6 +17,9 @@ import PilotwatchStore
 /// pending.oldest(appliedThrough: applier.position)   // nil once everything is applied
 /// ```
 struct PendingReceipts {
+    /// About 3 hours of receiving at one mark a second; 240 KiB.
+    static let maxMarks = 10_000
+
     private var marks: [(end: InboxPosition, receivedAt: Instant)] = []
     /// The first mark not yet applied (the ones before it are removed in bulk, now and then).
     private var head = 0
@@ -25,8 +29,19 @@ struct PendingReceipts {
         if head < marks.count, let last = marks.last, at.millis - last.receivedAt.millis < 1000, end >= last.end {
             marks[marks.count - 1].end = end
         } else {
+            if marks.count - head >= Self.maxMarks { halve() }
             marks.append((end, at))
         }
+    }
+
+    /// Merges the marks not yet passed two by two (each pair keeps the first one's time and the
+    /// second one's end).
+    private mutating func halve() {
+        let live = marks[head...]
+        marks = stride(from: live.startIndex, to: live.endIndex, by: 2).map { i in
+            (end: marks[min(i + 1, live.endIndex - 1)].end, receivedAt: marks[i].receivedAt)
+        }
+        head = 0
     }
 
     /// When the oldest record past `position` was received; nil when there is none. Forgets the

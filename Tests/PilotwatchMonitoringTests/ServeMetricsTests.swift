@@ -151,6 +151,17 @@ struct PendingReceiptsTests {
         #expect(pending.oldest(appliedThrough: InboxPosition(segment: 1, offset: 9_995)) == at(9_995))
     }
 
+    @Test func unaskedForHoursTheMarksAreMergedAndTheOldestTimeKept() {
+        var pending = PendingReceipts()
+        let n = PendingReceipts.maxMarks * 3
+        for i in 0..<n { pending.received(at: at(Double(i)), through: InboxPosition(segment: 1, offset: Int64(i + 1))) }
+        #expect(pending.count <= PendingReceipts.maxMarks)
+        #expect(pending.oldest(appliedThrough: .start) == at(0))
+        let late = pending.oldest(appliedThrough: InboxPosition(segment: 1, offset: Int64(n - 10)))
+        #expect(late.map { $0 <= at(Double(n - 10)) } == true, "never younger than the true oldest")
+        #expect(pending.oldest(appliedThrough: InboxPosition(segment: 1, offset: Int64(n))) == nil)
+    }
+
     @Test func aReceiptAfterEverythingWasAppliedStartsANewMark() {
         var pending = PendingReceipts()
         pending.received(at: at(0), through: InboxPosition(segment: 1, offset: 10))
