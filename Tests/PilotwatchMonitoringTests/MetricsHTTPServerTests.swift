@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import PilotwatchMonitoring
+import TestSupport
 import Testing
 
 /// Runs `body` with a server on a free loopback port that renders `metrics`; stops it after.

@@ -1,18 +1,29 @@
+// A plain HTTP/1.x client over a blocking socket, for tests of pilotwatch's metrics endpoint and
+// of the Prometheus server that scrapes it.
 import Foundation
+
+#if canImport(Glibc)
 import Glibc
+#endif
 
 /// Why a test's HTTP exchange failed.
-struct ClientError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct ClientError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// A blocking TCP connection to 127.0.0.1, for talking to the server byte by byte. Every read
 /// gives up after `timeout` seconds, so that no test waits forever.
-final class RawConnection {
-    let fd: Int32
+///
+/// ```swift
+/// let connection = try RawConnection(port: port)
+/// connection.send("GET /metrics HTTP/1.1\r\n\r\n")
+/// let response = try connection.readResponse()
+/// ```
+public final class RawConnection {
+    public let fd: Int32
 
-    init(port: Int, timeout: Int = 30) throws {
+    public init(port: Int, timeout: Int = 30) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ClientError("socket: \(String(cString: strerror(errno)))") }
         var limit = timeval(tv_sec: timeout, tv_usec: 0)
@@ -36,7 +47,7 @@ final class RawConnection {
 
     /// Sends every byte; false once the server has closed the connection.
     @discardableResult
-    func send(_ bytes: [UInt8]) -> Bool {
+    public func send(_ bytes: [UInt8]) -> Bool {
         var done = 0
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + done, $0.count - done, Int32(MSG_NOSIGNAL)) }
@@ -47,10 +58,10 @@ final class RawConnection {
         return true
     }
 
-    func send(_ text: String) { send(Array(text.utf8)) }
+    public func send(_ text: String) { send(Array(text.utf8)) }
 
     /// Reads until the server closes the connection; throws when it has not within the timeout.
-    func readToEnd() throws -> [UInt8] {
+    public func readToEnd() throws -> [UInt8] {
         var out: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65_536)
         while true {
@@ -67,7 +78,7 @@ final class RawConnection {
 
     /// Reads one response: its head, then as many body bytes as its Content-Length says (the
     /// server waits for the client to close first; an HTTP client does, once it has the body).
-    func readResponse() throws -> HTTPResponse {
+    public func readResponse() throws -> HTTPResponse {
         var out: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65_536)
         while true {
@@ -87,7 +98,7 @@ final class RawConnection {
 
     /// Whether the server still holds the connection open, without waiting: no data and no
     /// end of stream is pending.
-    var isHeldOpen: Bool {
+    public var isHeldOpen: Bool {
         var byte: UInt8 = 0
         let n = recv(fd, &byte, 1, Int32(MSG_DONTWAIT | MSG_PEEK))
         return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -95,20 +106,20 @@ final class RawConnection {
 }
 
 /// One parsed HTTP response.
-struct HTTPResponse {
-    var status: Int
+public struct HTTPResponse: Sendable {
+    public var status: Int
     /// Header names in lower case.
-    var headers: [String: String]
-    var body: String
-    var bodyBytes: Int
+    public var headers: [String: String]
+    public var body: String
+    public var bodyBytes: Int
 
-    init(_ bytes: [UInt8]) throws {
+    public init(_ bytes: [UInt8]) throws {
         let text = String(decoding: bytes, as: UTF8.self)
         guard let split = text.range(of: "\r\n\r\n") else { throw ClientError("no complete response head in: \(text)") }
         let head = text[..<split.lowerBound].components(separatedBy: "\r\n")
         let statusParts = head[0].split(separator: " ")
-        guard statusParts.count >= 2, statusParts[0] == "HTTP/1.1", let status = Int(statusParts[1]) else {
-            throw ClientError("not an HTTP/1.1 status line: \(head[0])")
+        guard statusParts.count >= 2, statusParts[0].hasPrefix("HTTP/1."), let status = Int(statusParts[1]) else {
+            throw ClientError("not an HTTP/1.x status line: \(head[0])")
         }
         self.status = status
         var headers: [String: String] = [:]
@@ -122,8 +133,8 @@ struct HTTPResponse {
     }
 }
 
-/// Sends `request` on a new connection and reads the whole response.
-func exchange(port: Int, _ request: String) throws -> HTTPResponse {
+/// Sends `request` on a new connection to 127.0.0.1:`port` and reads one response.
+public func exchange(port: Int, _ request: String) throws -> HTTPResponse {
     let connection = try RawConnection(port: port)
     connection.send(request)
     return try connection.readResponse()
