@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(
@@ -51,10 +52,18 @@ let package = Package(
             dependencies: ["PilotwatchCore", "MQTT", "Yams", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        .target(
+            name: "PilotwatchMonitoring",
+            dependencies: [
+                "PilotwatchCore", "PilotwatchStore",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "pilotwatch",
             dependencies: [
-                "PilotwatchCore", "PilotwatchStore", "PilotwatchReports", "MQTT", "PilotwatchSim",
+                "PilotwatchCore", "PilotwatchStore", "PilotwatchReports", "MQTT", "PilotwatchSim", "PilotwatchMonitoring",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -71,6 +80,7 @@ let package = Package(
         .testTarget(name: "PilotwatchStoreTests", dependencies: ["PilotwatchStore", "PilotwatchCore", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "PilotwatchReportsTests", dependencies: ["PilotwatchReports", "PilotwatchStore", "PilotwatchCore", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "PilotwatchSimTests", dependencies: ["PilotwatchSim", "PilotwatchCore", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "PilotwatchMonitoringTests", dependencies: ["PilotwatchMonitoring", "PilotwatchStore", "PilotwatchCore", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["PilotwatchCore", "PilotwatchStore", "MQTT", "TestSupport", "pilotwatch"],

@@ -59,6 +59,7 @@ public final class InboxApplier: @unchecked Sendable {
     private let onApplied: @Sendable ([IngestOutcome]) -> Void
     private let onFailure: @Sendable (any Error) -> Void
     private let onTrouble: @Sendable (String) -> Void
+    private let onCommit: @Sendable (Duration) -> Void
     private var started = false
     private let maxRecords: Int
     private let niceness: Int32
@@ -87,6 +88,8 @@ public final class InboxApplier: @unchecked Sendable {
     /// (disk full, I/O errors): the applier waits (up to 30 s between tries) and tries again,
     /// while `serve` stops reading from the broker once the backlog limit is reached.
     ///
+    /// `onCommit` gets how long each transaction the store committed took (for monitoring).
+    ///
     /// `niceness` lowers the applier thread's scheduling priority (Linux), so that under load the
     /// CPU goes first to receiving and acknowledging; `policy` says how long SQLite work waits
     /// while a burst is arriving.
@@ -95,7 +98,8 @@ public final class InboxApplier: @unchecked Sendable {
                 makeItem: @escaping @Sendable (InboxRecord) -> IngestItem,
                 onApplied: @escaping @Sendable ([IngestOutcome]) -> Void = { _ in },
                 onTrouble: @escaping @Sendable (String) -> Void = { _ in },
-                onFailure: @escaping @Sendable (any Error) -> Void = { _ in }) {
+                onFailure: @escaping @Sendable (any Error) -> Void = { _ in },
+                onCommit: @escaping @Sendable (Duration) -> Void = { _ in }) {
         self.inbox = inbox
         self.store = store
         self.applied = position
@@ -106,6 +110,7 @@ public final class InboxApplier: @unchecked Sendable {
         self.onApplied = onApplied
         self.onFailure = onFailure
         self.onTrouble = onTrouble
+        self.onCommit = onCommit
     }
 
     /// Starts the applier's thread. Once only.
@@ -248,13 +253,13 @@ public final class InboxApplier: @unchecked Sendable {
         let scrubs = zip(items, spans).filter { !$0.0.keepsPayload }.map(\.1)
         let outcomes: [IngestOutcome]
         do {
-            outcomes = try retryingBusy { try store.ingest(items, inboxPosition: next, scrubs: scrubs) }
+            outcomes = try retryingBusy { try commit(items, inboxPosition: next, scrubs: scrubs) }
         } catch let error as StoreError where error.isBusy {
             throw error  // busy for a minute while finishing: the inbox keeps the batch
         } catch {
             onTrouble("the database refused a batch of \(items.count) messages (\(error)); storing them one at a time")
             var one: [IngestOutcome] = []
-            if items.isEmpty { _ = try waitingForStore { try store.ingest([], inboxPosition: next) } }
+            if items.isEmpty { _ = try waitingForStore { try commit([], inboxPosition: next) } }
             for (index, (item, span)) in zip(items, spans).enumerated() {
                 let end = index == items.count - 1 ? next : InboxPosition(segment: span.segment, offset: span.offset + span.length)
                 one.append(try storeOne(item, span: span, end: end))
@@ -269,6 +274,14 @@ public final class InboxApplier: @unchecked Sendable {
         return outcomes
     }
 
+    /// `store.ingest`, timed for `onCommit` when it commits.
+    private func commit(_ items: [IngestItem], inboxPosition: InboxPosition, scrubs: [InboxSpan] = []) throws -> [IngestOutcome] {
+        let started = ContinuousClock.now
+        let outcomes = try store.ingest(items, inboxPosition: inboxPosition, scrubs: scrubs)
+        onCommit(ContinuousClock.now - started)
+        return outcomes
+    }
+
     /// Stores one message, trying three times; then, when SQLite refused the message itself (a
     /// constraint, a value too big or of the wrong type), quarantines it as `store_error`. A
     /// store that refuses everything (disk full, I/O error, read-only file) is waited for on the
@@ -279,14 +292,14 @@ public final class InboxApplier: @unchecked Sendable {
         var lastError: any Error = StoreError.sqlite(operation: "storing", message: "no attempt")
         for _ in 0..<3 {
             do {
-                return try retryingBusy { try store.ingest([item], inboxPosition: end, scrubs: scrubs) }[0]
+                return try retryingBusy { try commit([item], inboxPosition: end, scrubs: scrubs) }[0]
             } catch {
                 lastError = error
                 if !Self.refusesTheMessage(error) { break }
             }
         }
         guard item.keepsPayload, Self.refusesTheMessage(lastError) else {
-            return try waitingForStore { try store.ingest([item], inboxPosition: end, scrubs: scrubs)[0] }
+            return try waitingForStore { try commit([item], inboxPosition: end, scrubs: scrubs)[0] }
         }
         let refusal = Refusal(.storeError, "the database refused this message on 3 tries: \(lastError)")
         onTrouble("quarantined a message on \(item.topic) as store_error: \(lastError)")
@@ -295,10 +308,10 @@ public final class InboxApplier: @unchecked Sendable {
         }
         // With its pilot and device when those rows can be written, else without (replay finds
         // them again from the topic).
-        if let withTopic = try? retryingBusy({ try store.ingest([quarantined(item.verdict.topic)], inboxPosition: end) }) {
+        if let withTopic = try? retryingBusy({ try commit([quarantined(item.verdict.topic)], inboxPosition: end) }) {
             return withTopic[0]
         }
-        return try waitingForStore { try store.ingest([quarantined(nil)], inboxPosition: end)[0] }
+        return try waitingForStore { try commit([quarantined(nil)], inboxPosition: end)[0] }
     }
 
     /// SQLite refused this message for what it holds (`SQLITE_TOOBIG`, `SQLITE_CONSTRAINT`,

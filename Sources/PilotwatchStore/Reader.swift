@@ -133,6 +133,17 @@ public struct StoreReader {
         try String.fetchAll(db.cachedStatement(sql: "SELECT code FROM pilot ORDER BY code"))
     }
 
+    /// Each pilot's latest observation or event time, for the pilots with any stored.
+    public func lastObservationTimes() throws -> [String: Instant] {
+        var out: [String: Instant] = [:]
+        for row in try Row.fetchAll(db.cachedStatement(sql: """
+            SELECT code, last_observation_at FROM pilot WHERE last_observation_at IS NOT NULL
+            """)) {
+            out[row[0]] = Instant(millis: row[1])
+        }
+        return out
+    }
+
     /// Indicator codes with stored data, sorted.
     public func indicatorCodes() throws -> [String] {
         try String.fetchAll(db.cachedStatement(sql: "SELECT code FROM indicator ORDER BY code"))

@@ -247,6 +247,12 @@ public final class Store: Sendable {
         try read { try $0.stats() }
     }
 
+    /// Each pilot's latest observation or event time (`at`), for the pilots with any stored:
+    /// one read of the `pilot` table, cheap enough for every metrics scrape.
+    public func lastObservationTimes() throws -> [String: Instant] {
+        try read { try $0.lastObservationTimes() }
+    }
+
     /// Pilot codes seen in a parsed topic, sorted.
     public func pilotCodes() throws -> [String] {
         try read { try $0.pilotCodes() }

@@ -385,6 +385,23 @@ extension InboxApplierTests {
         #expect(applier.finish() == nil)
     }
 
+    @Test func eachCommitIsTimedForMonitoring() throws {
+        let dir = try TempDir()
+        let store = try Store(path: dir.file("s.sqlite"))
+        let inbox = try Inbox(directory: dir.file("s.sqlite.inbox"))
+        try store.adoptInbox(id: inbox.id, position: inbox.end)
+        try inbox.append(Self.records(0..<30))
+        let commits = Mutex<[Duration]>([])
+        let applier = InboxApplier(inbox: inbox, store: store, from: .start, maxRecords: 10, makeItem: Self.item,
+                                   onCommit: { duration in commits.withLock { $0.append(duration) } })
+        applier.start()
+        #expect(applier.finish() == nil)
+        #expect(try store.stats().accepted == 30)
+        let durations = commits.withLock { $0 }
+        #expect(durations.count == 3, "one per batch of 10")
+        #expect(durations.allSatisfy { $0 >= .zero })
+    }
+
     @Test func recordsNoticedBeforeTheirWakeStillWait() throws {
         // No wake(): the applier finds the records on its 1 s poll, then waits for quiet as for a burst.
         try Self.expectWaitThenApply(.init(quiet: .seconds(3), maxDelay: .seconds(600), maxDeferredBytes: 1 << 40),

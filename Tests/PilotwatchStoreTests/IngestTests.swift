@@ -84,6 +84,19 @@ import Testing
         #expect(try store.integrityCheck() == [])
     }
 
+    @Test func eachPilotsLastObservationTimeIsTheLatestStored() throws {
+        let dir = try TempDir()
+        let store = try Store(path: dir.file("s.sqlite"))
+        #expect(try store.lastObservationTimes() == [:])
+        try store.ingest([
+            obsItem(pilot: "hf-nord", msgID: "a", [measurement("p-1", 95, at(hour: 3)), measurement("p-2", 96, at(hour: 5))]),
+            obsItem(pilot: "hf-nord", msgID: "b", [measurement("p-1", 94, at(hour: 4))]),
+            obsItem(pilot: "copd-sud", msgID: "c", [event("p-9", "enrolment", at(day: 1, hour: 1))]),
+            refusedItem(pilot: "no-data", .unknownPilot, "pilot no-data is not registered", payload: "{}"),
+        ])
+        #expect(try store.lastObservationTimes() == ["hf-nord": at(hour: 5), "copd-sud": at(day: 1, hour: 1)])
+    }
+
     @Test func sameMessageTwiceAcrossBatchesIsADuplicate() throws {
         let dir = try TempDir()
         let store = try Store(path: dir.file("s.sqlite"))

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import MQTT
 import PilotwatchCore
+import PilotwatchMonitoring
 import PilotwatchStore
 
 struct Serve: ParsableCommand {
@@ -58,6 +59,11 @@ struct Serve: ParsableCommand {
         valueName: "seconds"))
     var applyDelay: Double = 10
 
+    @Option(help: ArgumentHelp(
+        "Serve Prometheus metrics at http://HOST:PORT/metrics (a port alone listens on 127.0.0.1). Off by default.",
+        valueName: "host:port"))
+    var metrics: String?
+
     @Option(help: ArgumentHelp("Stop after receiving this many messages (benchmarks).", visibility: .hidden))
     var stopAfter: Int?
 
@@ -70,6 +76,9 @@ struct Serve: ParsableCommand {
         guard maxBacklog >= 1 else { throw ValidationError("--max-backlog \(maxBacklog) must be at least 1 (MiB)") }
         guard applyDelay >= 0, applyDelay <= 3600 else {
             throw ValidationError("--apply-delay \(applyDelay) must be between 0 and 3600 (seconds)")
+        }
+        if let metrics {
+            do { _ = try ListenAddress(parsing: metrics) } catch { throw ValidationError("--metrics \(metrics): \(error)") }
         }
     }
 
@@ -88,6 +97,8 @@ struct Serve: ParsableCommand {
         let mqttConfig = try mqttConfiguration(ctx.service)
         let subscriber = try MQTTSubscriber(configuration: mqttConfig, logger: logger)
         let counts = IngestCounts()
+        let metricsAddress = try metrics.map { try ListenAddress(parsing: $0) }
+        let serveMetrics = metricsAddress.map { _ in ServeMetrics(version: PilotwatchVersion.current) }
 
         let start = try store.inboxPosition()
         let backlogLimit = Int64(maxBacklog) << 20
@@ -102,14 +113,22 @@ struct Serve: ParsableCommand {
                            verdict: validator.withLock { $0 }.validate(topic: r.topic, payload: r.payload, receivedAt: r.receivedAt),
                            payload: r.payload)
             },
-            onApplied: { counts.add($0) },
+            onApplied: { counts.add($0); serveMetrics?.applied(outcomes: $0) },
             onTrouble: { logger.warning("\($0)") },
             onFailure: { error in
                 // Only an inbox that cannot be read or written, or a database still refusing
                 // everything while serve stops: nothing more can be applied, so serve stops too.
                 logger.error("stopping: the inbox cannot be applied (it keeps every message for the next start): \(error)")
                 subscriber.stop()
-            })
+            },
+            onCommit: { serveMetrics?.commitDuration($0) })
+        var metricsServer: MetricsHTTPServer?
+        if let metricsAddress, let serveMetrics {
+            metricsServer = try MetricsEndpoint.make(at: metricsAddress, metrics: serveMetrics, inbox: inbox, applier: applier,
+                                                     store: store, logger: logger)
+        }
+        defer { metricsServer?.stop() }
+        serveMetrics?.inboxHeldAtStart(inbox, from: start)
         if inbox.end > start {
             logger.notice("inbox: applying \(inbox.backlogBytes(after: start)) bytes acknowledged before the last stop")
         }
@@ -119,6 +138,10 @@ struct Serve: ParsableCommand {
                          reload: { try Context.load(global, broker: broker) }, logger: logger)
         }
         channel.start()
+        if let metricsServer {
+            metricsServer.start()
+            logger.notice("metrics: serving http://\(metricsServer.address)/metrics")
+        }
 
         let notifier = SystemdNotifier()
         let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { sig in
@@ -138,6 +161,7 @@ struct Serve: ParsableCommand {
         // broker's state and the counts as the unit's status line.
         let ready = Mutex(false)
         subscriber.onConnectionChange = { connected in
+            serveMetrics?.setConnected(connected)
             notifier.send(connected ? "STATUS=connected to the broker \(mqttConfig.address)"
                                     : "STATUS=broker \(mqttConfig.address) disconnected; reconnecting (the inbox keeps what was acknowledged)")
             if connected, ready.withLock({ done in defer { done = true }; return !done }) { notifier.send("READY=1") }
@@ -155,8 +179,9 @@ struct Serve: ParsableCommand {
             // them) but keeps its connection alive; it goes on once SQLite has caught up.
             try subscriber.run(readGate: { inbox.backlogBytes(after: applier.position) <= backlogLimit }) { batch in
                 let now = Instant.now
-                try inbox.append(batch.map { InboxRecord(receivedAt: now, topic: $0.topic, payload: $0.payload) })
+                let end = try inbox.append(batch.map { InboxRecord(receivedAt: now, topic: $0.topic, payload: $0.payload) })
                 applier.wake()
+                serveMetrics?.received(batch.count, at: now, through: end)
                 let received = counts.addReceived(batch.count)
                 if let stopAfter, received >= stopAfter, received - batch.count < stopAfter {
                     logger.notice("received \(received) messages (--stop-after \(stopAfter)); stopping")
