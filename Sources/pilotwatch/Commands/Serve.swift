@@ -23,13 +23,17 @@ struct Serve: ParsableCommand {
         So a burst is acknowledged at the speed of the disk, and SQLite catches up behind it: \
         while a burst is arriving, SQLite work waits (it would slow receiving by a quarter), for \
         at most --apply-delay seconds or 64 MiB (half of --max-backlog when that is less); if \
-        more than --max-backlog MiB wait in the inbox, serve stops reading from the broker until \
-        SQLite has caught up.
+        more than --max-backlog MiB wait in the inbox, serve stops taking messages from the broker \
+        (keeping its connection alive) until SQLite has caught up.
 
         On SIGTERM or SIGINT it acknowledges what it has stored, disconnects, applies everything \
         left in the inbox and exits 0. If the database refuses a batch, serve stores it one \
         message at a time and quarantines a message refused on every try as store_error \
         (replayable, never counted against the pilot); a busy database is retried, never fatal.
+
+        Operators: --metrics HOST:PORT serves Prometheus metrics at /metrics (and /healthz); under \
+        systemd (Type=notify) serve says READY=1 once subscribed, pings the watchdog from its MQTT \
+        loop and keeps its counts line as the unit's status.
 
         One serve per database: it holds an exclusive lock on {database}.lock, and a second serve \
         on the same database exits 75 at once, naming the holder. While it runs, `ingest` and \
