@@ -85,16 +85,7 @@ final class ServeChannelServer: @unchecked Sendable {
         self.path = path
         self.handler = handler
         unlink(path)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw ServeChannelError("cannot make a socket: \(String(cString: strerror(errno)))") }
-        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        let bound: Int32
-        do {
-            bound = try withSocketAddress(path) { address, length in bind(fd, address, length) }
-        } catch {
-            close(fd)
-            throw error
-        }
+        let (fd, bound) = try streamSocket(at: path) { fd, address, length in bind(fd, address, length) }
         guard bound == 0, chmod(path, 0o660) == 0, listen(fd, 8) == 0 else {
             let reason = String(cString: strerror(errno))
             close(fd)
@@ -225,16 +216,7 @@ final class ServeChannelClient {
         let path = ServeChannel.socketPath(forDatabase: database)
         let deadline = Date(timeIntervalSinceNow: seconds)
         while true {
-            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-            guard fd >= 0 else { throw ServeChannelError("cannot make a socket: \(String(cString: strerror(errno)))") }
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            let rc: Int32
-            do {
-                rc = try withSocketAddress(path) { address, length in connect(fd, address, length) }
-            } catch {
-                close(fd)
-                throw error
-            }
+            let (fd, rc) = try streamSocket(at: path) { fd, address, length in connect(fd, address, length) }
             if rc == 0 {
                 self.fd = fd
                 return
@@ -304,6 +286,21 @@ private func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         done += n
     }
     return true
+}
+
+/// A new Unix stream socket (close-on-exec) and what `call` (bind or connect) returned for it at
+/// `path`; the socket is closed if `path` cannot be addressed.
+private func streamSocket(at path: String,
+                          _ call: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Int32) throws -> (fd: Int32, result: Int32) {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw ServeChannelError("cannot make a socket: \(String(cString: strerror(errno)))") }
+    _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+    do {
+        return (fd, try withSocketAddress(path) { address, length in call(fd, address, length) })
+    } catch {
+        close(fd)
+        throw error
+    }
 }
 
 /// Calls `body` with a `sockaddr_un` for `path`. A path too long for `sun_path` (108 bytes) is
