@@ -366,6 +366,7 @@ public struct StoreReader {
         if let pilot = filter.pilot { conditions.append("r.pilot = ?"); arguments += [pilot] }
         if let reason = filter.reason { conditions.append("r.reason = ?"); arguments += [reason.rawValue] }
         if let since = filter.since { conditions.append("r.received_at >= ?"); arguments += [since.millis] }
+        if let afterID = filter.afterID { conditions.append("r.id > ?"); arguments += [afterID] }
         if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
         sql += withPayload ? " ORDER BY r.id ASC" : " ORDER BY r.id DESC"
         if let limit = filter.limit { sql += " LIMIT ?"; arguments += [max(0, limit)] }

@@ -136,9 +136,12 @@ public struct RejectFilter: Sendable {
     /// Received at or after this instant.
     public var since: Instant?
     public var limit: Int?
+    /// Only rejects with a larger id (to read the quarantine a page at a time, oldest first).
+    public var afterID: Int64?
 
-    public init(pilot: String? = nil, reason: ReasonCode? = nil, since: Instant? = nil, limit: Int? = nil) {
-        self.pilot = pilot; self.reason = reason; self.since = since; self.limit = limit
+    public init(pilot: String? = nil, reason: ReasonCode? = nil, since: Instant? = nil, limit: Int? = nil,
+                afterID: Int64? = nil) {
+        self.pilot = pilot; self.reason = reason; self.since = since; self.limit = limit; self.afterID = afterID
     }
 }
 

@@ -161,23 +161,30 @@ enum StoreWork {
     /// `batch` rejects per transaction (so a long replay never holds the write lock for long).
     static func replay(store: Store, validator: ContractValidator, filter: RejectFilter,
                        batch: Int = 500) throws -> (candidates: Int, summary: ReplaySummary) {
-        let candidates = try store.replayCandidates(filter)
-        let results = candidates.compactMap { r -> (rejectID: Int64, item: IngestItem)? in
-            guard let payload = r.payload else { return nil }
-            // Re-check the time against when the message first arrived, not today.
-            let verdict = validator.validate(topic: r.topic, payload: payload, receivedAt: r.receivedAt)
-            return (r.id, IngestItem.received(topic: r.topic, receivedAt: r.receivedAt, verdict: verdict, payload: payload))
-        }
+        // A page of `batch` rejects at a time, oldest first: the payloads of a whole quarantine
+        // are never in memory at once.
+        var page = filter
+        page.limit = max(1, batch)
+        var count = 0
         var total = ReplaySummary()
-        for start in stride(from: 0, to: results.count, by: max(1, batch)) {
-            let part = Array(results[start..<min(results.count, start + max(1, batch))])
+        while true {
+            let candidates = try store.replayCandidates(page)
+            guard let last = candidates.last else { break }
+            page.afterID = last.id
+            let results = candidates.compactMap { r -> (rejectID: Int64, item: IngestItem)? in
+                guard let payload = r.payload else { return nil }
+                // Re-check the time against when the message first arrived, not today.
+                let verdict = validator.validate(topic: r.topic, payload: payload, receivedAt: r.receivedAt)
+                return (r.id, IngestItem.received(topic: r.topic, receivedAt: r.receivedAt, verdict: verdict, payload: payload))
+            }
+            count += results.count
             do {
-                total.add(try store.replay(part))
+                total.add(try store.replay(results))
             } catch let error as StoreError where !error.isBusy {
                 // One reject the database still refuses (a `store_error` whose cause is still
-                // there) must not keep the others of its batch out: one at a time, and those
+                // there) must not keep the others of its page out: one at a time, and those
                 // refused stay in quarantine as they were.
-                for one in part {
+                for one in results {
                     do {
                         total.add(try store.replay([one]))
                     } catch let error as StoreError where !error.isBusy {
@@ -186,7 +193,7 @@ enum StoreWork {
                 }
             }
         }
-        return (results.count, total)
+        return (count, total)
     }
 }
 
