@@ -56,6 +56,8 @@ public struct StatusBoard: Sendable {
     public var asOf: Instant
     public var programmes: [ProgrammeStatus]
     public var pilots: [PilotStatus]
+    /// Whether ingest runs (views at "now" only: a heartbeat says nothing of the past).
+    public var ingest: IngestHealth? = nil
 }
 
 /// A device of the pilot and whether it has gone quiet.
@@ -85,6 +87,8 @@ public struct PilotBoard: Sendable {
     public var events: [EventFigures]
     public var devices: [DeviceHealth]
     public var quality: QualityFigures
+    /// Whether ingest runs (views at "now" only).
+    public var ingest: IngestHealth? = nil
 
     public var pilot: Pilot { status.pilot }
     public var figures: PilotFigures { status.figures }

@@ -61,6 +61,7 @@ extension StatusBoard {
         var w = JSONWriter(pretty: pretty)
         w.object { o in
             o.field("as_of", asOf.description)
+            if let ingest { ingest.write(into: &o) }
             o.arrayField("programmes") { a in
                 for p in programmes {
                     a.object { po in
@@ -130,7 +131,8 @@ extension StatusBoard {
 
     /// The overview for a terminal: programmes, then one row per pilot, then a legend.
     public func table(colour: Bool) -> String {
-        var out = [heading("pilotwatch status", asOf: asOf, colour: colour), ""]
+        var out = ingest.map { [$0.line(now: asOf, colour: colour)] } ?? []
+        out += [heading("pilotwatch status", asOf: asOf, colour: colour), ""]
 
         var pt = TextTable(["programme", "pilots", "enrolled", "target", "%", "follow-up", "active 7d", "adherence"],
                            rightAligned: [1, 2, 3, 4, 5, 6, 7])
@@ -186,6 +188,7 @@ extension PilotBoard {
         var w = JSONWriter(pretty: pretty)
         w.object { o in
             o.field("as_of", asOf.description)
+            if let ingest { ingest.write(into: &o) }
             o.registryFacts(pilot)
             o.field("period_start", since?.description)
             o.pilotFigures(figures)
@@ -340,7 +343,7 @@ extension PilotBoard {
     public func table(colour: Bool) -> String {
         let f = figures
         let dim = Graphics.Colour.dim, bold = Graphics.Colour.bold
-        var out: [String] = []
+        var out = ingest.map { [$0.line(now: asOf, colour: colour)] } ?? []
         out.append(bold.paint(Graphics.truncate(pilot.id, 40), colour) + "  " + Graphics.truncate(pilot.name, 78 - min(40, pilot.id.count)))
         out += Graphics.wrap(["programme \(pilot.programme)", "call \(pilot.call)", "lead \(pilot.lead)"])
         out += Graphics.wrap(["funders \(pilot.funders.isEmpty ? "-" : pilot.funders.joined(separator: ", "))",

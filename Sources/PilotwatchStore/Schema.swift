@@ -36,6 +36,7 @@ import PilotwatchCore
 /// | `reject` | `id` | quarantined message: topic, time, codes, reason, detail, payload hash |
 /// | `reject_payload` | `reject_id` | the payload of a reject, never for `identifying_data` (a trigger refuses it) |
 /// | `inbox_scrub` | `(segment, offset)` | inbox record refused as hash only, whose bytes are being overwritten (v4) |
+/// | `service_heartbeat` | `id = 1` | `serve`'s last sign of life: broker connection, backlog, apply lag (v5) |
 ///
 /// A device's status is the last one *received* (`status_received_at`), not the one with the
 /// latest `at`: a device clock that runs ahead must not freeze its health view. `status_at` is
@@ -84,6 +85,9 @@ enum Schema {
         migrator.registerMigration("v4-reasons-1.1-inbox-scrub") { db in
             try db.execute(sql: v4)
         }
+        migrator.registerMigration("v5-heartbeat") { db in
+            try db.execute(sql: v5)
+        }
         return migrator
     }
 
@@ -125,6 +129,25 @@ enum Schema {
             inbox TEXT NOT NULL CHECK (length(inbox) > 0),
             segment INTEGER NOT NULL CHECK (segment >= 1),
             offset INTEGER NOT NULL CHECK (offset >= 0)
+        );
+        """
+
+    /// `serve`'s heartbeat (one row, rewritten every few seconds): when it started, its last beat,
+    /// the broker connection and since when, the last message received, the inbox backlog and
+    /// the apply lag; `stopped_at` once it stopped cleanly. The views tell from it whether
+    /// ingest runs, so that a silent pilot is not blamed for our outage.
+    static let v5 = """
+        CREATE TABLE service_heartbeat (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            pid INTEGER NOT NULL,
+            started_at INTEGER NOT NULL,
+            beat_at INTEGER NOT NULL,
+            broker_connected INTEGER NOT NULL CHECK (broker_connected IN (0, 1)),
+            connection_since INTEGER NOT NULL,
+            last_message_at INTEGER,
+            backlog_bytes INTEGER NOT NULL CHECK (backlog_bytes >= 0),
+            apply_lag_ms INTEGER NOT NULL CHECK (apply_lag_ms >= 0),
+            stopped_at INTEGER
         );
         """
 

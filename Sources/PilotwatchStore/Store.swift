@@ -134,6 +134,37 @@ public final class Store: Sendable {
         try inboxState()?.position ?? .start
     }
 
+    /// Records `serve`'s heartbeat (one small transaction).
+    public func recordHeartbeat(_ h: ServiceHeartbeat) throws {
+        if options.readOnly { throw StoreError.readOnly(path: path) }
+        try Store.sqlite("recording the heartbeat") {
+            try pool.write { db in
+                try db.execute(sql: """
+                    INSERT OR REPLACE INTO service_heartbeat (id, pid, started_at, beat_at, broker_connected,
+                        connection_since, last_message_at, backlog_bytes, apply_lag_ms, stopped_at)
+                    VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [h.pid, h.startedAt.millis, h.beatAt.millis, h.brokerConnected ? 1 : 0,
+                                     h.connectionSince.millis, h.lastMessageAt?.millis, max(0, h.backlogBytes),
+                                     max(0, h.applyLagMillis), h.stoppedAt?.millis])
+            }
+        }
+    }
+
+    /// `serve`'s last recorded heartbeat; nil when it never ran on this store.
+    public func heartbeat() throws -> ServiceHeartbeat? {
+        try read { reader in
+            try Row.fetchOne(reader.db, sql: """
+                SELECT pid, started_at, beat_at, broker_connected, connection_since, last_message_at, backlog_bytes,
+                       apply_lag_ms, stopped_at FROM service_heartbeat WHERE id = 1
+                """).map { row in
+                ServiceHeartbeat(pid: Int32(truncatingIfNeeded: row[0] as Int64), startedAt: Instant(millis: row[1]),
+                                 beatAt: Instant(millis: row[2]), brokerConnected: (row[3] as Int64) == 1,
+                                 connectionSince: Instant(millis: row[4]), lastMessageAt: (row[5] as Int64?).map(Instant.init(millis:)),
+                                 backlogBytes: row[6], applyLagMillis: row[7], stoppedAt: (row[8] as Int64?).map(Instant.init(millis:)))
+            }
+        }
+    }
+
     /// Inbox records refused as hash only whose bytes are still to be overwritten.
     public func pendingInboxScrubs() throws -> [InboxSpan] {
         try read { reader in

@@ -246,3 +246,26 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
         }
     }
 }
+
+/// `serve`'s last sign of life, as it records it in the store every few seconds.
+public struct ServiceHeartbeat: Sendable, Equatable {
+    public var pid: Int32
+    public var startedAt: Instant
+    public var beatAt: Instant
+    public var brokerConnected: Bool
+    /// Since when the broker has been connected (or disconnected, or never yet connected).
+    public var connectionSince: Instant
+    public var lastMessageAt: Instant?
+    public var backlogBytes: Int64
+    /// How long the inbox has held messages not yet in SQLite (0 when caught up).
+    public var applyLagMillis: Int64
+    /// Set when serve stopped cleanly.
+    public var stoppedAt: Instant?
+
+    public init(pid: Int32, startedAt: Instant, beatAt: Instant, brokerConnected: Bool, connectionSince: Instant,
+                lastMessageAt: Instant?, backlogBytes: Int64, applyLagMillis: Int64, stoppedAt: Instant? = nil) {
+        self.pid = pid; self.startedAt = startedAt; self.beatAt = beatAt; self.brokerConnected = brokerConnected
+        self.connectionSince = connectionSince; self.lastMessageAt = lastMessageAt; self.backlogBytes = backlogBytes
+        self.applyLagMillis = applyLagMillis; self.stoppedAt = stoppedAt
+    }
+}

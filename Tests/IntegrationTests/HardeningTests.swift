@@ -425,3 +425,50 @@ private func rawRequest(_ path: String, _ text: String) throws -> String {
     }
     return String(decoding: answer, as: UTF8.self)
 }
+
+/// The views open with ingest health: running while serve beats, stopped (and since when) once
+/// it stops, running again after a restart.
+@Suite("Ingest health in the views", .serialized)
+struct IngestHealthViewTests {
+    private func ingest(_ ws: Workspace, _ args: [String]) throws -> [String: Any] {
+        let r = try ws.run(args + ["--format", "json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "\(r.stderr)")
+        return try #require(object["ingest"] as? [String: Any], "\(r.stdout)")
+    }
+
+    @Test func statusPilotAndStatsSayWhenIngestStopped() throws {
+        try withBrokerAndWorkspace { broker, ws in
+            var serve = try ws.startServe(port: broker.port, extra: ["--heartbeat-every", "0.2"])
+            try serve.waitUntilSubscribed()
+            try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/dev-h1/obs", lines: stream("hb", count: 5))
+            try ws.waitFor("5 stored") { $0.accepted >= 5 }
+            Thread.sleep(forTimeInterval: 0.5)
+            for args in [["status"], ["pilot", "resp-copd-idf-01"], ["stats"]] {
+                let health = try ingest(ws, args)
+                #expect(health["state"] as? String == "running", "\(args): \(health)")
+                #expect(health["broker_connected"] as? Bool == true)
+                #expect(health["silence_may_be_ours"] as? Bool == false)
+            }
+            #expect(try ws.run(["status"]).stdout.hasPrefix("ingest: running since"))
+
+            #expect(serve.terminate() == 0)
+            for args in [["status"], ["pilot", "resp-copd-idf-01"], ["stats"]] {
+                let health = try ingest(ws, args)
+                #expect(health["state"] as? String == "stopped", "\(args): \(health)")
+                #expect(health["since"] is String)
+                #expect(health["silence_may_be_ours"] as? Bool == true)
+            }
+            let table = try ws.run(["status"]).stdout
+            #expect(table.hasPrefix("INGEST STOPPED since") && table.contains("(serve stopped)"), "\(table)")
+            // A view of the past says nothing of ingest: a heartbeat is about now.
+            let past = try ws.run(["status", "--as-of", "2026-06-01", "--format", "json"]).stdout
+            #expect(!past.contains("\"ingest\""))
+
+            serve = try ws.startServe(port: broker.port, extra: ["--heartbeat-every", "0.2"])
+            defer { serve.terminate() }
+            try serve.waitUntilSubscribed()
+            Thread.sleep(forTimeInterval: 0.5)
+            #expect(try ingest(ws, ["status"])["state"] as? String == "running", "the line clears after a restart")
+        }
+    }
+}

@@ -46,7 +46,8 @@ struct PilotView: ParsableCommand {
         try view.show { now in
             let t = fixedAsOf ?? now
             let start = since.flatMap { parseTimeArgument($0, now: t) }
-            let board = try Dashboard.pilot(store: store, pilot: pilot, catalogue: ctx.catalogue, since: start, asOf: t)
+            var board = try Dashboard.pilot(store: store, pilot: pilot, catalogue: ctx.catalogue, since: start, asOf: t)
+            if fixedAsOf == nil { board.ingest = IngestHealth.evaluate(try store.heartbeat(), now: now) }
             switch view.format {
             case .table: return board.table(colour: useColour)
             case .json: return board.json()

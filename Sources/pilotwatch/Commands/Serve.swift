@@ -68,6 +68,10 @@ struct Serve: ParsableCommand {
         valueName: "host:port"))
     var metrics: String?
 
+    @Option(help: ArgumentHelp("Seconds between two heartbeats recorded in the store (the views tell from them whether ingest runs).",
+                               valueName: "seconds"))
+    var heartbeatEvery: Double = 5
+
     @Option(help: ArgumentHelp("Stop after receiving this many messages (benchmarks).", visibility: .hidden))
     var stopAfter: Int?
 
@@ -77,6 +81,9 @@ struct Serve: ParsableCommand {
             throw ValidationError("--log-level \(logLevel) is not a level; use trace, debug, info, notice, warning or error")
         }
         guard countsEvery > 0 else { throw ValidationError("--counts-every \(countsEvery) must be above 0") }
+        guard heartbeatEvery >= 0.1, heartbeatEvery <= 60 else {
+            throw ValidationError("--heartbeat-every \(heartbeatEvery) must be between 0.1 and 60 (seconds; the views call ingest stopped after 120 s without one)")
+        }
         guard maxBacklog >= 1 else { throw ValidationError("--max-backlog \(maxBacklog) must be at least 1 (MiB)") }
         guard applyDelay >= 0, applyDelay <= 3600 else {
             throw ValidationError("--apply-delay \(applyDelay) must be between 0 and 3600 (seconds)")
@@ -164,7 +171,10 @@ struct Serve: ParsableCommand {
         // systemd (Type=notify): ready once subscribed, a watchdog ping from the MQTT loop, the
         // broker's state and the counts as the unit's status line.
         let ready = Mutex(false)
+        let beats = Heartbeats(store: store, startedAt: .now, logger: logger) { inbox.backlogBytes(after: applier.position) }
+        beats.start(every: heartbeatEvery)
         subscriber.onConnectionChange = { connected in
+            beats.connection(connected)
             serveMetrics?.setConnected(connected)
             notifier.send(connected ? "STATUS=connected to the broker \(mqttConfig.address)"
                                     : "STATUS=broker \(mqttConfig.address) disconnected; reconnecting (the inbox keeps what was acknowledged)")
@@ -186,6 +196,7 @@ struct Serve: ParsableCommand {
                 let end = try inbox.append(batch.map { InboxRecord(receivedAt: now, topic: $0.topic, payload: $0.payload) })
                 applier.wake()
                 serveMetrics?.received(batch.count, at: now, through: end)
+                beats.received(at: now)
                 let received = counts.addReceived(batch.count)
                 if let stopAfter, received >= stopAfter, received - batch.count < stopAfter {
                     logger.notice("received \(received) messages (--stop-after \(stopAfter)); stopping")
@@ -199,6 +210,7 @@ struct Serve: ParsableCommand {
         channel.stop()
         // Everything acknowledged goes into SQLite before exiting.
         let applyError = applier.finish()
+        beats.stop()
         logger.info("\(counts.line())")
         if receiveError != nil || applyError != nil { throw ExitCode.failure }
         logger.notice("pilotwatch serve stopped cleanly")

@@ -23,18 +23,19 @@ struct Stats: ParsableCommand {
         let ctx = try Context.load(global)
         let store = try openStore(ctx.service.databasePath, readOnly: true)
         let s = try store.stats()
-        print(StatsView.render(s, format: format))
+        print(StatsView.render(s, format: format, ingest: IngestHealth.evaluate(try store.heartbeat(), now: .now)))
     }
 }
 
 enum StatsView {
-    static func render(_ s: StoreStats, format: OutputFormat) -> String {
+    static func render(_ s: StoreStats, format: OutputFormat, ingest: IngestHealth? = nil) -> String {
         let reasons = s.refusedByReason.sorted { $0.key.rawValue < $1.key.rawValue }
         let pilots = s.pilots.sorted { $0.pilot < $1.pilot }
         switch format {
         case .json:
             var w = JSONWriter()
             w.object { o in
+                if let ingest { ingest.write(into: &o) }
                 o.objectField("messages") { m in
                     m.field("accepted", s.accepted)
                     m.field("duplicate", s.duplicate)
@@ -65,7 +66,8 @@ enum StatsView {
             }
             return lines.joined(separator: "\n")
         case .table:
-            var out = "messages: accepted \(s.accepted), duplicate \(s.duplicate), refused \(s.refused), device status \(s.statuses)\n"
+            var out = ingest.map { $0.line(now: .now, colour: false) + "\n" } ?? ""
+            out += "messages: accepted \(s.accepted), duplicate \(s.duplicate), refused \(s.refused), device status \(s.statuses)\n"
             out += "observations: \(s.observations) (duplicates ignored: \(s.duplicateObservations))\n"
             if !reasons.isEmpty {
                 out += "refused by reason:\n"

@@ -37,7 +37,8 @@ struct Status: ParsableCommand {
         let fixedAsOf = try view.parsedAsOf()
         let store = try openStore(ctx.service.databasePath, readOnly: true)
         try view.show { now in
-            let board = try Dashboard.status(store: store, registry: ctx.registry, programme: programme, asOf: fixedAsOf ?? now)
+            var board = try Dashboard.status(store: store, registry: ctx.registry, programme: programme, asOf: fixedAsOf ?? now)
+            if fixedAsOf == nil { board.ingest = IngestHealth.evaluate(try store.heartbeat(), now: now) }
             switch view.format {
             case .table: return board.table(colour: useColour)
             case .json: return board.json()
