@@ -41,7 +41,7 @@ while [ "$same" -lt 8 ]; do
   now=$(handled); if [ "$now" = "$last" ]; then same=$((same + 1)); else same=0; last=$now; fi
   sleep 0.25
 done
-kill -TERM "$serve_pid"; wait "$serve_pid" || true; serve_pid=""
+# The views run beside serve (they never wait for it), so they open with "ingest: running".
 
 section "pilotwatch stats"
 "$bin" stats --config "$cfg"
@@ -65,4 +65,5 @@ if "$bin" export --help >/dev/null 2>&1; then
   "$bin" export --config "$cfg" --format fhir --out "$out/cluster-report.fhir.json"
   ls -l "$out"/cluster-report.*
 fi
+kill -TERM "$serve_pid"; wait "$serve_pid" || true; serve_pid=""
 echo; echo "demo finished: database $db, service log $out/serve.log"
