@@ -57,6 +57,8 @@ public struct ContractValidator: Sendable {
     private let pilotList: [(id: [UInt8], rule: PilotRule)]
     private let indicatorRules: [String: IndicatorRule]
     private let rootBytes: [UInt8]
+    /// How many topic levels the root has (`pilots`: 1; `region/pilots`: 2).
+    private let rootLevels: Int
 
     public init(registry: Registry, catalogue: Catalogue, topicRoot: String = "pilots") {
         self.registry = registry
@@ -70,6 +72,7 @@ public struct ContractValidator: Sendable {
         for i in catalogue.indicators where indicators[i.code] == nil { indicators[i.code] = IndicatorRule(i) }
         indicatorRules = indicators
         rootBytes = Array(topicRoot.utf8)
+        rootLevels = topicRoot.utf8.reduce(1) { $0 + ($1 == UInt8(ascii: "/") ? 1 : 0) }
     }
 
     /// The verdict of the contract on one message.
@@ -196,42 +199,47 @@ public struct ContractValidator: Sendable {
             return true
         }
 
-        // One pass: level boundaries, wildcards, and identifier shapes in any level.
+        // One pass: level boundaries, wildcards, and identifier shapes in any level. The root may
+        // have several levels (`region/pilots`): they count as one, `levels.0`, and the pilot,
+        // device and kind follow it.
         var levels: (Range<Int>, Range<Int>, Range<Int>, Range<Int>) = (0..<0, 0..<0, 0..<0, 0..<0)
         var levelCount = 0
         var wildcard = false
         var pilot: PilotRule?
         var start = 0
+        let rootEnd = rootBytes.count
+        let rootMatches = u.count > rootEnd && u[rootEnd] == UInt8(ascii: "/") && equals(0..<rootEnd, rootBytes)
         for i in 0...u.count {
             if i < u.count && u[i] != UInt8(ascii: "/") {
                 if u[i] == UInt8(ascii: "+") || u[i] == UInt8(ascii: "#") { wildcard = true }
                 continue
             }
             let r = start..<i
-            let k = levelCount
             levelCount += 1
             start = i + 1
+            // The level's place after the root: 0 for the root's levels, then 1, 2, 3.
+            let k = max(0, levelCount - rootLevels)
             switch k {
-            case 0: levels.0 = r
+            case 0: levels.0 = 0..<i
             case 1: levels.1 = r
             case 2: levels.2 = r
             case 3: levels.3 = r
             default: break
             }
-            if r.isEmpty || (k == 0 && equals(r, rootBytes)) { continue }
+            if r.isEmpty || (k == 0 && rootMatches) { continue }
             if k == 3 && (equals(r, obsBytes) || equals(r, statusBytes)) { continue }
             if k == 1, let known = pilotRule(slice(r)) {
                 pilot = known
                 continue
             }
             if let kind = IdentifierGuard.kind(utf8: slice(r), policy: .strict) {
-                return refuse(.identifyingData, "topic: level \(k + 1) looks like \(withArticle(kind))")
+                return refuse(.identifyingData, "topic: level \(levelCount) looks like \(withArticle(kind))")
             }
         }
         if wildcard {
             return refuse(.schema, "topic: \(quoteForDetail(text)) contains a wildcard (+ or #), which a published topic cannot")
         }
-        guard levelCount == 4 else {
+        guard levelCount == rootLevels + 3 else {
             return refuse(.schema,
                 "topic: \(quoteForDetail(text)) has \(levelCount) level\(levelCount == 1 ? "" : "s"); expected \(topicRoot)/{pilot_id}/{device_id}/obs or .../status")
         }

@@ -472,3 +472,28 @@ struct IngestHealthViewTests {
         }
     }
 }
+
+@Suite("A topic root of several levels, over a real broker")
+struct MultiLevelRootBrokerTests {
+    /// `topic_root: region-idf/pilots` (which `config check` accepts): serve subscribes under it
+    /// and stores what is published there.
+    @Test func serveStoresWhatIsPublishedUnderIt() throws {
+        try withBrokerAndWorkspace { broker, ws in
+            try """
+            broker: {host: 127.0.0.1, port: \(broker.port), client_id: pilotwatch-test}
+            topic_root: region-idf/pilots
+            database: pilotwatch.sqlite
+            registry: pilots.yaml
+            catalogue: indicators.yaml
+            """.write(toFile: ws.config, atomically: true, encoding: .utf8)
+            #expect(try ws.run(["config", "check"]).status == 0)
+            let serve = try ws.startServe(port: broker.port)
+            defer { serve.terminate() }
+            try serve.waitUntilSubscribed()
+            try publish(port: broker.port, topic: "region-idf/pilots/resp-copd-idf-01/dev-r1/obs", lines: stream("mr", count: 20))
+            try ws.waitFor("20 stored") { $0.accepted >= 20 }
+            Thread.sleep(forTimeInterval: 0.3)
+            #expect(try ws.stats().refused == 0)
+        }
+    }
+}

@@ -235,3 +235,34 @@ extension Result where Failure == Refusal {
         return nil
     }
 }
+
+/// A topic root of several levels (`region-idf/pilots`, which the configuration allows) is one
+/// root: the pilot, device and kind follow it.
+@Suite("Contract: a topic root of several levels")
+struct MultiLevelRootTests {
+    static let validator = ContractValidator(registry: CF.validator.registry, catalogue: CF.validator.catalogue,
+                                             topicRoot: "region-idf/pilots")
+
+    static func verdict(_ topic: String) -> Verdict {
+        validator.validate(topic: topic, payload: Array(CF.message().utf8), receivedAt: CF.received)
+    }
+
+    @Test func underTheRootAMessageIsAccepted() {
+        #expect(Self.verdict("region-idf/pilots/resp-copd-idf-01/dev-0042/obs").isAccepted)
+    }
+
+    @Test(arguments: [
+        ("pilots/resp-copd-idf-01/dev-0042/obs", "topic: \"pilots/resp-copd-idf-01/dev-0042/obs\" has 4 levels; expected region-idf/pilots/{pilot_id}/{device_id}/obs or .../status"),
+        ("region-est/pilots/resp-copd-idf-01/dev-0042/obs", "topic: root \"region-est/pilots\" is not \"region-idf/pilots\""),
+        ("region-idf/pilots/resp-copd-idf-01/obs", "topic: \"region-idf/pilots/resp-copd-idf-01/obs\" has 4 levels; expected region-idf/pilots/{pilot_id}/{device_id}/obs or .../status"),
+    ])
+    func anotherRootOrShapeIsSchema(_ topic: String, _ detail: String) {
+        #expect(Self.verdict(topic).refusal == Refusal(.schema, detail))
+    }
+
+    @Test func anIdentifierInAnyLevelIsStillIdentifying() {
+        #expect(Self.verdict("region-idf/pilots/resp-copd-idf-01/jean.dupont@example.fr/obs").refusal
+                == Refusal(.identifyingData, "topic: level 4 looks like an e-mail address"))
+        #expect(Self.verdict("jean.dupont@example.fr/pilots/resp-copd-idf-01/dev-0042/obs").reason == .identifyingData)
+    }
+}
