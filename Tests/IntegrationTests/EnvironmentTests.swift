@@ -31,6 +31,20 @@ struct EnvironmentTests {
         #expect(r.stdout.isEmpty)
     }
 
+    /// `config check` shows the configuration as the other commands see it: with the
+    /// environment applied, and refused the same way when a variable is wrong.
+    @Test func configCheckAppliesAndChecksTheEnvironment() throws {
+        let ws = try Workspace()
+        defer { ws.remove() }
+        let bad = try ws.run(["config", "check"], environment: ["PILOTWATCH_TOPIC_ROOT": "pilots/#"])
+        #expect(bad.status == 64, "\(bad.stdout)\(bad.stderr)")
+        #expect(bad.stderr.hasPrefix(#"Error: PILOTWATCH_TOPIC_ROOT="pilots/#" "# + Self.topicRootRule), "\(bad.stderr)")
+        let good = try ws.run(["config", "check"], environment: ["PILOTWATCH_TOPIC_ROOT": "region-idf/pilots"])
+        #expect(good.status == 0, "\(good.stderr)")
+        #expect(good.stdout.contains("overridden by the environment: PILOTWATCH_TOPIC_ROOT"), "\(good.stdout)")
+        #expect(good.stdout.contains("topics     region-idf/pilots/+/+/obs"), "\(good.stdout)")
+    }
+
     @Test func everyBadValueIsListed() throws {
         let ws = try Workspace()
         defer { ws.remove() }

@@ -497,3 +497,16 @@ struct MultiLevelRootBrokerTests {
         }
     }
 }
+
+@Suite("NDJSON lines that are JSON but not objects")
+struct NDJSONShapeTests {
+    /// As for a payload: valid JSON of another shape is `schema`, bytes that are not JSON are
+    /// `malformed_json`.
+    @Test func anArrayOrANumberIsSchemaBrokenBytesAreMalformed() throws {
+        try withBrokerAndWorkspace(store: true) { _, ws in
+            let r = try ws.run(["ingest", "-", "--format", "json"], stdin: Data("[1, 2]\n42\n{\"topic\": \n".utf8))
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stdout.contains(#""refused_by_reason":{"malformed_json":1,"schema":2}"#), "\(r.stdout)")
+        }
+    }
+}

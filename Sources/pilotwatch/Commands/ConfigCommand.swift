@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import PilotwatchCore
 
@@ -22,9 +23,15 @@ struct ConfigCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
-            let (ctx, problems) = ConfigLoader.load(configPath: global.configPath)
-            if let ctx {
+            let (loaded, problems) = ConfigLoader.load(configPath: global.configPath)
+            if loaded != nil {
+                // As the other commands see it: with the PILOTWATCH_* variables applied, and refused
+                // (exit 64) by the same rules as the file when one is wrong.
+                let ctx = try Context.load(global)
+                let overrides = ["PILOTWATCH_DB", "PILOTWATCH_HOST", "PILOTWATCH_PORT", "PILOTWATCH_CLIENT_ID", "PILOTWATCH_TOPIC_ROOT"]
+                    .filter { !(ProcessInfo.processInfo.environment[$0] ?? "").isEmpty }
                 print("configuration OK: \(global.configPath)")
+                if !overrides.isEmpty { print("  overridden by the environment: \(overrides.joined(separator: ", "))") }
                 print("  broker     \(ctx.service.broker.host):\(ctx.service.broker.port) as \(ctx.service.broker.clientID)\(ctx.service.broker.tls == nil ? "" : " over TLS")")
                 print("  topics     \(ctx.service.topicRoot)/+/+/obs, \(ctx.service.topicRoot)/+/+/status")
                 print("  database   \(global.db ?? ctx.service.databasePath)")

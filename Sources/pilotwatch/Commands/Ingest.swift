@@ -123,7 +123,7 @@ enum NDJSONLine {
         } catch {
             return refused(.malformedJSON, "not a JSON object: \(error)")
         }
-        guard case .object(let obj) = value else { return refused(.malformedJSON, "the line must be a JSON object {\"topic\", \"payload\"}") }
+        guard case .object(let obj) = value else { return refused(.schema, "the line must be a JSON object {\"topic\", \"payload\"}") }
         var topic: String?
         var payload: [UInt8]?
         for (key, v) in obj.pairs {
