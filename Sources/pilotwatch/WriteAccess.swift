@@ -122,14 +122,17 @@ enum StoreWork {
     /// ends inside a line was cut short (the command stopped): that line is not imported and the
     /// import fails, saying that the lines before it are stored.
     static func ingest(_ reader: LineReader, source: String, store: Store, validator: ContractValidator,
-                       batch: Int, terminated: Bool = false, progress: ((Int64) -> Void)? = nil) throws -> IngestTally {
+                       batch: Int, terminated: Bool = false, progress: ((Int64) -> Void)? = nil,
+                       stored: ([IngestOutcome]) -> Void = { _ in }) throws -> IngestTally {
         var tally = IngestTally()
         var pending: [IngestItem] = []
         pending.reserveCapacity(batch)
         var lineNo = 0
         func flush() throws {
             guard !pending.isEmpty else { return }
-            tally.add(try store.ingest(pending))
+            let outcomes = try store.ingest(pending)
+            tally.add(outcomes)
+            stored(outcomes)
             pending.removeAll(keepingCapacity: true)
         }
         while let line = reader.next() {

@@ -157,6 +157,14 @@ struct MetricsTests {
             defer { prometheus.stop() }
             try prometheus.waitForQuery("pilotwatch_messages_accepted_total", toEqual: Double(n))
 
+            // An import handed to serve is counted too.
+            let lines = stream("hm", count: 5).map { #"{"topic":"pilots/resp-copd-idf-01/up-9/obs","payload":"# + $0 + "}" }
+            let handed = try ws.run(["ingest", "-"], stdin: Data((lines.joined(separator: "\n") + "\n").utf8))
+            #expect(handed.status == 0 && handed.stderr.contains("handing the import"), "\(handed.stderr)")
+            _ = try scrape(port: metricsPort, until: "the handed-over import counted") {
+                $0["pilotwatch_messages_accepted_total"] == Double(n + 5)
+            }
+
             broker.stop()
             _ = try scrape(port: metricsPort, until: "the broker connection down") { $0["pilotwatch_broker_connected"] == 0 }
         }

@@ -146,7 +146,8 @@ struct Serve: ParsableCommand {
         applier.start()
         let channel = try ServeChannelServer(path: ServeChannel.socketPath(forDatabase: database)) { request, connection in
             Serve.handle(request, connection, store: store, validator: validator, inbox: inbox, applier: applier,
-                         reload: { try Context.load(global, broker: broker) }, logger: logger)
+                         reload: { try Context.load(global, broker: broker) },
+                         stored: { counts.add($0); serveMetrics?.applied(outcomes: $0) }, logger: logger)
         }
         channel.start()
         if let metricsServer {
@@ -241,7 +242,7 @@ struct Serve: ParsableCommand {
     /// its writes are serialised with the applier's batches by the store.
     static func handle(_ request: ServeRequest, _ connection: ServeConnection, store: Store,
                        validator: Mutex<ContractValidator>, inbox: Inbox, applier: InboxApplier,
-                       reload: () throws -> Context, logger: Logger) -> ServeReply {
+                       reload: () throws -> Context, stored: ([IngestOutcome]) -> Void, logger: Logger) -> ServeReply {
         do {
             switch request.op {
             case .ingest:
@@ -249,7 +250,7 @@ struct Serve: ParsableCommand {
                 logger.notice("ingest handed over: importing \(source)")
                 let tally = try StoreWork.ingest(LineReader(fileDescriptor: connection.fd), source: source, store: store,
                                                  validator: validator.withLock { $0 }, batch: max(1, min(request.batch ?? 500, 100_000)),
-                                                 terminated: true)
+                                                 terminated: true, stored: stored)
                 logger.notice("ingest handed over: \(source) done, \(tally.lines) lines, \(tally.accepted) accepted")
                 return tally.reply
             case .replay:
