@@ -559,6 +559,14 @@ public struct InboxRecord: Sendable, Hashable {
 
     /// Overwritten by ``Inbox/scrub(_:)``: no topic (MQTT has no empty topic name) and zeros.
     public var isScrubbed: Bool { topic.isEmpty && payload.allSatisfy { $0 == 0 } }
+
+    /// The record as the store takes it, with the contract's verdict on it (checked against the
+    /// time it was received).
+    public func item(validatedBy validator: ContractValidator) -> IngestItem {
+        IngestItem.received(topic: topic, receivedAt: receivedAt,
+                            verdict: validator.validate(topic: topic, payload: payload, receivedAt: receivedAt),
+                            payload: payload)
+    }
 }
 
 public enum InboxError: Error, Equatable, CustomStringConvertible {

@@ -362,14 +362,6 @@ public final class InboxApplier: @unchecked Sendable {
     }
 }
 
-extension IngestItem {
-    /// Whether the item's bytes may be kept: not for a refusal kept as hash only.
-    var keepsPayload: Bool {
-        if case .refused(_, let refusal) = verdict { return refusal.reason.keepsPayload }
-        return true
-    }
-}
-
 extension Verdict {
     /// The parsed topic, whatever the verdict.
     var topic: Topic? {

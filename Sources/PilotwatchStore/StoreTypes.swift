@@ -61,6 +61,12 @@ public struct IngestItem: Sendable {
         }
         return IngestItem(topic: kept, receivedAt: receivedAt, verdict: verdict, payload: payload)
     }
+
+    /// Whether the item's bytes may be kept: not for a refusal kept as hash only.
+    public var keepsPayload: Bool {
+        if case .refused(_, let refusal) = verdict { return refusal.reason.keepsPayload }
+        return true
+    }
 }
 
 /// What the store did with one ``IngestItem``.

@@ -13,10 +13,7 @@ enum WriteAccess {
     /// instead. Another maintenance command holding it is waited for (it finishes by itself),
     /// and so is a `serve` that no longer answers (it is finishing: it releases the lock).
     static func obtain(database: String, role: String) throws -> WriteAccess {
-        let folder = ConfigPath.folder(of: database)
-        if !FileManager.default.fileExists(atPath: folder) {
-            try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        }
+        makeFolder(of: database)
         do {
             return .own(try WriterLock.acquire(database: database, role: role))
         } catch WriterLockError.held(_, let holder) {
@@ -81,10 +78,7 @@ enum StoreWork {
             let (records, spans, next) = try reader.readSpans(from: at, maxRecords: 512, maxBytes: 4 << 20)
             if next == at { break }
             let refused = zip(records, spans).filter { record, _ in
-                guard !record.isScrubbed else { return false }
-                let verdict = validator.validate(topic: record.topic, payload: record.payload, receivedAt: record.receivedAt)
-                if case .refused(_, let refusal) = verdict { return !refusal.reason.keepsPayload }
-                return false
+                !record.isScrubbed && !record.item(validatedBy: validator).keepsPayload
             }.map(\.1)
             try inbox.scrub(refused)
             count += refused.count
@@ -105,11 +99,8 @@ enum StoreWork {
         let bytes = inbox.backlogBytes(after: from)
         guard bytes > 0 else { return 0 }
         let contract = try validator()
-        let applier = InboxApplier(inbox: inbox, store: store, from: from, policy: .immediate, makeItem: { r in
-            IngestItem.received(topic: r.topic, receivedAt: r.receivedAt,
-                       verdict: contract.validate(topic: r.topic, payload: r.payload, receivedAt: r.receivedAt),
-                       payload: r.payload)
-        }, onTrouble: log)
+        let applier = InboxApplier(inbox: inbox, store: store, from: from, policy: .immediate,
+                                   makeItem: { $0.item(validatedBy: contract) }, onTrouble: log)
         applier.start()
         if let error = applier.finish() { throw CLIError("the inbox \(path) cannot be applied: \(error)") }
         return bytes

@@ -258,6 +258,7 @@ struct HardeningTests {
             let live = try ws.run(["db", "check"])
             #expect(live.status == 0, "\(live.stdout)")
             #expect(live.stdout.contains("inbox"), "db check reports the inbox: \(live.stdout)")
+        #expect(live.stdout.contains("writer       `pilotwatch serve` (PID \(serve.pid)"), "and who writes: \(live.stdout)")
         }
     }
 
@@ -334,6 +335,7 @@ struct HardeningTests {
             #expect(serve.terminate() == 0)
             let healthy = try ws.run(["db", "check"])
             #expect(healthy.status == 0, "\(healthy.stdout)\(healthy.stderr)")
+            #expect(healthy.stdout.contains("writer       none"), "\(healthy.stdout)")
             #expect(healthy.stdout.contains("20 records in 1 segment, applied up to segment 1 offset"), "\(healthy.stdout)")
 
             var reader = try Inbox(directory: ws.db + ".inbox").reader()

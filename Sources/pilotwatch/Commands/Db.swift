@@ -146,6 +146,7 @@ struct Db: ParsableCommand {
             }
             print("database     \(path)")
             print("schema       \(found.schemaVersion)")
+            print("writer       \(WriterLock.holder(database: path).map(\.description) ?? "none (no serve or writing command runs)")")
             let inbox = try InboxCheck.make(database: path)
             if let inbox {
                 print("inbox        \(inbox.summary)")

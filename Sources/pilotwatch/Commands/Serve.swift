@@ -110,6 +110,8 @@ struct Serve: ParsableCommand {
         let counts = IngestCounts()
         let metricsAddress = try metrics.map { try ListenAddress(parsing: $0) }
         let serveMetrics = metricsAddress.map { _ in ServeMetrics(version: PilotwatchVersion.current) }
+        // What was stored, from the inbox or handed over, in the log's counts and the metrics.
+        let recordOutcomes: @Sendable ([IngestOutcome]) -> Void = { counts.add($0); serveMetrics?.applied(outcomes: $0) }
 
         let start = try store.inboxPosition()
         let backlogLimit = Int64(maxBacklog) << 20
@@ -119,12 +121,8 @@ struct Serve: ParsableCommand {
                                        maxDeferredBytes: min(64 << 20, backlogLimit / 2))
         let applier = InboxApplier(
             inbox: inbox, store: store, from: start, niceness: 10, policy: policy,
-            makeItem: { r in
-                IngestItem.received(topic: r.topic, receivedAt: r.receivedAt,
-                           verdict: validator.withLock { $0 }.validate(topic: r.topic, payload: r.payload, receivedAt: r.receivedAt),
-                           payload: r.payload)
-            },
-            onApplied: { counts.add($0); serveMetrics?.applied(outcomes: $0) },
+            makeItem: { $0.item(validatedBy: validator.withLock { $0 }) },
+            onApplied: recordOutcomes,
             onTrouble: { logger.warning("\($0)") },
             onFailure: { error in
                 // Only an inbox that cannot be read or written, or a database still refusing
@@ -147,7 +145,7 @@ struct Serve: ParsableCommand {
         let channel = try ServeChannelServer(path: ServeChannel.socketPath(forDatabase: database)) { request, connection in
             Serve.handle(request, connection, store: store, validator: validator, inbox: inbox, applier: applier,
                          reload: { try Context.load(global, broker: broker) },
-                         stored: { counts.add($0); serveMetrics?.applied(outcomes: $0) }, logger: logger)
+                         stored: recordOutcomes, logger: logger)
         }
         channel.start()
         if let metricsServer {
@@ -220,10 +218,7 @@ struct Serve: ParsableCommand {
     /// Takes the store's writer lock: refused at once (exit 75) when another `serve` has it;
     /// waited for when a maintenance command has it (it finishes by itself).
     private func takeWriterLock(_ database: String, logger: Logger) throws -> WriterLock {
-        let folder = ConfigPath.folder(of: database)
-        if !FileManager.default.fileExists(atPath: folder) {
-            try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        }
+        makeFolder(of: database)
         do {
             return try WriterLock.acquire(database: database, role: "serve")
         } catch WriterLockError.held(_, let holder) where holder == nil || holder?.role == "serve" || holder?.role == "unknown" {
@@ -307,13 +302,20 @@ func mqttConfiguration(_ s: ServiceConfig) throws -> MQTTConfiguration {
         subscriptions: ["\(s.topicRoot)/+/+/obs", "\(s.topicRoot)/+/+/status"])
 }
 
+/// Creates the folder that holds the database `path` when it is missing (the store, its lock,
+/// socket and inbox live there); a folder that cannot be made is reported by whatever opens a
+/// file in it next, with the file's name.
+func makeFolder(of path: String) {
+    let folder = ConfigPath.folder(of: path)
+    if !FileManager.default.fileExists(atPath: folder) {
+        try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    }
+}
+
 /// Opens the store, turning failures into a one-line error that names the file.
 func openStore(_ path: String, readOnly: Bool = false) throws -> Store {
     if !readOnly {
-        let folder = ConfigPath.folder(of: path)
-        if !FileManager.default.fileExists(atPath: folder) {
-            try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        }
+        makeFolder(of: path)
     } else if !FileManager.default.fileExists(atPath: path) {
         throw CLIError("no database at \(path) yet; run `pilotwatch serve` or `pilotwatch ingest` first, or pass --db FILE")
     }
