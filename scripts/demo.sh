@@ -25,7 +25,7 @@ port=$(scripts/broker.sh start "$state")
 section "private mosquitto on 127.0.0.1:$port (deploy/mosquitto/local.conf.in)"
 "$bin" config check --config "$cfg"
 
-"$bin" serve --config "$cfg" --port "$port" 2>"$out/serve.log" &
+"$bin" serve --config "$cfg" --port "$port" --alerts-every 2 2>"$out/serve.log" &
 serve_pid=$!
 for _ in $(seq 1 200); do grep -q "MQTT subscribed" "$out/serve.log" 2>/dev/null && break; sleep 0.1; done
 grep -q "MQTT subscribed" "$out/serve.log" || { echo "serve did not subscribe; its log:" >&2; cat "$out/serve.log" >&2; exit 1; }
@@ -59,6 +59,14 @@ for p in json.load(sys.stdin)["pilots"]:
   section "pilotwatch pilot $p"
   "$bin" pilot "$p" --config "$cfg"
 done
+# serve evaluates the alert rules every 2 s here (every minute by default): one more round
+# after the last message, then what it raised and published.
+sleep 3
+section "pilotwatch alerts (raised by serve, retained on the broker under pilots/_cluster/alerts/)"
+"$bin" alerts --config "$cfg"
+echo
+echo "retained alert messages on the broker:"
+mosquitto_sub -h 127.0.0.1 -p "$port" -t 'pilots/_cluster/alerts/#' -v -W 1 2>/dev/null | cut -c1-150 || true
 if "$bin" export --help >/dev/null 2>&1; then
   section "exports for funders (k = 11)"
   "$bin" export --config "$cfg" --format html --out "$out/cluster-report.html"

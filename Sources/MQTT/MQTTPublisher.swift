@@ -43,9 +43,11 @@ public final class MQTTPublisher: @unchecked Sendable {
     ///     `receiveMaximum` are not used. An empty `clientID` lets libmosquitto pick one.
     ///   - maxUnacknowledged: QoS 1 messages allowed in flight before `publish` waits.
     ///   - flowControlTimeout: seconds `publish` waits for room before it throws.
+    ///   - will: the message the broker publishes for this client when its connection ends
+    ///     without a DISCONNECT (the process died, or the network went).
     public init(
         configuration: MQTTConfiguration, logger: Logger,
-        maxUnacknowledged: Int = 1000, flowControlTimeout: Double = 60
+        maxUnacknowledged: Int = 1000, flowControlTimeout: Double = 60, will: MQTTMessage? = nil
     ) throws {
         var checked = configuration
         checked.subscriptions = []
@@ -79,6 +81,15 @@ public final class MQTTPublisher: @unchecked Sendable {
         // libmosquitto keeps at most this many in flight (fewer if the broker's receive maximum
         // is lower); the rest wait in its queue, which `publish` bounds to `maxUnacknowledged`.
         _ = mosquitto_int_option(mosq, MOSQ_OPT_SEND_MAXIMUM, Int32(min(maxUnacknowledged, 65535)))
+        if let will {
+            let rc = will.payload.withUnsafeBytes { bytes in
+                mosquitto_will_set_v5(mosq, will.topic, Int32(bytes.count), bytes.baseAddress, Int32(will.qos), will.retain, nil)
+            }
+            // Every stored property is set: throwing releases self, and deinit frees the client.
+            guard rc == Int32(MOSQ_ERR_SUCCESS.rawValue) else {
+                throw MQTTError.invalidConfiguration("will on \(will.topic): \(describeResult(rc, errno: errno))")
+            }
+        }
         _ = mosquitto_reconnect_delay_set(
             mosq, UInt32(max(1, configuration.reconnectMin.rounded(.up))),
             UInt32(max(1, configuration.reconnectMax.rounded(.up))), true)
@@ -173,6 +184,12 @@ public final class MQTTPublisher: @unchecked Sendable {
         throw failure(reason)
     }
 
+    /// How many times the broker has accepted this client's connection (a reconnect adds one).
+    public var connections: Int { state.connections }
+
+    /// Whether the connection is up now.
+    public var isConnected: Bool { state.connectProgress().connected }
+
     /// Waits until every message published so far has been acknowledged (QoS 1) or written
     /// (QoS 0). Throws on timeout, or if the broker rejected any message with a reason code.
     public func waitForAllAcknowledged(timeout: Double) throws {
@@ -230,6 +247,7 @@ private final class PublisherState: @unchecked Sendable {
     private let address: String
     private var isConnected = false
     private var everConnected = false
+    private var connectionCount = 0
     private var refusal: Int32?
     private var unacknowledged = 0
     /// Threads in `publish` waiting for room, and the count they wait to fall below.
@@ -259,6 +277,8 @@ private final class PublisherState: @unchecked Sendable {
     func connectProgress() -> (connected: Bool, refusal: Int32?) {
         condition.withLock { (isConnected, refusal) }
     }
+
+    var connections: Int { condition.withLock { connectionCount } }
 
     func takeLines() -> [String] {
         condition.withLock { lines.take() }
@@ -323,6 +343,7 @@ private final class PublisherState: @unchecked Sendable {
                 }
                 isConnected = true
                 everConnected = true
+                connectionCount += 1
             } else {
                 refusal = rc
                 logger.warning("MQTT broker \(address) refused the publisher: \(describeConnack(rc))")

@@ -41,6 +41,8 @@ public struct ServiceConfig: Sendable, Hashable {
     public var databasePath: String
     public var registryPath: String
     public var cataloguePath: String
+    /// Alert thresholds, evaluation and delivery (`alerts:`).
+    public var alerts = AlertSettings()
 
     public init(file: String, databasePath: String, registryPath: String, cataloguePath: String) {
         self.file = file; self.databasePath = databasePath; self.registryPath = registryPath; self.cataloguePath = cataloguePath
@@ -69,7 +71,7 @@ public enum ConfigParser {
     public static func service(yaml: String, file: String) -> (ServiceConfig?, [ConfigProblem]) {
         var r = YAMLReader(file: file)
         guard let root = r.root(yaml) else { return (nil, r.problems) }
-        r.checkKeys(root, allowed: ["broker", "topic_root", "database", "registry", "catalogue"], path: "")
+        r.checkKeys(root, allowed: ["broker", "topic_root", "database", "registry", "catalogue", "alerts"], path: "")
         let folder = ConfigPath.folder(of: file)
         let db = r.string(root, "database", path: "config", required: true)
         let registry = r.string(root, "registry", path: "config", required: true)
@@ -86,6 +88,7 @@ public enum ConfigParser {
                 config.topicRoot = rootTopic
             }
         }
+        if let anode = root["alerts"] { config.alerts = AlertSettings.read(&r, anode, folder: folder) }
         if let bnode = root["broker"] {
             if case .mapping(let b) = bnode {
                 r.checkKeys(b, allowed: ["host", "port", "client_id", "username", "password_file", "tls", "keepalive",
@@ -240,7 +243,7 @@ public enum ConfigParser {
             let path = "pilots[\(i)]"
             guard case .mapping(let m) = node else { r.problem(node, "\(path) must be a mapping"); continue }
             r.checkKeys(m, allowed: ["id", "name", "programme", "lead", "call", "funders", "start", "end",
-                                     "enrolment_target", "milestones", "outcomes"], path: path)
+                                     "enrolment_target", "milestones", "outcomes", "alerts"], path: path)
             let id = r.string(m, "id", path: path, required: true)
             let label = id.map { "pilots[\($0)]" } ?? path
             if let id {
@@ -276,6 +279,14 @@ public enum ConfigParser {
                 }
             }
             let outcomes = r.strings(m, "outcomes", path: label, required: false) ?? []
+            var alerts = AlertOverrides()
+            if let anode = m["alerts"] {
+                if case .mapping(let am) = anode {
+                    alerts = AlertOverrides.read(&r, am, path: "\(label).alerts", perPilot: true, extra: [])
+                } else {
+                    r.problem(anode, "\(label).alerts must be a mapping, such as {silent_hours: 72, off: [unenrolled_subjects]}")
+                }
+            }
             if let catalogue, let programme {
                 for code in outcomes {
                     guard let ind = catalogue.indicator(code) else {
@@ -291,7 +302,7 @@ public enum ConfigParser {
             if let id, let name, let programme, let lead, let call, let funders, let start, let end, let target {
                 out.append(Pilot(id: id, name: name, programme: programme, lead: lead, call: call, funders: funders,
                                  start: start, end: end, enrolmentTarget: target,
-                                 milestones: milestones.sorted { $0.date < $1.date }, outcomes: outcomes))
+                                 milestones: milestones.sorted { $0.date < $1.date }, outcomes: outcomes, alerts: alerts))
             }
         }
         if let catalogue {

@@ -18,13 +18,19 @@ public struct Pilot: Sendable, Hashable {
     public var milestones: [Milestone]
     /// Indicator codes reported to funders.
     public var outcomes: [String]
+    /// The entry's `alerts:` block: thresholds of this pilot's rules that differ from the service's.
+    public var alerts: AlertOverrides
 
     public init(id: String, name: String, programme: String, lead: String, call: String, funders: [String],
-                start: Day, end: Day, enrolmentTarget: Int, milestones: [Milestone], outcomes: [String]) {
+                start: Day, end: Day, enrolmentTarget: Int, milestones: [Milestone], outcomes: [String],
+                alerts: AlertOverrides = AlertOverrides()) {
         self.id = id; self.name = name; self.programme = programme; self.lead = lead; self.call = call
         self.funders = funders; self.start = start; self.end = end; self.enrolmentTarget = enrolmentTarget
-        self.milestones = milestones; self.outcomes = outcomes
+        self.milestones = milestones; self.outcomes = outcomes; self.alerts = alerts
     }
+
+    /// This pilot's thresholds: `base` (the service's) with the entry's own.
+    public func alertThresholds(_ base: AlertThresholds) -> AlertThresholds { alerts.applied(to: base) }
 }
 
 /// An enrolment milestone: `enrolled` subjects by `date`.

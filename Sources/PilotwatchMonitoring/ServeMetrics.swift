@@ -28,8 +28,8 @@ import Prometheus
 /// let text = metrics.render()                                                // Prometheus text format
 /// ```
 // @unchecked Sendable: `registry` and every metric handle are immutable references to
-// swift-prometheus' Sendable types; `pending` and `pilotGauges`, the only mutable state, are read
-// and written only with `lock` held.
+// swift-prometheus' Sendable types; `pending`, `pilotGauges` and `alertGauges`, the only mutable
+// state, are read and written only with `lock` held.
 public final class ServeMetrics: @unchecked Sendable {
     /// The registry the metrics live in (add more to it, or render it).
     public let registry: PrometheusCollectorRegistry
@@ -49,6 +49,7 @@ public final class ServeMetrics: @unchecked Sendable {
     private let lock = NSLock()
     private var pending = PendingReceipts()
     private var pilotGauges: [String: Gauge] = [:]
+    private var alertGauges: [AlertKey: Gauge] = [:]
 
     /// Commit durations' bucket bounds: 1 ms to 10 s.
     public static let commitBuckets: [Duration] = [
@@ -175,11 +176,29 @@ public final class ServeMetrics: @unchecked Sendable {
         }
     }
 
+    /// The alerts open now: `pilotwatch_alerts_active{rule, target}` is 1 for each; an alert
+    /// once seen keeps its series, at 0 after it cleared. Targets are pilot ids or "service".
+    public func setActiveAlerts(_ open: [AlertKey]) {
+        let active = Set(open)
+        let gauges = lock.withLock {
+            for key in active where alertGauges[key] == nil {
+                alertGauges[key] = registry.makeGauge(descriptor: Self.alertName,
+                                                      labels: [("rule", key.rule.rawValue), ("target", key.target)])
+            }
+            return alertGauges
+        }
+        for (key, gauge) in gauges { gauge.set(to: active.contains(key) ? 1 : 0) }
+    }
+
     // MARK: - Rendering
 
     /// Every metric in the Prometheus text format (version 0.0.4), as rendered by swift-prometheus.
     public func render() -> [UInt8] {
         registry.emitToBuffer()
+    }
+
+    private static var alertName: MetricNameDescriptor {
+        descriptor("alerts", "active", "1 while the alert of the rule for the target (a pilot id, or service) is raised, 0 once cleared.")
     }
 
     private static var lastMeasurementName: MetricNameDescriptor {

@@ -1,38 +1,6 @@
 import PilotwatchCore
 import PilotwatchStore
 
-/// Something about a pilot that needs a person's attention (JSON: the raw value).
-public enum AttentionFlag: String, Sendable, Hashable, CaseIterable {
-    /// `on_track` is false.
-    case behindTarget = "behind_target"
-    /// No measurement or score in the 48 hours up to `T`.
-    case silent
-    /// More than 5% of the messages received in the last 7 days were refused.
-    case refusals = "refusal_rate"
-    /// Some subjects send data but have no enrolment.
-    case unenrolledSubjects = "unenrolled_subjects"
-
-    /// The one-letter code of the status table.
-    public var letter: String {
-        switch self {
-        case .behindTarget: return "B"
-        case .silent: return "S"
-        case .refusals: return "R"
-        case .unenrolledSubjects: return "U"
-        }
-    }
-
-    /// What the letter means, for the table's legend.
-    public var meaning: String {
-        switch self {
-        case .behindTarget: return "behind target"
-        case .silent: return "silent >48h"
-        case .refusals: return "refusals >5% (7d)"
-        case .unenrolledSubjects: return "unenrolled subjects"
-        }
-    }
-}
-
 /// One pilot's row of the cluster overview.
 public struct PilotStatus: Sendable {
     public var pilot: Pilot
@@ -42,7 +10,14 @@ public struct PilotStatus: Sendable {
     public var lastWeek: MessageCounts
     /// `refusal_rate_7d`: refused among received messages of the last 7 days, in percent.
     public var refusalRate7d: Double?
-    public var flags: [AttentionFlag]
+    /// The pilot's devices as the device rules count them.
+    public var devices: DeviceCounts
+    /// The thresholds of this pilot's rules (the service's with the registry entry's own).
+    public var thresholds: AlertThresholds
+    /// The alert rules that hold for the pilot at `T`, with their values.
+    public var conditions: [AlertCondition]
+    /// The rules that hold, in rule order: the flags of the views.
+    public var flags: [AttentionFlag] { conditions.map(\.rule) }
 }
 
 /// One programme's row of the cluster overview (pooled over its pilots).
@@ -58,12 +33,15 @@ public struct StatusBoard: Sendable {
     public var pilots: [PilotStatus]
     /// Whether ingest runs (views at "now" only: a heartbeat says nothing of the past).
     public var ingest: IngestHealth? = nil
+    /// The service's thresholds (the legend's).
+    public var thresholds: AlertThresholds = .defaults
 }
 
 /// A device of the pilot and whether it has gone quiet.
 public struct DeviceHealth: Sendable {
     public var device: DeviceRecord
-    /// No message from it in the 48 hours up to `T`.
+    /// No message from it in the 48 hours (`silent_hours`) up to `T`, or its last status said
+    /// offline before then.
     public var silent: Bool
 }
 
@@ -107,7 +85,8 @@ public enum Dashboard {
 
     /// The cluster overview: every pilot of the registry (of one programme when given), grouped
     /// by programme in the registry's order.
-    public static func status(store: Store, registry: Registry, programme: String?, asOf t: Instant) throws -> StatusBoard {
+    public static func status(store: Store, registry: Registry, programme: String?, asOf t: Instant,
+                              thresholds: AlertThresholds = .defaults) throws -> StatusBoard {
         let programmes = registry.programmes.filter { p in
             programme.map { $0 == p } ?? registry.pilots.contains { $0.programme == p }
         }
@@ -115,25 +94,27 @@ public enum Dashboard {
         var pilots: [PilotStatus] = []
         try store.read { reader in
             let subjects = try reader.subjectFactsByPilot(asOf: t)
+            let devices = Dictionary(grouping: try reader.devices(), by: \.pilot)
             for p in programmes {
                 var pooled: [(subjects: [SubjectFacts], target: Int)] = []
                 for pilot in registry.pilots where pilot.programme == p {
                     let facts = try reader.pilotFacts(pilot: pilot.id, asOf: t, subjects: subjects[pilot.id] ?? [])
                     pooled.append((facts.subjects, pilot.enrolmentTarget))
-                    pilots.append(pilotStatus(pilot, facts: facts, asOf: t))
+                    pilots.append(pilotStatus(pilot, facts: facts, devices: devices[pilot.id] ?? [], thresholds: thresholds, asOf: t))
                 }
                 rows.append(ProgrammeStatus(programme: p, figures: Metrics.programme(pooled, asOf: t)))
             }
         }
-        return StatusBoard(asOf: t, programmes: rows, pilots: pilots)
+        return StatusBoard(asOf: t, programmes: rows, pilots: pilots, thresholds: thresholds)
     }
 
     /// One pilot in depth; `since` bounds the period of event rates and data quality.
     public static func pilot(store: Store, pilot: Pilot, catalogue: Catalogue, since: Instant?, asOf t: Instant,
-                             weeks: Int = Dashboard.weeks) throws -> PilotBoard {
+                             weeks: Int = Dashboard.weeks, thresholds: AlertThresholds = .defaults) throws -> PilotBoard {
         try store.read { reader in
             let facts = try reader.pilotFacts(pilot: pilot.id, asOf: t, historyDays: Metrics.historyDays(weeks: weeks))
-            let status = pilotStatus(pilot, facts: facts, asOf: t)
+            let deviceRecords = try reader.devices(pilot: pilot.id)
+            let status = pilotStatus(pilot, facts: facts, devices: deviceRecords, thresholds: thresholds, asOf: t)
 
             var measured: [Indicator] = []
             var eventCodes: [String] = []
@@ -156,10 +137,8 @@ public enum Dashboard {
             }
             let events = allEvents.filter { $0.at <= t }
 
-            let silentBefore = t.adding(days: -Metrics.silentAfterHours / 24)
-            let devices = try reader.devices(pilot: pilot.id).map {
-                DeviceHealth(device: $0, silent: $0.lastSeen <= silentBefore)
-            }
+            let silentBefore = t.adding(millis: -Int64(status.thresholds.silentHours * 3_600_000))
+            let devices = deviceRecords.map { DeviceHealth(device: $0, silent: DeviceCounts.isSilent($0, quietSince: silentBefore)) }
             let period = try reader.messageCounts(pilot: pilot.id, from: since?.day, through: t.day)
             let unenrolled = facts.subjects.filter { $0.isUnenrolled(asOf: t) }.map(\.code)
 
@@ -179,17 +158,20 @@ public enum Dashboard {
         catalogue.indicators.filter { i in programme.map { i.programmes.contains($0) } ?? true }
     }
 
-    static func pilotStatus(_ pilot: Pilot, facts: PilotFacts, asOf t: Instant) -> PilotStatus {
+    /// One pilot's row: its figures, and the alert rules that hold with `thresholds` (the
+    /// service's; the pilot's registry entry may change them).
+    static func pilotStatus(_ pilot: Pilot, facts: PilotFacts, devices: [DeviceRecord], thresholds: AlertThresholds,
+                            asOf t: Instant) -> PilotStatus {
         let figures = Metrics.pilot(facts.subjects, target: pilot.enrolmentTarget, end: pilot.end, asOf: t)
         let rate = Metrics.refusalRatePct(refused: facts.lastWeek.refused, received: facts.lastWeek.received)
-        var flags: [AttentionFlag] = []
-        if !figures.onTrack { flags.append(.behindTarget) }
-        let quietSince = t.adding(days: -Metrics.silentAfterHours / 24)
-        if figures.lastObservationAt.map({ $0 <= quietSince }) ?? true { flags.append(.silent) }
-        if let rate, rate > Metrics.refusalRateFlagPct { flags.append(.refusals) }
-        if figures.unenrolledSubjects > 0 { flags.append(.unenrolledSubjects) }
+        let mine = pilot.alertThresholds(thresholds)
+        let counts = DeviceCounts(devices, thresholds: mine, asOf: t)
+        let milestones = Metrics.milestones(pilot.milestones, subjects: facts.subjects, asOf: t)
+        let conditions = AlertEvaluator.pilot(pilot, figures: figures, milestones: milestones, lastWeek: facts.lastWeek,
+                                              refusalRate: rate, devices: counts, thresholds: mine, asOf: t)
         return PilotStatus(pilot: pilot, figures: figures,
-                           nextMilestone: Metrics.nextMilestone(pilot.milestones, subjects: facts.subjects, asOf: t),
-                           lastWeek: facts.lastWeek, refusalRate7d: rate, flags: flags)
+                           nextMilestone: milestones.first { $0.state == .pending },
+                           lastWeek: facts.lastWeek, refusalRate7d: rate, devices: counts, thresholds: mine,
+                           conditions: conditions)
     }
 }

@@ -173,7 +173,7 @@ extension StatusBoard {
         out.append(t.render())
         out.append("")
         out += Graphics.wrap(["bar: enrolled of target, │ next milestone"]
-                             + AttentionFlag.allCases.map { "\($0.letter) \($0.meaning)" }, separator: " · ")
+                             + AlertRule.pilotRules.map { "\($0.letter) \($0.meaning(thresholds))" }, separator: " · ")
             .map { Graphics.Colour.dim.paint($0, colour) }
         return out.joined(separator: "\n")
     }
@@ -403,7 +403,10 @@ extension PilotBoard {
                        + dim.paint("  0..100%, 28-day window at each week's end", colour))
         }
         if !status.flags.isEmpty {
-            out.append("  " + Graphics.Colour.yellow.paint("needs attention: " + status.flags.map(\.meaning).joined(separator: ", "), colour))
+            out.append("  " + Graphics.Colour.yellow.paint("needs attention:", colour))
+            for c in status.conditions {
+                out.append(Graphics.Colour.yellow.paint("    \(c.rule.letter) \(Graphics.truncate(c.message, Graphics.width - 6))", colour))
+            }
         }
         out.append("")
 

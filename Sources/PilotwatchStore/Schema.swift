@@ -37,6 +37,7 @@ import PilotwatchCore
 /// | `reject_payload` | `reject_id` | the payload of a reject, never for `identifying_data` (a trigger refuses it) |
 /// | `inbox_scrub` | `(segment, offset)` | inbox record refused as hash only, whose bytes are being overwritten (v4) |
 /// | `service_heartbeat` | `id = 1` | `serve`'s last sign of life: broker connection, backlog, apply lag (v5) |
+/// | `alert` | `id`, unique open `(rule, target)` | alert raised by `serve`: values, cleared at, delivery pending (v6) |
 ///
 /// A device's status is the last one *received* (`status_received_at`), not the one with the
 /// latest `at`: a device clock that runs ahead must not freeze its health view. `status_at` is
@@ -87,6 +88,9 @@ enum Schema {
         }
         migrator.registerMigration("v5-heartbeat") { db in
             try db.execute(sql: v5)
+        }
+        migrator.registerMigration("v6-alerts") { db in
+            try db.execute(sql: v6)
         }
         return migrator
     }
@@ -149,6 +153,32 @@ enum Schema {
             apply_lag_ms INTEGER NOT NULL CHECK (apply_lag_ms >= 0),
             stopped_at INTEGER
         );
+        """
+
+    /// Alerts that `serve` raised and cleared (one row per raise; `cleared_at` once cleared, at
+    /// most one open row per rule and target): the values and message that raised it, those of
+    /// the latest evaluation that found it holding, and what is still to be delivered: the retained
+    /// MQTT message and the alert command of the row's latest transition. `reject_received`
+    /// counts the quarantine's growth over the last hour.
+    static let v6 = """
+        CREATE TABLE alert (
+            id INTEGER PRIMARY KEY,
+            rule TEXT NOT NULL CHECK (length(rule) > 0),
+            target TEXT NOT NULL CHECK (length(target) > 0),
+            raised_at INTEGER NOT NULL,
+            raised_values TEXT NOT NULL,
+            raised_message TEXT NOT NULL,
+            -- what the latest evaluation found while it held (the list shows it)
+            updated_at INTEGER NOT NULL,
+            current_values TEXT NOT NULL,
+            message TEXT NOT NULL,
+            cleared_at INTEGER CHECK (cleared_at IS NULL OR cleared_at >= raised_at),
+            publish_pending INTEGER NOT NULL DEFAULT 0 CHECK (publish_pending IN (0, 1)),
+            command_pending INTEGER NOT NULL DEFAULT 0 CHECK (command_pending IN (0, 1))
+        );
+        CREATE UNIQUE INDEX alert_open ON alert (rule, target) WHERE cleared_at IS NULL;
+        CREATE INDEX alert_pending ON alert (id) WHERE publish_pending = 1 OR command_pending = 1;
+        CREATE INDEX reject_received ON reject (received_at);
         """
 
     /// The reason codes v1 of the schema allows: contract version 1's, fixed (a migration never changes).

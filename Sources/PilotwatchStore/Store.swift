@@ -16,7 +16,7 @@ import PilotwatchCore
 public final class Store: Sendable {
     public let path: String
     public let options: StoreOptions
-    private let pool: DatabasePool
+    let pool: DatabasePool
     /// The connection pool itself, for the store's own tests (TestHooks.swift).
     var rawPool: DatabasePool { pool }
     private let writer = WriterState()

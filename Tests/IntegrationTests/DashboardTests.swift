@@ -282,7 +282,7 @@ struct DashboardTests {
         let quietWeek: [String: Want] = ["messages_7d": .int(0), "refusals_7d": .int(0), "refusal_rate_7d": .null]
         var test = respTestFigures.merging(quietWeek) { a, _ in a }
         test["pilot"] = .str("resp-test"); test["name"] = .str("COPD telemonitoring test pilot")
-        test["programme"] = .str("respiratory"); test["flags"] = .strings(["unenrolled_subjects"])
+        test["programme"] = .str("respiratory"); test["flags"] = .strings(["low_adherence", "unenrolled_subjects"])
         expectFields(pilots[0], test, extra: ["next_milestone"], "pilots[resp-test]")
         let next = pilots[0]["next_milestone"] as? [String: Any] ?? [:]
         // 2026-09-30 (4) was met with 6 enrolled by then; 2026-12-31 (8) is ahead with 7 so far.
@@ -295,7 +295,7 @@ struct DashboardTests {
             "enrolment_pct": .num(50), "enrolment_rate_30d": .num(0), "projected_target_date": .null,
             "on_track": .bool(false), "active_7d": .int(1), "transmission_adherence": .num(100 * soloAdherence),
             "unenrolled_subjects": .int(0), "last_observation_at": .str("2026-10-14T06:00:00Z"),
-            "next_milestone": .null, "flags": .strings(["behind_target"]),
+            "next_milestone": .null, "flags": .strings(["behind_target", "low_adherence"]),
         ]
         single.merge(quietWeek) { a, _ in a }
         expectFields(pilots[1], single, "pilots[resp-single]")
@@ -325,7 +325,7 @@ struct DashboardTests {
             "programme": .str("respiratory"), "lead": .str("Hopital Test + BreathCo"), "call": .str("call-2026"),
             "funders": .strings(["feder-idf", "horizon-europe"]), "start": .str("2026-01-01"), "end": .str("2027-06-30"),
             "period_start": .null, "messages_7d": .int(0), "refusals_7d": .int(0), "refusal_rate_7d": .null,
-            "flags": .strings(["unenrolled_subjects"]),
+            "flags": .strings(["low_adherence", "unenrolled_subjects"]),
         ]) { a, _ in a }
         expectFields(o, want, extra: ["next_milestone", "milestones", "weekly", "outcomes", "events", "devices", "quality"],
                      "pilot")
@@ -445,8 +445,9 @@ struct DashboardTests {
         #expect(number(o["refusals_7d"]) == 4)
         #expect(number(o["refusal_rate_7d"]).map { abs($0 - 400 / Double(received)) < 1e-9 } == true)
         // 4 of 53 is above 5%; nobody enrolled in the last 30 days; the last measurement
-        // (2026-10-16) is more than 48 hours ago; subj-0006 never enrolled.
-        #expect(o["flags"] as? [String] == ["behind_target", "silent", "refusal_rate", "unenrolled_subjects"])
+        // (2026-10-16) is more than 48 hours ago, so nobody is active in 7 days; adherence is
+        // below 60%; subj-0006 never enrolled.
+        #expect(o["flags"] as? [String] == ["behind_target", "silent", "low_activity", "low_adherence", "refusal_rate", "unenrolled_subjects"])
         let quality = o["quality"] as? [String: Any] ?? [:]
         expectFields(quality, [
             "messages": .int(received), "accepted": .int(accepted), "refused": .int(4), "duplicate_messages": .int(1),

@@ -99,7 +99,16 @@ struct DeployTests {
         #expect(!snoop.output.contains("battery_pct"), "a device read another device's status: \(snoop.output)")
         #expect(snoop.status != 0, "mosquitto_sub should time out empty-handed")
 
+        // The service account writes only under _cluster/: serve's clean stop leaves
+        // ingest_stopped retained there; a device topic is closed to it, and _cluster/ to devices.
         #expect(serve.terminate() == 0, "\(serve.logText)")
+        let retained = try broker.subscribe(as: serviceLogin, topic: "pilots/_cluster/alerts/ingest_stopped/service", waitSeconds: 5)
+        #expect(retained.output.contains("\"rule\":\"ingest_stopped\""), "\(retained.output)\(retained.errorOutput)")
+        let intrude = try broker.publish(as: serviceLogin, topic: "pilots/\(respPilot)/dev-001/obs",
+                                         message: obsMessage("svc-1", [obs("p-7f3a9c21", "spo2", 94, unit: "%", at: at)]))
+        #expect(intrude.errorOutput.contains("Not authorized"), "\(intrude.errorOutput)")
+        let forged = try broker.publish(as: dev1, topic: "pilots/_cluster/alerts/ingest_stopped/service", message: "", retain: true)
+        #expect(forged.errorOutput.contains("Not authorized"), "\(forged.errorOutput)")
     }
 
     /// Anonymous clients, plain TCP and wrong passwords are refused; a provisioned account is not

@@ -512,3 +512,40 @@ struct NDJSONShapeTests {
         }
     }
 }
+
+/// A serve that dies without a word: once the configured bound has passed with no heartbeat,
+/// the views and `alerts` say ingest stopped; a restart clears it.
+@Suite("Ingest health after a crash", .serialized)
+struct IngestCrashHealthTests {
+    @Test func aKilledServeIsCalledStoppedAfterTheBoundAndARestartClearsIt() throws {
+        try withBrokerAndWorkspace { broker, ws in
+            try (try String(contentsOfFile: ws.config, encoding: .utf8) + "\nalerts: {ingest_stale_seconds: 10}\n")
+                .write(toFile: ws.config, atomically: true, encoding: .utf8)
+            var serve = try ws.startServe(port: broker.port, extra: ["--heartbeat-every", "0.5"])
+            try serve.waitUntilSubscribed()
+            Thread.sleep(forTimeInterval: 1)
+            #expect(try ws.run(["status"]).stdout.hasPrefix("ingest: running since"))
+            serve.kill9()
+            // Within the bound it may still be running (a beat is at most 10 s old) ...
+            let early = try ws.run(["status", "--format", "json"]).stdout
+            #expect(early.contains("\"state\":\"running\""), "\(early)")
+            // ... past it, every view says stopped, and since when.
+            Thread.sleep(forTimeInterval: 11)
+            let table = try ws.run(["status"]).stdout
+            #expect(table.hasPrefix("INGEST STOPPED since") && table.contains("no heartbeat from serve"), "\(table)")
+            let json = try ws.run(["status", "--format", "json"]).stdout
+            #expect(json.contains("\"state\":\"stopped\"") && json.contains("\"silence_may_be_ours\":true"), "\(json)")
+            let alerts = try ws.run(["alerts", "--format", "json"])
+            #expect(alerts.status == 0, "\(alerts.stderr)")
+            #expect(alerts.stdout.contains("\"rule\": \"ingest_stopped\"") && alerts.stdout.contains("\"source\": \"heartbeat\""),
+                    "\(alerts.stdout)")
+
+            serve = try ws.startServe(port: broker.port, extra: ["--heartbeat-every", "0.5"])
+            defer { serve.terminate() }
+            try serve.waitUntilSubscribed()
+            Thread.sleep(forTimeInterval: 1)
+            #expect(try ws.run(["status"]).stdout.hasPrefix("ingest: running since"), "the line clears after a restart")
+            #expect(!(try ws.run(["alerts", "--format", "json"]).stdout.contains("ingest_stopped")))
+        }
+    }
+}

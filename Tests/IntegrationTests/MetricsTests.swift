@@ -121,7 +121,7 @@ struct MetricsTests {
         let prometheusBinary = try requiredTool("prometheus", package: "prometheus")
         try withBrokerAndWorkspace { broker, ws in
             let metricsPort = try freeLoopbackPort()
-            let serve = try ws.startServe(port: broker.port, extra: ["--metrics", "127.0.0.1:\(metricsPort)"])
+            let serve = try ws.startServe(port: broker.port, extra: ["--metrics", "127.0.0.1:\(metricsPort)", "--alerts-every", "0.5"])
             defer { serve.terminate() }
             try serve.waitUntilSubscribed()
             #expect(serve.logText.contains("metrics: serving http://127.0.0.1:\(metricsPort)/metrics"))
@@ -130,8 +130,10 @@ struct MetricsTests {
             try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/oxi-7/obs", lines: stream("m", count: n))
             try publish(port: broker.port, topic: "pilots/resp-copd-idf-01/oxi-7/obs", message: "{not json")
             // Caught up: everything counted, nothing left in the inbox, no lag.
-            let text = try scrape(port: metricsPort, until: "\(n) accepted, 1 refused, backlog and lag 0") {
-                $0["pilotwatch_messages_accepted_total"] == Double(n)
+            // card-hf-idf-03 has sent nothing: its silent alert is active.
+            let silent = "pilotwatch_alerts_active{rule=\"silent\",target=\"card-hf-idf-03\"}"
+            let text = try scrape(port: metricsPort, until: "\(n) accepted, 1 refused, backlog and lag 0, an alert active") {
+                $0[silent] == 1 && $0["pilotwatch_messages_accepted_total"] == Double(n)
                     && $0["pilotwatch_messages_refused_total{reason=\"malformed_json\"}"] == 1
                     && $0["pilotwatch_inbox_backlog_bytes"] == 0 && $0["pilotwatch_apply_lag_seconds"] == 0
             }

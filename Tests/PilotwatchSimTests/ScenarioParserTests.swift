@@ -33,7 +33,7 @@ import Testing
         #expect(s.pilots.count == 15)
         let patch = try #require(s.pilots.first { $0.pilot.id == "card-hf-patch-12" })
         #expect(patch.transport == .backend && patch.batchMax == 50 && patch.pilotField)
-        #expect(patch.misbehaviour.malformedPer1000 == 4)
+        #expect(patch.misbehaviour.malformedPer1000 == 18)
         #expect(patch.misbehaviour.duplicatePer1000 == 2)   // from defaults
         let gest = try #require(s.pilots.first { $0.pilot.id == "diab-gest-08" })
         #expect(gest.misbehaviour.duplicatePer1000 == 15)   // overridden

@@ -46,8 +46,12 @@ struct PilotView: ParsableCommand {
         try view.show { now in
             let t = fixedAsOf ?? now
             let start = since.flatMap { parseTimeArgument($0, now: t) }
-            var board = try Dashboard.pilot(store: store, pilot: pilot, catalogue: ctx.catalogue, since: start, asOf: t)
-            if fixedAsOf == nil { board.ingest = IngestHealth.evaluate(try store.heartbeat(), now: now) }
+            var board = try Dashboard.pilot(store: store, pilot: pilot, catalogue: ctx.catalogue, since: start, asOf: t,
+                                        thresholds: ctx.service.alerts.thresholds)
+            if fixedAsOf == nil {
+                board.ingest = IngestHealth.evaluate(try store.heartbeat(), now: now,
+                                                     staleAfter: ctx.service.alerts.thresholds.ingestStaleSeconds)
+            }
             switch view.format {
             case .table: return board.table(colour: useColour)
             case .json: return board.json()

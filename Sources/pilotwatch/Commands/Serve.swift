@@ -72,6 +72,11 @@ struct Serve: ParsableCommand {
                                valueName: "seconds"))
     var heartbeatEvery: Double = 5
 
+    @Option(help: ArgumentHelp(
+        "Seconds between two evaluations of the alert rules (default: alerts.every in the configuration, 60).",
+        valueName: "seconds"))
+    var alertsEvery: Double?
+
     @Option(help: ArgumentHelp("Stop after receiving this many messages (benchmarks).", visibility: .hidden))
     var stopAfter: Int?
 
@@ -87,6 +92,9 @@ struct Serve: ParsableCommand {
         guard maxBacklog >= 1 else { throw ValidationError("--max-backlog \(maxBacklog) must be at least 1 (MiB)") }
         guard applyDelay >= 0, applyDelay <= 3600 else {
             throw ValidationError("--apply-delay \(applyDelay) must be between 0 and 3600 (seconds)")
+        }
+        if let alertsEvery, !(alertsEvery >= 0.5 && alertsEvery <= 3600) {
+            throw ValidationError("--alerts-every \(alertsEvery) must be between 0.5 and 3600 (seconds)")
         }
         if let metrics {
             do { _ = try ListenAddress(parsing: metrics) } catch { throw ValidationError("--metrics \(metrics): \(error)") }
@@ -181,6 +189,8 @@ struct Serve: ParsableCommand {
         }
         subscriber.onLoopTurn = { notifier.watchdogIfDue() }
         defer { ticker.cancel(); signals.cancel() }
+        let alerts = makeAlertLoop(ctx, mqttConfig: mqttConfig, store: store, metrics: serveMetrics, logger: logger)
+        alerts.loop.start(firstAfter: min(2, alerts.every))
 
         logger.info("pilotwatch serve starting", metadata: [
             "db.path": "\(database)", "inbox.path": "\(inboxPath)", "mqtt.host": "\(mqttConfig.host)",
@@ -210,9 +220,39 @@ struct Serve: ParsableCommand {
         // Everything acknowledged goes into SQLite before exiting.
         let applyError = applier.finish()
         beats.stop()
+        alerts.loop.stop(clean: receiveError == nil && applyError == nil)
         logger.info("\(counts.line())")
         if receiveError != nil || applyError != nil { throw ExitCode.failure }
         logger.notice("pilotwatch serve stopped cleanly")
+    }
+
+    /// The alert loop, with its own connection to the broker (client id `{client_id}-alerts`,
+    /// the service account's credentials) whose will raises `ingest_stopped`.
+    private func makeAlertLoop(_ ctx: Context, mqttConfig: MQTTConfiguration, store: Store, metrics: ServeMetrics?,
+                               logger: Logger) -> (loop: AlertLoop, every: Double) {
+        var settings = ctx.service.alerts
+        if let alertsEvery { settings.every = alertsEvery }
+        var config = mqttConfig
+        config.clientID = String((mqttConfig.clientID + "-alerts").prefix(128))
+        config.subscriptions = []
+        var publisher: MQTTPublisher?
+        do {
+            let p = try MQTTPublisher(configuration: config, logger: logger, maxUnacknowledged: 100, flowControlTimeout: 10,
+                                      will: AlertLoop.will(root: ctx.service.topicRoot, startedAt: .now))
+            do { try p.connect() } catch {
+                // The loop tries again at each evaluation; until then alerts stay pending.
+                logger.warning("alerts: the alert connection to the broker failed (alerts stay pending until it connects): \(error)")
+            }
+            publisher = p
+        } catch {
+            logger.warning("alerts: no alert connection to the broker (alerts are recorded, not published): \(error)")
+        }
+        let loop = AlertLoop(store: store, registry: ctx.registry,
+                             settings: AlertLoop.Settings(alerts: settings, topicRoot: ctx.service.topicRoot,
+                                                          backlogLimit: Int64(maxBacklog) << 20,
+                                                          lagBound: max(30, 2 * applyDelay)),
+                             publisher: publisher, metrics: metrics, logger: logger)
+        return (loop, settings.every)
     }
 
     /// Takes the store's writer lock: refused at once (exit 75) when another `serve` has it;

@@ -23,7 +23,8 @@ struct Stats: ParsableCommand {
         let ctx = try Context.load(global)
         let store = try openStore(ctx.service.databasePath, readOnly: true)
         let s = try store.stats()
-        print(StatsView.render(s, format: format, ingest: IngestHealth.evaluate(try store.heartbeat(), now: .now)))
+        print(StatsView.render(s, format: format, ingest: IngestHealth.evaluate(
+            try store.heartbeat(), now: .now, staleAfter: ctx.service.alerts.thresholds.ingestStaleSeconds)))
     }
 }
 

@@ -12,9 +12,13 @@ struct Status: ParsableCommand {
         Per programme: pilots, enrolled against the summed target, in follow-up, active in the last \
         7 days and transmission adherence (pooled over all subjects). Then one row per pilot: \
         enrolment bar (with a tick at the next milestone), on track, active 7d, adherence, time \
-        since the last measurement, refusals in the last 7 days, and flags (B behind target, \
-        S silent for more than 48 hours, R refusal rate above 5%, U unenrolled subjects). \
-        Definitions: docs/metrics.md.
+        since the last measurement, refusals in the last 7 days, and flags: the alert rules that \
+        hold (B behind target, M latest milestone missed, S silent for more than 48 hours, A active \
+        in 7 days below 50% of those in follow-up, T transmission adherence below 60%, D 20% or \
+        more of the devices silent for 48 hours, L 20% or more with a battery below 20%, R refusal \
+        rate above 5% over 7 days, U unenrolled subjects). The thresholds are defaults that \
+        `alerts:` in pilotwatch.yaml and in a pilot's registry entry change; the legend shows the \
+        service's. `pilotwatch alerts` lists what serve raised. Definitions: docs/metrics.md.
 
         Examples:
           pilotwatch status
@@ -37,8 +41,12 @@ struct Status: ParsableCommand {
         let fixedAsOf = try view.parsedAsOf()
         let store = try openStore(ctx.service.databasePath, readOnly: true)
         try view.show { now in
-            var board = try Dashboard.status(store: store, registry: ctx.registry, programme: programme, asOf: fixedAsOf ?? now)
-            if fixedAsOf == nil { board.ingest = IngestHealth.evaluate(try store.heartbeat(), now: now) }
+            var board = try Dashboard.status(store: store, registry: ctx.registry, programme: programme, asOf: fixedAsOf ?? now,
+                                         thresholds: ctx.service.alerts.thresholds)
+            if fixedAsOf == nil {
+                board.ingest = IngestHealth.evaluate(try store.heartbeat(), now: now,
+                                                     staleAfter: ctx.service.alerts.thresholds.ingestStaleSeconds)
+            }
             switch view.format {
             case .table: return board.table(colour: useColour)
             case .json: return board.json()
