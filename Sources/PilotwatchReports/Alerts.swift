@@ -54,22 +54,32 @@ public struct DeviceCounts: Sendable, Hashable {
 
     public init() {}
 
+    /// A device silent for longer than this is retired (its patient left, say): it counts neither
+    /// as silent nor in the pilot's devices.
+    public static let retiredAfterDays = 30.0
+
     public init(_ devices: [DeviceRecord], thresholds t: AlertThresholds, asOf: Instant) {
         let quietSince = asOf.adding(millis: -Int64(t.silentHours * 3_600_000))
+        let retiredBefore = asOf.adding(days: -Self.retiredAfterDays)
         for d in devices where d.firstSeen <= asOf {
+            if Self.lastSign(d) < retiredBefore { continue }
             total += 1
             if Self.isSilent(d, quietSince: quietSince) { silent += 1 }
             if let b = d.batteryPct, b < t.lowBatteryPct { lowBattery += 1 }
         }
     }
 
-    /// A device is silent when nothing came from it since `quietSince`, or when it last said it
-    /// went offline before then (a back-end that relays a dead fleet's last statuses still
-    /// sends messages; the devices do not).
+    /// When the device was last heard of: its last message, or the time its last status said it
+    /// went offline when that is earlier (a back-end that relays a dead fleet's last statuses
+    /// still sends messages; the devices do not).
+    static func lastSign(_ d: DeviceRecord) -> Instant {
+        if d.statusState == .offline, let at = d.statusAt, at < d.lastSeen { return at }
+        return d.lastSeen
+    }
+
+    /// A device is silent when it was last heard of at or before `quietSince`.
     public static func isSilent(_ d: DeviceRecord, quietSince: Instant) -> Bool {
-        if d.lastSeen <= quietSince { return true }
-        if d.statusState == .offline, let at = d.statusAt, at <= quietSince { return true }
-        return false
+        lastSign(d) <= quietSince
     }
 }
 

@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 import PilotwatchCore
 import PilotwatchStore
@@ -40,43 +39,67 @@ struct AlertCommand: Sendable {
     /// Runs the command with `extra` added to serve's environment; waits for it at most
     /// `timeout` seconds (`limit` when lower), and stops it early once `shouldStop` says so
     /// (serve is stopping).
+    ///
+    /// posix_spawn, not Foundation's Process: the child starts with no signal blocked (serve
+    /// blocks SIGTERM and SIGINT for its own handling, and a child would inherit that) and in a
+    /// process group of its own, so that stopping it (SIGTERM, then SIGKILL two seconds later)
+    /// reaches whatever it started too.
     func run(environment extra: [String: String], limit: Double? = nil, shouldStop: () -> Bool = { false }) -> Outcome {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: argv[0])
-        process.arguments = Array(argv.dropFirst())
-        process.environment = ProcessInfo.processInfo.environment.merging(extra) { _, new in new }
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        let done = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in done.signal() }
-        do {
-            try process.run()
-        } catch {
-            return .failed("\(argv[0]) could not be started: \(error.localizedDescription)")
-        }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        posix_spawnattr_setsigmask(&attributes, &mask)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGUSR1, SIGUSR2] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+
+        let args: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        defer { for p in args { free(p) } }
+        let environment = ProcessInfo.processInfo.environment.merging(extra) { _, new in new }
+        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for p in envp { free(p) } }
+        var pid = pid_t()
+        let rc = posix_spawn(&pid, argv[0], &actions, &attributes, args, envp)
+        guard rc == 0 else { return .failed("\(argv[0]) could not be started: \(String(cString: strerror(rc)))") }
+
         let allowed = min(timeout, limit ?? timeout)
-        let deadline = DispatchTime.now() + allowed
-        var finished = false
+        let deadline = ContinuousClock.now + .milliseconds(Int64(allowed * 1000))
+        var status: Int32 = 0
         var interrupted = false
-        while !finished {
-            finished = done.wait(timeout: min(deadline, .now() + 0.1)) == .success
-            if finished || DispatchTime.now() >= deadline { break }
+        while true {
+            if waitpid(pid, &status, WNOHANG) == pid { return Self.outcome(argv[0], status) }
+            if ContinuousClock.now >= deadline { break }
             if shouldStop() { interrupted = true; break }
+            Thread.sleep(forTimeInterval: 0.02)
         }
-        if !finished {
-            process.terminate()
-            if done.wait(timeout: .now() + 2) == .timedOut {
-                kill(process.processIdentifier, SIGKILL)
-                done.wait()
-            }
-            return .failed(interrupted ? "\(argv[0]) was stopped because serve is stopping"
-                                       : "\(argv[0]) did not finish within \(Self.seconds(allowed)) s and was stopped")
+        kill(-pid, SIGTERM)
+        let grace = ContinuousClock.now + .seconds(2)
+        var reaped = false
+        while ContinuousClock.now < grace {
+            if waitpid(pid, &status, WNOHANG) == pid { reaped = true; break }
+            Thread.sleep(forTimeInterval: 0.02)
         }
-        switch (process.terminationReason, process.terminationStatus) {
-        case (.exit, 0): return .succeeded
-        case (.exit, let status): return .failed("\(argv[0]) exited with status \(status)")
-        case (_, let signal): return .failed("\(argv[0]) was killed by signal \(signal)")
-        }
+        kill(-pid, SIGKILL)
+        if !reaped { _ = waitpid(pid, &status, 0) }
+        return .failed(interrupted ? "\(argv[0]) was stopped because serve is stopping"
+                                   : "\(argv[0]) did not finish within \(Self.seconds(allowed)) s and was stopped")
+    }
+
+    private static func outcome(_ program: String, _ status: Int32) -> Outcome {
+        let signal = status & 0x7f
+        if signal != 0 { return .failed("\(program) was killed by signal \(signal)") }
+        let code = (status >> 8) & 0xff
+        return code == 0 ? .succeeded : .failed("\(program) exited with status \(code)")
     }
 
     private static func seconds(_ v: Double) -> String {

@@ -115,7 +115,9 @@ final class AlertLoop: @unchecked Sendable {
                                          message: clean ? "serve stopped" : "serve stopped on an error (see its log)")
             if settings.alerts.thresholds.isOn(.ingestStopped) {
                 record(raise: [stopped], clear: [], at: .now)
-                deliver(commandLimit: Self.stopCommandLimit)
+                // Everything is published (quick); of the commands, only ingest_stopped's runs now,
+                // the others wait for the next start.
+                deliver(commandLimit: Self.stopCommandLimit, commandsFor: [stopped.key])
             }
             publisher?.disconnect()
         }
@@ -182,7 +184,7 @@ final class AlertLoop: @unchecked Sendable {
     }
 
     /// Publishes and runs the command for every pending transition; what fails stays pending.
-    private func deliver(commandLimit: Double? = nil) {
+    private func deliver(commandLimit: Double? = nil, commandsFor only: Set<AlertKey>? = nil) {
         guard publisher != nil || command != nil, let pending = try? store.pendingAlertDeliveries(), !pending.isEmpty else { return }
         let programmes = Dictionary(registry.pilots.map { ($0.id, $0.programme) }) { a, _ in a }
         var published: Set<Int64> = []
@@ -207,7 +209,7 @@ final class AlertLoop: @unchecked Sendable {
         }
         for a in pending {
             var ran = false
-            if let command, a.commandPending, !stopping.withLock({ $0 }) {
+            if let command, a.commandPending, only.map({ $0.contains(a.key) }) ?? true, !stopping.withLock({ $0 }) {
                 switch command.run(environment: AlertCommand.environment(for: a, topic: Self.topic(root: settings.topicRoot, a.key)),
                                    limit: commandLimit, shouldStop: { self.stopping.withLock { $0 } }) {
                 case .succeeded: ran = true

@@ -192,6 +192,9 @@ struct AlertDeliveryTests {
             // Meanwhile ingest goes on: 200 messages are stored while the command keeps hanging.
             try publish(port: broker.port, topic: "pilots/resp-alert-01/dev-a2/obs", lines: stream("cmd", count: 200))
             try ws.waitFor("200 more stored", timeout: 30) { $0.accepted >= 201 }
+            // Nor does it hold up the stop: the run in progress is stopped with serve, whose exit
+            // 0 comes before the 15 s after which terminate() would kill it.
+            #expect(serve.terminate(timeout: 15) == 0, "\(serve.logText)")
         }
     }
 }

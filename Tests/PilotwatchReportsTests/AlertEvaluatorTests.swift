@@ -88,6 +88,23 @@ struct AlertEvaluatorTests {
         #expect(rules(healthy, devices: DeviceCounts([quiet[0]] + busier, thresholds: .defaults, asOf: t)) == [])
     }
 
+    @Test func aDeviceOfflineOrSilentForAMonthIsRetiredNotSilent() {
+        let busy = (0..<8).map { device("b\($0)", lastSeenHoursAgo: 1, battery: 90) }
+        // Still sending through a back-end, but its last status said offline three days ago.
+        var offline = device("o1", lastSeenHoursAgo: 1, battery: 90)
+        offline.statusState = .offline
+        offline.statusAt = t.adding(days: -3)
+        let quiet = device("q1", lastSeenHoursAgo: 72, battery: 90)
+        let counts = DeviceCounts(busy + [offline, quiet], thresholds: .defaults, asOf: t)
+        #expect(counts.total == 10 && counts.silent == 2)
+        #expect(rules(healthy, devices: counts) == [.devicesSilent])
+        // Silent for 40 days: retired, out of both counts.
+        let gone = (0..<5).map { device("g\($0)", lastSeenHoursAgo: 40 * 24, battery: 90) }
+        let retired = DeviceCounts(busy + gone + [quiet], thresholds: .defaults, asOf: t)
+        #expect(retired.total == 9 && retired.silent == 1)
+        #expect(rules(healthy, devices: retired) == [])
+    }
+
     @Test func lowBatteryFromTwentyPercentOfDevices() {
         let low = (0..<2).map { device("l\($0)", lastSeenHoursAgo: 1, battery: 15) }
         let fine = (0..<8).map { device("f\($0)", lastSeenHoursAgo: 1, battery: 20) }
