@@ -85,10 +85,11 @@ stored2=$(sqlite3 "$work/bench.sqlite" "SELECT count(*) FROM message")
 size=$(du -k "$work/bench.sqlite" | cut -f1)
 
 # ---- live again, with a slow and failing alerts.command ---------------------
-# serve evaluates the alert rules every 0.5 s; the seed registry's pilots raise alerts at once
-# (the load generator's subjects are never enrolled, most pilots send nothing), and each run of
-# the command hangs until its 20 s timeout, then counts as failed and is retried. It runs on the
-# alert thread: the rate must not move.
+# serve evaluates the alert rules every 5 s (every 60 by default); the seed registry's pilots
+# raise alerts at once (the load generator's subjects are never enrolled, most pilots send
+# nothing), and each run of the command hangs until its 20 s timeout, then counts as failed and is
+# retried. It runs on the alert thread: the rate must not move. "Until all are in SQLite" is
+# read from the database here (serve's stop gives ingest_stopped's command up to 5 s).
 cat > "$work/slow-alert.sh" <<'SH'
 #!/bin/sh
 sleep 30
@@ -98,13 +99,15 @@ chmod +x "$work/slow-alert.sh"
 sed -e "s/client_id: bench-pw-drain,/client_id: bench-pw-alerts,/" -e "s|database: .*|database: $work/alerts.sqlite|" \
   "$work/pilotwatch.yaml" > "$work/alerts.yaml"
 printf 'alerts: {command: [%s], command_timeout: 20}\n' "$work/slow-alert.sh" >> "$work/alerts.yaml"
-"$bin" serve --config "$work/alerts.yaml" --stop-after "$N" --counts-every 3600 --alerts-every 0.5 2> "$work/serve-alerts.log" &
+"$bin" serve --config "$work/alerts.yaml" --stop-after "$N" --counts-every 3600 --alerts-every 5 2> "$work/serve-alerts.log" &
 pw=$!; pids+=("$pw")
 for _ in $(seq 1 100); do grep -q subscribed "$work/serve-alerts.log" && break; sleep 0.1; done
-sleep 1.5  # the first evaluation has raised its alerts and the command hangs
+sleep 3  # the first evaluation (after 2 s) has raised its alerts and the command hangs
 t0=$(now); "$bin" loadgen --port "$port" --count "$N" --run-id live-alerts > "$work/loadgen4.txt" &
 gen=$!; pids+=("$gen")
-await_received "$work/serve-alerts.log" "$pw"; t1=$(now); wait "$gen"; wait "$pw"; t2=$(now)
+await_received "$work/serve-alerts.log" "$pw"; t1=$(now)
+until [ "$(sqlite3 "$work/alerts.sqlite" "SELECT count(*) FROM message" 2>/dev/null || echo 0)" -ge "$N" ]; do sleep 0.05; done
+t2=$(now); wait "$gen"; wait "$pw"
 pw_alerts=$(rate "$N" "$t0" "$t1")
 pw_alerts_sql=$(rate "$N" "$t0" "$t2")
 raised=$(grep -c "alert raised" "$work/serve-alerts.log" || true)

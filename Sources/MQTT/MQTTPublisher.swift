@@ -323,6 +323,8 @@ private final class PublisherState: @unchecked Sendable {
         while unacknowledged > 0 {
             if !condition.wait(until: deadline) { break }
         }
+        // A rejection is reported once: the next wait is about what is published after it.
+        defer { rejection = nil }
         return (unacknowledged, rejection)
     }
 

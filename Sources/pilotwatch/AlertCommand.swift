@@ -65,7 +65,11 @@ struct AlertCommand: Sendable {
 
         let args: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         defer { for p in args { free(p) } }
-        let environment = ProcessInfo.processInfo.environment.merging(extra) { _, new in new }
+        // serve's environment without what is serve's alone (systemd's notify socket and watchdog)
+        // or left over from another alert.
+        let environment = ProcessInfo.processInfo.environment
+            .filter { key, _ in !key.hasPrefix("PILOTWATCH_ALERT_") && !key.hasPrefix("WATCHDOG_") && key != "NOTIFY_SOCKET" }
+            .merging(extra) { _, new in new }
         let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for p in envp { free(p) } }
         var pid = pid_t()

@@ -18,8 +18,9 @@ import PilotwatchStore
 /// Pilot rules are left as they are while serve is behind with the inbox, so that the service's
 /// own lag never raises a pilot's "silent".
 // @unchecked Sendable: every property is immutable but `timer` (a dispatch source, thread-safe,
-// configured in `start` and cancelled in `stop`, both from serve's main thread) and `lastConnections`,
-// which only the loop's own serial queue reads and writes.
+// configured in `start` and cancelled in `stop`, both from serve's main thread), `stopping` (a
+// lock), and `lastConnections` and `firstRound`, which only the loop's own serial queue reads and
+// writes.
 final class AlertLoop: @unchecked Sendable {
     struct Settings {
         var alerts: AlertSettings
@@ -40,14 +41,19 @@ final class AlertLoop: @unchecked Sendable {
     private let queue = DispatchQueue(label: "pilotwatch.alerts")
     private let timer: any DispatchSourceTimer
     private var lastConnections = 0
+    /// The last run's heartbeat, read before this run's first beat.
+    private let previous: ServiceHeartbeat?
+    private var firstRound = true
     /// Set by `stop`: deliveries in progress give up (a hanging command is stopped) so that serve
     /// stops at once.
     private let stopping = Mutex(false)
     /// At a stop, the command for `ingest_stopped` may run this long at most.
     static let stopCommandLimit = 5.0
 
-    init(store: Store, registry: Registry, settings: Settings, publisher: MQTTPublisher?, metrics: ServeMetrics?, logger: Logger) {
+    init(store: Store, registry: Registry, previous: ServiceHeartbeat?, settings: Settings, publisher: MQTTPublisher?,
+         metrics: ServeMetrics?, logger: Logger) {
         self.store = store
+        self.previous = previous
         self.registry = registry
         self.settings = settings
         self.publisher = publisher
@@ -126,6 +132,17 @@ final class AlertLoop: @unchecked Sendable {
     /// One evaluation: the conditions that hold, the transitions against the open alerts, the
     /// deliveries still pending.
     func round(now: Instant) {
+        // Connect (arming the will) at the first round, and again while the broker is away;
+        // once connected, libmosquitto's own thread reconnects.
+        if let publisher, !publisher.isConnected {
+            do { try publisher.connect() } catch {
+                logger.warning("alerts: no connection to the broker for the alerts (alerts stay pending; next try in \(Int(settings.alerts.every)) s): \(error)")
+            }
+        }
+        if firstRound {
+            firstRound = false
+            recordPreviousCrash()
+        }
         do {
             let thresholds = settings.alerts.thresholds
             let heartbeat = try store.heartbeat()
@@ -135,13 +152,16 @@ final class AlertLoop: @unchecked Sendable {
                 refusedLastHour: try store.refusedCount(since: now.adding(millis: -3_600_000)), thresholds: thresholds)
             // Our own heartbeat: "stopped" here means it cannot be recorded, never that serve has not beaten yet.
             if heartbeat == nil { conditions.removeAll { $0.rule == .ingestStopped } }
+            // While ingest is unwell (broker away for longer than the bound) or SQLite is behind
+            // the inbox, the pilots' figures say more about us than about them: their rules wait,
+            // neither raised nor cleared.
             let lag = Double(heartbeat?.applyLagMillis ?? 0) / 1000
-            let pilotsEvaluated = lag <= settings.lagBound
+            let pilotsEvaluated = lag <= settings.lagBound && (heartbeat == nil || health.state == .running)
             if pilotsEvaluated {
                 let board = try Dashboard.status(store: store, registry: registry, programme: nil, asOf: now, thresholds: thresholds)
                 conditions += board.pilots.flatMap(\.conditions)
             } else {
-                logger.notice("alerts: pilot rules wait, SQLite is \(Int(lag)) s behind the inbox (the pilots' figures are not current)")
+                logger.notice("alerts: pilot rules wait: ingest is \(health.state.rawValue), SQLite \(Int(lag)) s behind the inbox (the pilots' figures are not current)")
             }
             let open = try store.openAlerts()
             let holding = Set(conditions.map(\.key))
@@ -165,6 +185,22 @@ final class AlertLoop: @unchecked Sendable {
         }
         deliver()
         if let metrics, let open = try? store.openAlerts() { metrics.setActiveAlerts(open.map(\.key)) }
+    }
+
+    /// The last run ended without a clean stop (a crash, a kill, a power loss): only the broker
+    /// said so, through the will. Recorded now as raised at its last heartbeat and delivered;
+    /// this round clears it, since ingest runs again.
+    private func recordPreviousCrash() {
+        guard let previous, previous.stoppedAt == nil, settings.alerts.thresholds.isOn(.ingestStopped) else { return }
+        let key = AlertKey(rule: .ingestStopped, target: AlertRule.service)
+        guard (try? store.openAlerts().contains { $0.key == key }) == false else { return }
+        let crash = AlertCondition(
+            rule: .ingestStopped, target: AlertRule.service,
+            values: JSONObject([("last_beat", .string(previous.beatAt.description)), ("pid", .number(JSONNumber(Int(previous.pid)))),
+                                ("clean", .bool(false))]),
+            message: "serve (pid \(previous.pid)) stopped without a clean stop after \(Graphics.minute(previous.beatAt)) UTC (crash, kill or power loss)")
+        record(raise: [crash], clear: [], at: previous.beatAt)
+        deliver()
     }
 
     private func record(raise: [AlertCondition], holding: [AlertCondition] = [], clear: [AlertKey], at now: Instant) {
@@ -192,28 +228,30 @@ final class AlertLoop: @unchecked Sendable {
             let toPublish = pending.filter(\.publishPending)
             if !toPublish.isEmpty {
                 do {
-                    // Not yet connected at start (the broker was away): try again now. Once
-                    // connected, libmosquitto's own thread reconnects.
-                    if !publisher.isConnected { try publisher.connect() }
                     guard publisher.isConnected else { throw CLIError("the alert connection to the broker is down") }
                     for a in toPublish {
                         try publisher.publish(topic: Self.topic(root: settings.topicRoot, a.key),
                                               payload: Self.payload(a, programme: programmes[a.target]), qos: 1, retain: true)
                     }
-                    try publisher.waitForAllAcknowledged(timeout: 10)
+                    try publisher.waitForAllAcknowledged(timeout: 5)
                     published = Set(toPublish.map(\.id))
                 } catch {
                     logger.warning("alerts: \(toPublish.count) not published (retried at the next evaluation): \(error)")
                 }
             }
         }
+        // A failed run holds back the later transitions of the same alert, so that the command
+        // hears them in order.
+        var failed: Set<AlertKey> = []
         for a in pending {
             var ran = false
-            if let command, a.commandPending, only.map({ $0.contains(a.key) }) ?? true, !stopping.withLock({ $0 }) {
+            if let command, a.commandPending, only.map({ $0.contains(a.key) }) ?? true, !failed.contains(a.key),
+               !stopping.withLock({ $0 }) {
                 switch command.run(environment: AlertCommand.environment(for: a, topic: Self.topic(root: settings.topicRoot, a.key)),
                                    limit: commandLimit, shouldStop: { self.stopping.withLock { $0 } }) {
                 case .succeeded: ran = true
                 case .failed(let why):
+                    failed.insert(a.key)
                     logger.warning("alerts: the alert command failed for \(a.key) (retried at the next evaluation): \(why)")
                 }
             }

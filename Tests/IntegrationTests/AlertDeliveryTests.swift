@@ -168,6 +168,19 @@ struct AlertDeliveryTests {
             // A serve that dies: the broker publishes its will, ingest_stopped raised.
             serve.kill9()
             try watcher.waitFor("the will") { watcher.on(ingestTopic).last?.contains("without a goodbye") == true }
+            // The next start records the crash (raised at the last heartbeat, given to the
+            // command) and clears it.
+            let before = lines(runs).count
+            serve = try ws.startServe(port: broker.port, extra: ["--alerts-every", "0.5"])
+            defer { serve.terminate() }
+            try serve.waitUntilSubscribed()
+            try watcher.waitFor("the crash cleared") { watcher.on(ingestTopic).last == "" }
+            try watcher.waitFor("the command told of the crash") { self.lines(runs).count >= before + 2 }
+            let told = lines(runs).dropFirst(before).filter { $0.hasPrefix("ingest_stopped|service|") }
+            #expect(told.map { $0.split(separator: "|")[2] } == ["raised", "cleared"], "\(told)")
+            #expect(told.first?.contains("\"clean\":false") == true, "\(told)")
+            let crashes = try ws.run(["alerts", "history", "--rule", "ingest_stopped", "--format", "json"]).stdout
+            #expect(crashes.contains("without a clean stop"), "\(crashes)")
         }
     }
 

@@ -178,6 +178,9 @@ struct Serve: ParsableCommand {
         // systemd (Type=notify): ready once subscribed, a watchdog ping from the MQTT loop, the
         // broker's state and the counts as the unit's status line.
         let ready = Mutex(false)
+        // The last run's heartbeat, before this run's first beat replaces it: a run that ended
+        // without a clean stop is an ingest_stopped alert to record (see AlertLoop).
+        let previousHeartbeat = try? store.heartbeat()
         let beats = Heartbeats(store: store, startedAt: .now, logger: logger) { inbox.backlogBytes(after: applier.position) }
         beats.start(every: heartbeatEvery)
         subscriber.onConnectionChange = { connected in
@@ -189,7 +192,8 @@ struct Serve: ParsableCommand {
         }
         subscriber.onLoopTurn = { notifier.watchdogIfDue() }
         defer { ticker.cancel(); signals.cancel() }
-        let alerts = makeAlertLoop(ctx, mqttConfig: mqttConfig, store: store, metrics: serveMetrics, logger: logger)
+        let alerts = makeAlertLoop(ctx, mqttConfig: mqttConfig, store: store, previous: previousHeartbeat,
+                                   metrics: serveMetrics, logger: logger)
         alerts.loop.start(firstAfter: min(2, alerts.every))
 
         logger.info("pilotwatch serve starting", metadata: [
@@ -228,26 +232,24 @@ struct Serve: ParsableCommand {
 
     /// The alert loop, with its own connection to the broker (client id `{client_id}-alerts`,
     /// the service account's credentials) whose will raises `ingest_stopped`.
-    private func makeAlertLoop(_ ctx: Context, mqttConfig: MQTTConfiguration, store: Store, metrics: ServeMetrics?,
-                               logger: Logger) -> (loop: AlertLoop, every: Double) {
+    private func makeAlertLoop(_ ctx: Context, mqttConfig: MQTTConfiguration, store: Store, previous: ServiceHeartbeat?,
+                               metrics: ServeMetrics?, logger: Logger) -> (loop: AlertLoop, every: Double) {
         var settings = ctx.service.alerts
         if let alertsEvery { settings.every = alertsEvery }
         var config = mqttConfig
         config.clientID = String((mqttConfig.clientID + "-alerts").prefix(128))
         config.subscriptions = []
+        // Connected from the alert thread at its first round (and retried at every round while
+        // down), so that a broker away at start never holds up ingest.
+        config.connectTimeout = min(config.connectTimeout, 3)
         var publisher: MQTTPublisher?
         do {
-            let p = try MQTTPublisher(configuration: config, logger: logger, maxUnacknowledged: 100, flowControlTimeout: 10,
-                                      will: AlertLoop.will(root: ctx.service.topicRoot, startedAt: .now))
-            do { try p.connect() } catch {
-                // The loop tries again at each evaluation; until then alerts stay pending.
-                logger.warning("alerts: the alert connection to the broker failed (alerts stay pending until it connects): \(error)")
-            }
-            publisher = p
+            publisher = try MQTTPublisher(configuration: config, logger: logger, maxUnacknowledged: 100, flowControlTimeout: 5,
+                                          will: AlertLoop.will(root: ctx.service.topicRoot, startedAt: .now))
         } catch {
             logger.warning("alerts: no alert connection to the broker (alerts are recorded, not published): \(error)")
         }
-        let loop = AlertLoop(store: store, registry: ctx.registry,
+        let loop = AlertLoop(store: store, registry: ctx.registry, previous: previous,
                              settings: AlertLoop.Settings(alerts: settings, topicRoot: ctx.service.topicRoot,
                                                           backlogLimit: Int64(maxBacklog) << 20,
                                                           lagBound: max(30, 2 * applyDelay)),
