@@ -210,4 +210,42 @@ struct AlertDeliveryTests {
             #expect(serve.terminate(timeout: 15) == 0, "\(serve.logText)")
         }
     }
+
+    /// While the broker has been away for longer than the bound, the pilots' figures say more
+    /// about us than about them: pilot alerts are neither raised nor cleared until ingest is back.
+    @Test func pilotRulesWaitWhileIngestIsUnwell() throws {
+        try withBrokerAndWorkspace { broker, ws in
+            try configure(ws, port: broker.port, command: nil)
+            try (try String(contentsOfFile: ws.config, encoding: .utf8) + "\n  ingest_stale_seconds: 10\n")
+                .write(toFile: ws.config, atomically: true, encoding: .utf8)
+            let serve = try ws.startServe(port: broker.port, extra: ["--alerts-every", "0.5", "--heartbeat-every", "0.5"])
+            defer { serve.terminate() }
+            try serve.waitUntilSubscribed()
+            try publish(port: broker.port, topic: "pilots/resp-alert-01/dev-a1/obs",
+                        message: obsMessage("m1", [obs("subj-a1", "spo2", 93, unit: "%", at: isoNow(minutesAgo: 30))]))
+            func open() throws -> [String] {
+                let r = try ws.run(["alerts", "--format", "csv"])
+                return r.stdout.split(separator: "\n").dropFirst().map { String($0.split(separator: ",")[1]) }
+            }
+            let deadline = Date().addingTimeInterval(20)
+            while Date() < deadline, try !open().contains("unenrolled_subjects") { Thread.sleep(forTimeInterval: 0.2) }
+            #expect(try open().contains("unenrolled_subjects"))
+
+            broker.stop()
+            Thread.sleep(forTimeInterval: 12)  // past the 10 s bound: broker_disconnected (off here), ingest unwell
+            // The enrolment arrives through an import handed to serve: the condition is gone, but
+            // pilot rules wait while ingest is unwell.
+            let line = #"{"topic":"pilots/resp-alert-01/dev-a1/obs","payload":"# + obsMessage("m2", [obs("subj-a1", "enrolled", at: isoNow(minutesAgo: 60))]) + "}"
+            let handed = try ws.run(["ingest", "-"], stdin: Data((line + "\n").utf8))
+            #expect(handed.status == 0, "\(handed.stderr)")
+            Thread.sleep(forTimeInterval: 2)
+            #expect(try open().contains("unenrolled_subjects"), "not cleared while ingest is unwell")
+            #expect(serve.logText.contains("alerts: pilot rules wait: ingest is disconnected"), "\(serve.logText)")
+
+            try broker.restart()
+            let back = Date().addingTimeInterval(30)
+            while Date() < back, try open().contains("unenrolled_subjects") { Thread.sleep(forTimeInterval: 0.2) }
+            #expect(try !open().contains("unenrolled_subjects"), "cleared once ingest is back")
+        }
+    }
 }
