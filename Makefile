@@ -30,6 +30,7 @@ demo: release
 bench: release
 	@scripts/bench.sh
 	@scripts/bench-dashboards.sh
+	@scripts/bench-export.sh
 
 clean:
 	rm -rf .build demo-out var
