@@ -165,6 +165,14 @@ struct AlertDeliveryTests {
             #expect(transitions.filter { $0.contains("ingest_stopped") }.map { $0.split(separator: ",")[1] } == ["raised", "cleared"],
                     "\(history.stdout)")
 
+            // --as-of the raise: active then, with the raise's values and no clear yet.
+            let raisedAt = try #require(history.stdout.split(separator: "\n")
+                .first { $0.contains(",raised,") && $0.contains("unenrolled_subjects") }?.split(separator: ",").first)
+            let past = try ws.run(["alerts", "--as-of", String(raisedAt), "--format", "json"])
+            #expect(past.status == 0, "\(past.stderr)")
+            #expect(past.stdout.contains("\"rule\": \"unenrolled_subjects\"") && past.stdout.contains("\"cleared_at\": null"), "\(past.stdout)")
+            #expect(!(try ws.run(["alerts", "--format", "json"]).stdout.contains("unenrolled_subjects")), "not active now")
+
             // A serve that dies: the broker publishes its will, ingest_stopped raised.
             serve.kill9()
             try watcher.waitFor("the will") { watcher.on(ingestTopic).last?.contains("without a goodbye") == true }

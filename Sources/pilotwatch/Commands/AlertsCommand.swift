@@ -90,7 +90,7 @@ struct Alerts: ParsableCommand {
                 t = parsed; fixed = true
             }
             let store = try openStore(ctx.service.databasePath, readOnly: true)
-            var rows = try store.alerts(activeAt: t).map(AlertRow.init(stored:))
+            var rows = try store.alerts(activeAt: t).map { AlertRow(stored: $0, asOf: fixed ? t : nil) }
             // serve cannot record its own stop when it dies: at now, the heartbeat tells.
             var health: IngestHealth?
             if !fixed {
@@ -210,9 +210,15 @@ struct AlertRow {
     var updatedAt: Instant?
     var fromHeartbeat = false
 
-    init(stored a: AlertRecord) {
+    /// `asOf`: a list of the past shows what was known then: the latest evaluation's message and
+    /// values if it came before, else the raise's (and nothing of a later clear).
+    init(stored a: AlertRecord, asOf t: Instant? = nil) {
         id = a.id; key = a.key; raisedAt = a.raisedAt; clearedAt = a.clearedAt; message = a.message; values = a.values
         raisedValues = a.raisedValues; updatedAt = a.updatedAt
+        if let t {
+            if a.updatedAt > t { message = a.raisedMessage; values = a.raisedValues; updatedAt = a.raisedAt }
+            if let c = a.clearedAt, c > t { clearedAt = nil }
+        }
     }
 
     init(key: AlertKey, raisedAt: Instant?, message: String, values: JSONObject, fromHeartbeat: Bool) {
