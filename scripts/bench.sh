@@ -113,6 +113,19 @@ pw_alerts_sql=$(rate "$N" "$t0" "$t2")
 raised=$(grep -c "alert raised" "$work/serve-alerts.log" || true)
 runs=$(grep -c "alert command failed" "$work/serve-alerts.log" || true)
 
+# ---- freshness: half the live maximum ---------------------------------------
+# The same stream paced at half of mosquitto_sub's live rate; serve logs, at its stop, how long
+# messages waited between their acknowledgement and the commit that made them visible.
+half=$((sub_live / 2))
+sed -e "s/client_id: bench-pw-drain,/client_id: bench-pw-half,/" -e "s|database: .*|database: $work/half.sqlite|" \
+  "$work/pilotwatch.yaml" > "$work/half.yaml"
+"$bin" serve --config "$work/half.yaml" --stop-after "$((N / 2))" --counts-every 3600 2> "$work/serve-half.log" &
+pw=$!; pids+=("$pw")
+for _ in $(seq 1 100); do grep -q subscribed "$work/serve-half.log" 2>/dev/null && break; sleep 0.1; done
+"$bin" loadgen --port "$port" --count "$((N / 2))" --rate "$half" --run-id half > "$work/loadgen5.txt"
+wait "$pw"
+visibility() { grep -o "visibility after acknowledgement: .*" "$1" | sed -e 's/visibility after acknowledgement: //' -e 's/n=[0-9]* //'; }
+
 printf '%-34s %12s %12s %8s\n' "ingest (messages/s)" "mosquitto_sub" "pilotwatch" "ratio"
 printf '%-34s %12s %12s %8s\n' "live, publisher running" "$sub_live" "$pw_live" "$(python3 -c "print(f'{$pw_live/$sub_live:.2f}')")"
 printf '%-34s %12s %12s %8s\n' "draining a queued backlog" "$sub_drain" "$pw_drain" "$(python3 -c "print(f'{$pw_drain/$sub_drain:.2f}')")"
@@ -122,6 +135,10 @@ printf '%-34s %12s %12s %8s\n' "live, alerts.command hanging" "$pw_live" "$pw_al
 printf '%-34s %12s %12s %8s\n' "  until all are in SQLite" "$pw_live_sql" "$pw_alerts_sql" "$(python3 -c "print(f'{$pw_alerts_sql/$pw_live_sql:.2f}')")"
 echo "  (columns: pilotwatch without and with the hanging command; $raised alerts raised, a run of the"
 echo "   command hanging from before the first message to after the last; $runs runs stopped in all)"
+echo
+echo "visible to the views after acknowledgement (per message):"
+echo "  at full load (live run):       $(visibility "$work/serve-live.log")"
+echo "  at half load ($half msg/s): $(visibility "$work/serve-half.log")   [$(cat "$work/loadgen5.txt")]"
 echo
 echo "peak memory of pilotwatch serve: live $((rss_live / 1024)) MiB, draining $((rss_drain / 1024)) MiB"
 echo "stored messages: $stored after the live run, $stored2 after draining (expected $N and $((2 * N)))"

@@ -60,6 +60,7 @@ public final class InboxApplier: @unchecked Sendable {
     private let onFailure: @Sendable (any Error) -> Void
     private let onTrouble: @Sendable (String) -> Void
     private let onCommit: @Sendable (Duration) -> Void
+    private let onVisible: @Sendable ([Instant], Instant) -> Void
     private var started = false
     private let maxRecords: Int
     private let niceness: Int32
@@ -88,7 +89,9 @@ public final class InboxApplier: @unchecked Sendable {
     /// (disk full, I/O errors): the applier waits (up to 30 s between tries) and tries again,
     /// while `serve` stops reading from the broker once the backlog limit is reached.
     ///
-    /// `onCommit` gets how long each transaction the store committed took (for monitoring).
+    /// `onCommit` gets how long each transaction the store committed took (for monitoring);
+    /// `onVisible`, once a batch is committed, when each of its records was received
+    /// (acknowledged) and when it became visible to the views.
     ///
     /// `niceness` lowers the applier thread's scheduling priority (Linux), so that under load the
     /// CPU goes first to receiving and acknowledging; `policy` says how long SQLite work waits
@@ -99,7 +102,8 @@ public final class InboxApplier: @unchecked Sendable {
                 onApplied: @escaping @Sendable ([IngestOutcome]) -> Void = { _ in },
                 onTrouble: @escaping @Sendable (String) -> Void = { _ in },
                 onFailure: @escaping @Sendable (any Error) -> Void = { _ in },
-                onCommit: @escaping @Sendable (Duration) -> Void = { _ in }) {
+                onCommit: @escaping @Sendable (Duration) -> Void = { _ in },
+                onVisible: @escaping @Sendable (_ received: [Instant], _ committed: Instant) -> Void = { _, _ in }) {
         self.inbox = inbox
         self.store = store
         self.applied = position
@@ -111,6 +115,7 @@ public final class InboxApplier: @unchecked Sendable {
         self.onFailure = onFailure
         self.onTrouble = onTrouble
         self.onCommit = onCommit
+        self.onVisible = onVisible
     }
 
     /// Starts the applier's thread. Once only.
@@ -225,6 +230,7 @@ public final class InboxApplier: @unchecked Sendable {
                 // restore put an older store back) has nothing left to apply.
                 let kept = zip(records, spans).filter { !$0.0.isScrubbed }
                 let outcomes = try store(kept.map { makeItem($0.0) }, spans: kept.map(\.1), next: next)
+                onVisible(kept.map(\.0.receivedAt), Instant(seconds: Date().timeIntervalSince1970))
                 at = next
                 condition.lock()
                 applied = next

@@ -28,12 +28,15 @@ struct Loadgen: ParsableCommand {
     @Option(help: "Devices to spread the messages over.") var devices: Int = 20
     @Option(help: "Distinct subjects.") var subjects: Int = 2000
     @Option(help: "A prefix that makes msg_ids unique across runs.") var runID: String = "r"
+    @Option(help: "At most this many messages a second (default: as fast as the broker takes them).")
+    var rate: Double?
 
     func validate() throws {
         guard count > 0, count <= 100_000_000 else { throw ValidationError("--count \(count) must be 1...100000000") }
         guard (1...100_000).contains(devices) else { throw ValidationError("--devices \(devices) must be 1...100000") }
         guard (1...10_000_000).contains(subjects) else { throw ValidationError("--subjects \(subjects) must be 1...10000000") }
         guard isValidCode(pilot) else { throw ValidationError("--pilot \(pilot) is not a pilot id") }
+        if let rate, !(rate >= 1 && rate <= 10_000_000) { throw ValidationError("--rate \(rate) must be 1...10000000 (messages a second)") }
     }
 
     func run() throws {
@@ -48,6 +51,11 @@ struct Loadgen: ParsableCommand {
         var payload: [UInt8] = []
         payload.reserveCapacity(256)
         for i in 0..<count {
+            // Paced in steps of 1/100 s: ahead of the schedule, wait for it.
+            if let rate, i % max(1, Int(rate / 100)) == 0 {
+                let due = Double(i) / rate - Date().timeIntervalSince(start)
+                if due > 0 { Thread.sleep(forTimeInterval: due) }
+            }
             let device = "dev-\(i % devices)"
             let subject = "p-" + hex8(UInt32(truncatingIfNeeded: 0x1000_0000 &+ (i % subjects)))
             let at = Instant(seconds: base + Double(i)).description

@@ -116,6 +116,7 @@ struct Serve: ParsableCommand {
         let mqttConfig = try mqttConfiguration(ctx.service)
         let subscriber = try MQTTSubscriber(configuration: mqttConfig, logger: logger)
         let counts = IngestCounts()
+        let visibility = VisibilityDelays()
         let metricsAddress = try metrics.map { try ListenAddress(parsing: $0) }
         let serveMetrics = metricsAddress.map { _ in ServeMetrics(version: PilotwatchVersion.current) }
         // What was stored, from the inbox or handed over, in the log's counts and the metrics.
@@ -138,7 +139,8 @@ struct Serve: ParsableCommand {
                 logger.error("stopping: the inbox cannot be applied (it keeps every message for the next start): \(error)")
                 subscriber.stop()
             },
-            onCommit: { serveMetrics?.commitDuration($0) })
+            onCommit: { serveMetrics?.commitDuration($0) },
+            onVisible: { visibility.record(received: $0, committed: $1) })
         var metricsServer: MetricsHTTPServer?
         if let metricsAddress, let serveMetrics {
             metricsServer = try MetricsEndpoint.make(at: metricsAddress, metrics: serveMetrics, inbox: inbox, applier: applier,
@@ -226,6 +228,7 @@ struct Serve: ParsableCommand {
         beats.stop()
         alerts.loop.stop(clean: receiveError == nil && applyError == nil)
         logger.info("\(counts.line())")
+        logger.info("\(visibility.summary())")
         if receiveError != nil || applyError != nil { throw ExitCode.failure }
         logger.notice("pilotwatch serve stopped cleanly")
     }
