@@ -12,6 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${BENCH_MESSAGES:-200000}
+# serve's --apply-delay for every run (empty: its default), to compare apply policies.
+delay=${BENCH_APPLY_DELAY:+--apply-delay $BENCH_APPLY_DELAY}
 bin=$(pwd)/.build/release/pilotwatch
 work=$(mktemp -d /tmp/pilotwatch-bench.XXXXXX)
 state=$work/broker
@@ -53,7 +55,7 @@ sub=$!; pids+=("$sub"); sleep 0.5
 t0=$(now); "$bin" loadgen --port "$port" --count "$N" --run-id live-sub > "$work/loadgen1.txt"; wait "$sub"; t1=$(now)
 sub_live=$(rate "$N" "$t0" "$t1")
 
-/usr/bin/time -f %M -o "$work/rss-live" "$bin" serve --config "$work/pilotwatch.yaml" --stop-after "$N" --counts-every 3600 2> "$work/serve-live.log" &
+/usr/bin/time -f %M -o "$work/rss-live" "$bin" serve --config "$work/pilotwatch.yaml" --stop-after "$N" --counts-every 3600 $delay 2> "$work/serve-live.log" &
 pw=$!; pids+=("$pw")
 for _ in $(seq 1 100); do grep -q subscribed "$work/serve-live.log" && break; sleep 0.1; done
 t0=$(now); "$bin" loadgen --port "$port" --count "$N" --run-id live-pw > "$work/loadgen2.txt" &
@@ -75,7 +77,7 @@ kill -TERM "$reg"; wait "$reg" || true
 t0=$(now); mosquitto_sub -h 127.0.0.1 -p "$port" -q 1 -t "$topic" -i bench-sub-drain -c -C "$N" > /dev/null; t1=$(now)
 sub_drain=$(rate "$N" "$t0" "$t1")
 t0=$(now)
-/usr/bin/time -f %M -o "$work/rss-drain" "$bin" serve --config "$work/pilotwatch.yaml" --stop-after "$N" --counts-every 3600 2> "$work/serve-drain.log" &
+/usr/bin/time -f %M -o "$work/rss-drain" "$bin" serve --config "$work/pilotwatch.yaml" --stop-after "$N" --counts-every 3600 $delay 2> "$work/serve-drain.log" &
 pw=$!; pids+=("$pw")
 await_received "$work/serve-drain.log" "$pw"; t1=$(now); wait "$pw"; t2=$(now)
 pw_drain=$(rate "$N" "$t0" "$t1")
@@ -99,7 +101,7 @@ chmod +x "$work/slow-alert.sh"
 sed -e "s/client_id: bench-pw-drain,/client_id: bench-pw-alerts,/" -e "s|database: .*|database: $work/alerts.sqlite|" \
   "$work/pilotwatch.yaml" > "$work/alerts.yaml"
 printf 'alerts: {command: [%s], command_timeout: 20}\n' "$work/slow-alert.sh" >> "$work/alerts.yaml"
-"$bin" serve --config "$work/alerts.yaml" --stop-after "$N" --counts-every 3600 --alerts-every 5 2> "$work/serve-alerts.log" &
+"$bin" serve --config "$work/alerts.yaml" --stop-after "$N" --counts-every 3600 --alerts-every 5 $delay 2> "$work/serve-alerts.log" &
 pw=$!; pids+=("$pw")
 for _ in $(seq 1 100); do grep -q subscribed "$work/serve-alerts.log" 2>/dev/null && break; sleep 0.1; done
 sleep 3  # the first evaluation (after 2 s) has raised its alerts and the command hangs
@@ -119,7 +121,7 @@ runs=$(grep -c "alert command failed" "$work/serve-alerts.log" || true)
 half=$((sub_live / 2))
 sed -e "s/client_id: bench-pw-drain,/client_id: bench-pw-half,/" -e "s|database: .*|database: $work/half.sqlite|" \
   "$work/pilotwatch.yaml" > "$work/half.yaml"
-"$bin" serve --config "$work/half.yaml" --stop-after "$((N / 2))" --counts-every 3600 2> "$work/serve-half.log" &
+"$bin" serve --config "$work/half.yaml" --stop-after "$((N / 2))" --counts-every 3600 $delay 2> "$work/serve-half.log" &
 pw=$!; pids+=("$pw")
 for _ in $(seq 1 100); do grep -q subscribed "$work/serve-half.log" 2>/dev/null && break; sleep 0.1; done
 "$bin" loadgen --port "$port" --count "$((N / 2))" --rate "$half" --run-id half > "$work/loadgen5.txt"
