@@ -35,13 +35,19 @@ public struct AuditTrail: Sendable {
         public var description: String
     }
 
-    /// Opens the trail of `database` for appending, creating it (mode 0660) when missing, and
-    /// checks now that it and its head can be written, so that a command can refuse before it
-    /// reads or changes anything.
+    /// Opens the trail of `database` for appending, creating it when missing (mode 0660 whatever
+    /// the umask, so that the group of its folder can append to it), and checks now that it and
+    /// its head can be written, so that a command can refuse before it reads or changes anything.
     public static func writable(database: String) throws(TrailError) -> AuditTrail {
         let trail = AuditTrail(path: path(forDatabase: database))
         for file in [trail.path, trail.headPath] {
-            let fd = open(file, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o660)
+            let created = open(file, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0o660)
+            if created >= 0 {
+                _ = fchmod(created, 0o660)
+                close(created)
+                continue
+            }
+            let fd = open(file, O_RDWR | O_APPEND | O_CLOEXEC)
             guard fd >= 0 else {
                 throw TrailError(description: "cannot write the audit trail \(file): \(String(cString: strerror(errno)))")
             }
