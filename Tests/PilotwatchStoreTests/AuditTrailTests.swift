@@ -3,6 +3,9 @@ import PilotwatchCore
 import PilotwatchStore
 import Testing
 import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite struct AuditTrailTests {
     func record(_ seq: Int, _ prev: String, command: String = "stats") -> AuditRecord {
@@ -66,5 +69,34 @@ import TestSupport
         #expect(throws: AuditTrail.TrailError.self) {
             _ = try AuditTrail.writable(database: dir.file("no-such-folder/s.sqlite"))
         }
+    }
+
+    @Test func concurrentAppendsKeepOneChain() throws {
+        let dir = try TempDir()
+        let trail = try AuditTrail.writable(database: dir.file("s.sqlite"))
+        // Each thread opens the trail itself, as separate processes do: flock excludes them.
+        DispatchQueue.concurrentPerform(iterations: 8) { worker in
+            for _ in 0..<25 { _ = try? trail.append { record($0, $1, command: "w\(worker)") } }
+        }
+        let written = try lines(trail)
+        #expect(written.count == 200)
+        var chain = AuditChain()
+        for line in written { #expect(chain.check(line) == nil) }
+        #expect(chain.checkEnd(terminated: true, head: trail.readHead()) == nil)
+    }
+
+    @Test func aTrailHeldLockedFailsTheAppendInsteadOfWaiting() throws {
+        let dir = try TempDir()
+        let trail = try AuditTrail.writable(database: dir.file("s.sqlite"))
+        let fd = open(trail.path, O_RDWR)
+        defer { close(fd) }
+        #expect(flock(fd, LOCK_EX) == 0)
+        do {
+            try trail.append { record($0, $1) }
+            Issue.record("appended while another holder had the lock")
+        } catch {
+            #expect(error.description.contains("stayed locked"), "\(error)")
+        }
+        #expect(try lines(trail).isEmpty)
     }
 }
