@@ -10,7 +10,8 @@
 #   /etc/pilotwatch/             root:pilotwatch 0750: pilotwatch.yaml (TLS, username pilotwatch,
 #                                password_file), pilots.yaml, indicators.yaml, broker-password
 #                                (a new random password, 0640) unless they exist
-#   /var/lib/pilotwatch/         pilotwatch:pilotwatch 0750: the database
+#   /var/lib/pilotwatch/         pilotwatch:pilotwatch 0750: the database, and its audit trail
+#                                (pilotwatch.sqlite.audit and .audit.head, 0660) unless they exist
 #   /etc/systemd/system/pilotwatch.service
 # and, when /usr/bin/mosquitto_passwd exists, gives the broker account "pilotwatch" the password
 # in broker-password (in /etc/mosquitto/passwd). The broker itself (mosquitto.conf, acl,
@@ -50,6 +51,12 @@ step installed "/usr/local/bin/pilotwatch ($(/usr/local/bin/pilotwatch --version
 
 install -d -o root -g pilotwatch -m 0750 /etc/pilotwatch
 install -d -o pilotwatch -g pilotwatch -m 0750 /var/lib/pilotwatch
+# The audit trail: appended by whoever runs a view (staff in group pilotwatch), who cannot
+# write the database; see "Audit trail" in README.md.
+for f in pilotwatch.sqlite.audit pilotwatch.sqlite.audit.head; do
+  if [ -e "/var/lib/pilotwatch/$f" ]; then step kept "/var/lib/pilotwatch/$f"
+  else install -o pilotwatch -g pilotwatch -m 0660 /dev/null "/var/lib/pilotwatch/$f"; step created "/var/lib/pilotwatch/$f (0660: appended by group pilotwatch)"; fi
+done
 
 for f in pilots.yaml indicators.yaml; do
   if [ -e "/etc/pilotwatch/$f" ]; then step kept "/etc/pilotwatch/$f"

@@ -16,10 +16,36 @@ public enum SHA256 {
 
     /// The digest as 64 lowercase hexadecimal digits.
     public static func hex(_ bytes: some Collection<UInt8>) -> String {
+        hexDigits(digest(bytes))
+    }
+
+    /// The SHA-256 of bytes given piece by piece, such as a file read in chunks.
+    ///
+    /// ```swift
+    /// var hasher = SHA256.Hasher()
+    /// hasher.update(Array("ab".utf8)); hasher.update(Array("c".utf8))
+    /// hasher.finalizeHex()   // == SHA256.hex(Array("abc".utf8))
+    /// ```
+    public struct Hasher: Sendable {
+        private var state = State()
+
+        public init() {}
+
+        public mutating func update(_ bytes: some Collection<UInt8>) {
+            if bytes.withContiguousStorageIfAvailable({ state.absorb($0) }) == nil {
+                Array(bytes).withUnsafeBufferPointer { state.absorb($0) }
+            }
+        }
+
+        /// The digest as 64 lowercase hexadecimal digits; the hasher is spent.
+        public mutating func finalizeHex() -> String { SHA256.hexDigits(state.finish()) }
+    }
+
+    private static func hexDigits(_ digest: [UInt8]) -> String {
         let hexDigits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         out.reserveCapacity(64)
-        for b in digest(bytes) {
+        for b in digest {
             out.append(hexDigits[Int(b >> 4)])
             out.append(hexDigits[Int(b & 0x0F)])
         }

@@ -37,4 +37,16 @@ struct SHA256Tests {
         #expect(SHA256.hex([UInt8](repeating: 0x61, count: 64)) == "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb")
         #expect(SHA256.digest(Array("abc".utf8)).count == 32)
     }
+
+    @Test(arguments: [1, 3, 55, 64, 65, 1000])
+    func hasherInPiecesMatchesOneShot(_ piece: Int) {
+        let bytes = (0..<2_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        var hasher = SHA256.Hasher()
+        var offset = 0
+        while offset < bytes.count {
+            hasher.update(bytes[offset..<min(offset + piece, bytes.count)])
+            offset += piece
+        }
+        #expect(hasher.finalizeHex() == SHA256.hex(bytes))
+    }
 }

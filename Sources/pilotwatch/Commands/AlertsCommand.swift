@@ -55,6 +55,11 @@ struct Alerts: ParsableCommand {
             }
         }
 
+        /// The filter as the audit trail records it (`pilot=x rule=behind_target`).
+        func summary(since: String? = nil) -> String? {
+            auditSelection(["pilot": pilot, "programme": programme, "rule": rule, "since": since])
+        }
+
         func keeps(_ key: AlertKey, _ registry: Registry) -> Bool {
             if let pilot, key.target != pilot { return false }
             if let rule, key.rule.rawValue != rule { return false }
@@ -89,21 +94,23 @@ struct Alerts: ParsableCommand {
                 }
                 t = parsed; fixed = true
             }
-            let store = try openStore(ctx.service.databasePath, readOnly: true)
-            var rows = try store.alerts(activeAt: t).map { AlertRow(stored: $0, asOf: fixed ? t : nil) }
-            // serve cannot record its own stop when it dies: at now, the heartbeat tells.
-            var health: IngestHealth?
-            if !fixed {
-                let h = IngestHealth.evaluate(try store.heartbeat(), now: t, staleAfter: ctx.service.alerts.thresholds.ingestStaleSeconds)
-                health = h
-                let live = AlertEvaluator.service(health: h, backlogLimit: .max, refusedLastHour: 0, thresholds: ctx.service.alerts.thresholds)
-                for c in live where c.rule == .ingestStopped && !rows.contains(where: { $0.key == c.key }) {
-                    rows.append(AlertRow(key: c.key, raisedAt: h.since, message: c.message + " (from the heartbeat)",
-                                         values: c.values, fromHeartbeat: true))
+            try audited("alerts list", database: ctx.service.databasePath, selection: filter.summary(), asOf: t) { audit in
+                let store = try openStore(ctx.service.databasePath, readOnly: true)
+                var rows = try store.alerts(activeAt: t).map { AlertRow(stored: $0, asOf: fixed ? t : nil) }
+                // serve cannot record its own stop when it dies: at now, the heartbeat tells.
+                var health: IngestHealth?
+                if !fixed {
+                    let h = IngestHealth.evaluate(try store.heartbeat(), now: t, staleAfter: ctx.service.alerts.thresholds.ingestStaleSeconds)
+                    health = h
+                    let live = AlertEvaluator.service(health: h, backlogLimit: .max, refusedLastHour: 0, thresholds: ctx.service.alerts.thresholds)
+                    for c in live where c.rule == .ingestStopped && !rows.contains(where: { $0.key == c.key }) {
+                        rows.append(AlertRow(key: c.key, raisedAt: h.since, message: c.message + " (from the heartbeat)",
+                                             values: c.values, fromHeartbeat: true))
+                    }
                 }
+                rows = rows.filter { filter.keeps($0.key, ctx.registry) }.sorted { $0.key < $1.key }
+                try audit.show(render(rows, registry: ctx.registry, asOf: t, health: health))
             }
-            rows = rows.filter { filter.keeps($0.key, ctx.registry) }.sorted { $0.key < $1.key }
-            print(render(rows, registry: ctx.registry, asOf: t, health: health))
         }
 
         func render(_ rows: [AlertRow], registry: Registry, asOf t: Instant, health: IngestHealth?) -> String {
@@ -164,8 +171,14 @@ struct Alerts: ParsableCommand {
                 }
                 from = parsed
             }
-            let store = try openStore(ctx.service.databasePath, readOnly: true)
-            let transitions = try store.alertHistory(since: from, until: .now).filter { filter.keeps($0.alert.key, ctx.registry) }
+            try audited("alerts history", database: ctx.service.databasePath, selection: filter.summary(since: since)) { audit in
+                let store = try openStore(ctx.service.databasePath, readOnly: true)
+                let transitions = try store.alertHistory(since: from, until: .now).filter { filter.keeps($0.alert.key, ctx.registry) }
+                try audit.show(render(transitions, registry: ctx.registry, from: from))
+            }
+        }
+
+        func render(_ transitions: [AlertTransition], registry: Registry, from: Instant?) -> String {
             switch format {
             case .json:
                 var w = JSONWriter(pretty: true)
@@ -174,25 +187,26 @@ struct Alerts: ParsableCommand {
                         a.object { o in
                             o.field("at", t.at.description)
                             o.field("transition", t.kind.rawValue)
-                            AlertRow(stored: t.alert).write(into: &o, programme: ctx.registry.pilot(t.alert.target)?.programme)
+                            AlertRow(stored: t.alert).write(into: &o, programme: registry.pilot(t.alert.target)?.programme)
                         }
                     }
                 }
-                print(w.text)
+                return w.text
             case .csv:
-                print(CSV.line(["at", "transition"] + AlertRow.csvHeader))
+                var lines = [CSV.line(["at", "transition"] + AlertRow.csvHeader)]
                 for t in transitions {
-                    print(CSV.line([t.at.description, t.kind.rawValue]
-                                   + AlertRow(stored: t.alert).csv(programme: ctx.registry.pilot(t.alert.target)?.programme)))
+                    lines.append(CSV.line([t.at.description, t.kind.rawValue]
+                                          + AlertRow(stored: t.alert).csv(programme: registry.pilot(t.alert.target)?.programme)))
                 }
+                return lines.joined(separator: "\n")
             case .table:
-                guard !transitions.isEmpty else { print("no alert raised or cleared\(from.map { " since \(Graphics.minute($0)) UTC" } ?? "")"); return }
+                guard !transitions.isEmpty else { return "no alert raised or cleared\(from.map { " since \(Graphics.minute($0)) UTC" } ?? "")" }
                 var table = TextTable(["at", "", "target", "rule", "what"])
                 for t in transitions {
                     table.row([Graphics.minute(t.at), t.kind.rawValue, t.alert.target, t.alert.rule.rawValue,
                                t.kind == .raised ? t.alert.raisedMessage : ""])
                 }
-                print(table.render())
+                return table.render()
             }
         }
     }

@@ -65,55 +65,63 @@ struct Db: ParsableCommand {
                 throw CLIError("the folder \(folder) does not exist; create it first (mkdir -p \(folder))")
             }
 
-            // Everything acknowledged before now goes into SQLite first.
-            var ownLock: WriterLock?
-            defer { ownLock?.release() }
-            switch try WriteAccess.obtain(database: source, role: "db-backup") {
-            case .serve(_, let client):
-                try client.send(ServeRequest(op: .sync))
-                client.finishSending()
-                _ = try client.answer(doing: "apply its inbox before the backup")
-            case .own(let lock):
-                ownLock = lock
-                let writable = try openStore(source)
-                let applied = try StoreWork.applyInbox(database: source, store: writable, validator: {
-                    let ctx = try Context.load(global)
-                    return ctx.validator
-                }, log: { printError("db backup: \($0)") })
-                if applied > 0 { printError("db backup: applied \(applied) bytes of the inbox acknowledged before the last stop") }
-            }
-            let store = try openStore(source, readOnly: true)
-            // A fresh name beside the destination: the rename into place is atomic, and a failed
-            // backup never leaves a half-written FILE.
-            let staging = folder + "/." + URL(fileURLWithPath: destination).lastPathComponent + ".pilotwatch-backup-" + UUID().uuidString.prefix(8).lowercased()
-            defer { for suffix in ["", "-journal", "-wal", "-shm"] { unlink(staging + suffix) } }
-            do {
-                try store.backup(to: staging)
-            } catch {
-                throw CLIError("the backup of \(source) to \(file) failed: \(error)")
-            }
+            try audited("db backup", database: source) { audit in
+                // Everything acknowledged before now goes into SQLite first.
+                var ownLock: WriterLock?
+                defer { ownLock?.release() }
+                switch try WriteAccess.obtain(database: source, role: "db-backup") {
+                case .serve(_, let client):
+                    try client.send(ServeRequest(op: .sync))
+                    client.finishSending()
+                    _ = try client.answer(doing: "apply its inbox before the backup")
+                case .own(let lock):
+                    ownLock = lock
+                    let writable = try openStore(source)
+                    let applied = try StoreWork.applyInbox(database: source, store: writable, validator: {
+                        let ctx = try Context.load(global)
+                        return ctx.validator
+                    }, log: { printError("db backup: \($0)") })
+                    if applied > 0 { printError("db backup: applied \(applied) bytes of the inbox acknowledged before the last stop") }
+                }
+                let store = try openStore(source, readOnly: true)
+                // A fresh name beside the destination: the rename into place is atomic, and a failed
+                // backup never leaves a half-written FILE.
+                let staging = folder + "/." + URL(fileURLWithPath: destination).lastPathComponent + ".pilotwatch-backup-" + UUID().uuidString.prefix(8).lowercased()
+                defer { for suffix in ["", "-journal", "-wal", "-shm"] { unlink(staging + suffix) } }
+                do {
+                    try store.backup(to: staging)
+                } catch {
+                    throw CLIError("the backup of \(source) to \(file) failed: \(error)")
+                }
 
-            // Check the copy before calling it a backup.
-            let report: DatabaseReport
-            do {
-                report = try DatabaseReport.make(path: staging)
-            } catch {
-                throw CLIError("the backup copy of \(source) cannot be opened, so \(file) was not written: \(error)")
+                // Check the copy before calling it a backup.
+                let report: DatabaseReport
+                do {
+                    report = try DatabaseReport.make(path: staging)
+                } catch {
+                    throw CLIError("the backup copy of \(source) cannot be opened, so \(file) was not written: \(error)")
+                }
+                guard report.problems.isEmpty else {
+                    throw CLIError("the backup copy fails its integrity check, so \(file) was not written (check the source with `pilotwatch db check`):\n  " + report.problems.flatMap { $0.split(separator: "\n") }.prefix(20).joined(separator: "\n  "))
+                }
+                // A stale -wal beside an old FILE would be replayed onto the new copy: remove it first.
+                for suffix in ["-wal", "-shm", "-journal"] { unlink(destination + suffix) }
+                guard rename(staging, destination) == 0 else {
+                    throw CLIError("cannot put the backup in place as \(file): \(String(cString: strerror(errno)))")
+                }
+                do {
+                    try audit.record(output: destination, sha256: try sha256Hex(ofFile: destination))
+                } catch {
+                    unlink(destination)
+                    throw error
+                }
+                let size = (try? FileManager.default.attributesOfItem(atPath: destination))?[.size] as? Int
+                print("backup written: \(file)")
+                print("  from         \(source)")
+                if let size { print("  size         \(size) bytes") }
+                print("  schema       \(report.schemaVersion)")
+                print("  integrity    ok")
             }
-            guard report.problems.isEmpty else {
-                throw CLIError("the backup copy fails its integrity check, so \(file) was not written (check the source with `pilotwatch db check`):\n  " + report.problems.flatMap { $0.split(separator: "\n") }.prefix(20).joined(separator: "\n  "))
-            }
-            // A stale -wal beside an old FILE would be replayed onto the new copy: remove it first.
-            for suffix in ["-wal", "-shm", "-journal"] { unlink(destination + suffix) }
-            guard rename(staging, destination) == 0 else {
-                throw CLIError("cannot put the backup in place as \(file): \(String(cString: strerror(errno)))")
-            }
-            let size = (try? FileManager.default.attributesOfItem(atPath: destination))?[.size] as? Int
-            print("backup written: \(file)")
-            print("  from         \(source)")
-            if let size { print("  size         \(size) bytes") }
-            print("  schema       \(report.schemaVersion)")
-            print("  integrity    ok")
         }
     }
 
@@ -211,62 +219,68 @@ extension Db {
             guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
                 throw CLIError("the folder \(folder) does not exist; create it first (mkdir -p \(folder))")
             }
-            let lock: WriterLock
-            do {
-                lock = try WriterLock.acquire(database: target, role: "db-restore")
-            } catch WriterLockError.held(_, let holder) {
-                throw CLIError("the database \(target) is being written by \(holder.map(\.description) ?? "another process"); stop it before restoring (systemctl stop pilotwatch)",
-                               kind: .busy)
-            }
-            defer { lock.release() }
-
-            // Copied, migrated and checked beside the database before anything is replaced.
-            let staging = folder + "/." + URL(fileURLWithPath: target).lastPathComponent + ".restore-" + UUID().uuidString.prefix(8).lowercased()
-            defer { for suffix in ["", "-journal", "-wal", "-shm"] { unlink(staging + suffix) } }
-            let report: DatabaseReport
-            do {
-                try FileManager.default.copyItem(atPath: file, toPath: staging)
-                _ = try Store(path: staging).schemaVersion()  // migrates an older backup
-                report = try DatabaseReport.make(path: staging)
-            } catch {
-                throw CLIError("\(file) is not a pilotwatch database that this version can use, so nothing was replaced: \(error)")
-            }
-            guard report.problems.isEmpty else {
-                throw CLIError("\(file) fails its integrity check, so nothing was replaced:\n  " + report.problems.prefix(20).joined(separator: "\n  "))
-            }
-            // Fold the staging copy's WAL into it, so that one file is renamed into place.
-            do {
-                try Store(path: staging).checkpoint()
-            } catch {
-                throw CLIError("cannot prepare the restored copy of \(file): \(error)")
-            }
-            // The restored file gets the owner and mode of the one it replaces: restored by root,
-            // it must stay writable by the service's user.
-            var current = stat()
-            if stat(target, &current) == 0 {
-                if chown(staging, current.st_uid, current.st_gid) != 0 || chmod(staging, current.st_mode & 0o7777) != 0 {
-                    throw CLIError("cannot give the restored copy the owner and mode of \(target) (\(String(cString: strerror(errno)))); run the restore as root or as the database's owner, so that serve can still write it")
+            // The backup restored is named by its SHA-256, so that the media it came from can be traced.
+            let restoredSHA256 = try sha256Hex(ofFile: file)
+            try audited("db restore", database: target, creates: true,
+                        selection: "backup=\(URL(fileURLWithPath: file).standardizedFileURL.path) sha256=\(restoredSHA256)") { audit in
+                let lock: WriterLock
+                do {
+                    lock = try WriterLock.acquire(database: target, role: "db-restore")
+                } catch WriterLockError.held(_, let holder) {
+                    throw CLIError("the database \(target) is being written by \(holder.map(\.description) ?? "another process"); stop it before restoring (systemctl stop pilotwatch)",
+                                   kind: .busy)
                 }
-            }
-            var kept: String?
-            if FileManager.default.fileExists(atPath: target) {
-                let aside = target + ".before-restore-" + String(Int(Date().timeIntervalSince1970))
-                for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: target + suffix) {
-                    guard rename(target + suffix, aside + suffix) == 0 else {
-                        throw CLIError("cannot move the current database \(target)\(suffix) aside: \(String(cString: strerror(errno)))")
+                defer { lock.release() }
+
+                // Copied, migrated and checked beside the database before anything is replaced.
+                let staging = folder + "/." + URL(fileURLWithPath: target).lastPathComponent + ".restore-" + UUID().uuidString.prefix(8).lowercased()
+                defer { for suffix in ["", "-journal", "-wal", "-shm"] { unlink(staging + suffix) } }
+                let report: DatabaseReport
+                do {
+                    try FileManager.default.copyItem(atPath: file, toPath: staging)
+                    _ = try Store(path: staging).schemaVersion()  // migrates an older backup
+                    report = try DatabaseReport.make(path: staging)
+                } catch {
+                    throw CLIError("\(file) is not a pilotwatch database that this version can use, so nothing was replaced: \(error)")
+                }
+                guard report.problems.isEmpty else {
+                    throw CLIError("\(file) fails its integrity check, so nothing was replaced:\n  " + report.problems.prefix(20).joined(separator: "\n  "))
+                }
+                // Fold the staging copy's WAL into it, so that one file is renamed into place.
+                do {
+                    try Store(path: staging).checkpoint()
+                } catch {
+                    throw CLIError("cannot prepare the restored copy of \(file): \(error)")
+                }
+                // The restored file gets the owner and mode of the one it replaces: restored by root,
+                // it must stay writable by the service's user.
+                var current = stat()
+                if stat(target, &current) == 0 {
+                    if chown(staging, current.st_uid, current.st_gid) != 0 || chmod(staging, current.st_mode & 0o7777) != 0 {
+                        throw CLIError("cannot give the restored copy the owner and mode of \(target) (\(String(cString: strerror(errno)))); run the restore as root or as the database's owner, so that serve can still write it")
                     }
                 }
-                kept = aside
+                var kept: String?
+                if FileManager.default.fileExists(atPath: target) {
+                    let aside = target + ".before-restore-" + String(Int(Date().timeIntervalSince1970))
+                    for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: target + suffix) {
+                        guard rename(target + suffix, aside + suffix) == 0 else {
+                            throw CLIError("cannot move the current database \(target)\(suffix) aside: \(String(cString: strerror(errno)))")
+                        }
+                    }
+                    kept = aside
+                }
+                for suffix in ["-wal", "-shm", "-journal"] { unlink(target + suffix) }
+                guard rename(staging, target) == 0 else {
+                    throw CLIError("cannot put the backup in place as \(target): \(String(cString: strerror(errno)))")
+                }
+                try audit.record(output: target)
+                print("restored     \(file)")
+                print("into         \(target)")
+                print("schema       \(report.schemaVersion)")
+                print("integrity    ok")
+                if let kept { print("previous     \(kept) (delete it once the restore is confirmed)") }
             }
-            for suffix in ["-wal", "-shm", "-journal"] { unlink(target + suffix) }
-            guard rename(staging, target) == 0 else {
-                throw CLIError("cannot put the backup in place as \(target): \(String(cString: strerror(errno)))")
-            }
-            print("restored     \(file)")
-            print("into         \(target)")
-            print("schema       \(report.schemaVersion)")
-            print("integrity    ok")
-            if let kept { print("previous     \(kept) (delete it once the restore is confirmed)") }
         }
     }
 }

@@ -121,20 +121,23 @@ struct Export: ParsableCommand {
             generated = g
         }
 
-        let store = try openStore(ctx.service.databasePath, readOnly: true)
-        let request = ExportRequest(selection: selection, asOf: t, periodStart: start,
-                                    pilotwatchVersion: PilotwatchVersion.current, generatedAt: generated)
-        let report = try ExportBuilder.build(store: store, registry: registry, catalogue: ctx.catalogue, request: request)
-        let disclosed = Disclosure.apply(report, k: k)
-        let text: String
-        switch format {
-        case .md: text = disclosed.markdown()
-        case .html: text = disclosed.html()
-        case .csv: text = disclosed.csv()
-        case .json: text = disclosed.json()
-        case .fhir: text = disclosed.fhir()
+        try audited("export", database: ctx.service.databasePath,
+                    selection: selection.summary + (start.map { ", from \($0)" } ?? "") + ", k=\(k)", asOf: t) { audit in
+            let store = try openStore(ctx.service.databasePath, readOnly: true)
+            let request = ExportRequest(selection: selection, asOf: t, periodStart: start,
+                                        pilotwatchVersion: PilotwatchVersion.current, generatedAt: generated)
+            let report = try ExportBuilder.build(store: store, registry: registry, catalogue: ctx.catalogue, request: request)
+            let disclosed = Disclosure.apply(report, k: k)
+            let text: String
+            switch format {
+            case .md: text = disclosed.markdown()
+            case .html: text = disclosed.html()
+            case .csv: text = disclosed.csv()
+            case .json: text = disclosed.json()
+            case .fhir: text = disclosed.fhir()
+            }
+            try write(Data(text.utf8), audit: audit)
         }
-        try write(text)
     }
 
     /// `T` (the end of the period) and the period's start.
@@ -159,9 +162,14 @@ struct Export: ParsableCommand {
         return (t, start)
     }
 
-    private func write(_ text: String) throws {
+    /// Writes the export and records it with the SHA-256 of its bytes: to standard output after
+    /// the record (nothing is shown unaudited); to a file before it, and the file is removed when
+    /// the record cannot be written.
+    private func write(_ bytes: Data, audit: CommandAudit) throws {
+        let sha256 = SHA256.hex(bytes)
         guard let out, out != "-" else {
-            FileHandle.standardOutput.write(Data(text.utf8))
+            try audit.record(output: "stdout", sha256: sha256)
+            FileHandle.standardOutput.write(bytes)
             return
         }
         let url = URL(fileURLWithPath: out)
@@ -171,9 +179,15 @@ struct Export: ParsableCommand {
             throw CLIError("cannot write \(out): the folder \(folder) does not exist; create it first or choose another --out")
         }
         do {
-            try Data(text.utf8).write(to: url, options: .atomic)
+            try bytes.write(to: url, options: .atomic)
         } catch {
             throw CLIError("cannot write \(out): \(error.localizedDescription); check the path and its permissions")
+        }
+        do {
+            try audit.record(output: url.standardizedFileURL.path, sha256: sha256)
+        } catch {
+            try? FileManager.default.removeItem(at: url)
+            throw error
         }
     }
 }

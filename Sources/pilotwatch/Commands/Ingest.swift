@@ -39,39 +39,41 @@ struct Ingest: ParsableCommand {
     func run() throws {
         let ctx = try Context.load(global)
         let database = ctx.service.databasePath
-        guard let reader = LineReader(path: file) else {
-            throw CLIError("cannot open \(file) for reading; check the path (use - for standard input)")
-        }
-        let progress = Progress(label: "ingest", total: reader.size)
-        var tally: IngestTally
-        switch try WriteAccess.obtain(database: database, role: "ingest") {
-        case .own(let lock):
-            defer { lock.release() }
-            let store = try openStore(database)
-            let validator = ctx.validator
-            tally = try StoreWork.ingest(reader, source: file, store: store, validator: validator, batch: batch,
-                                         progress: { progress.update(done: $0) })
-        case .serve(let holder, let client):
-            // `serve` writes this store: it validates and stores the lines, with its configuration.
-            printError("ingest: handing the import to \(holder)")
-            try client.send(ServeRequest(op: .ingest, source: file, batch: batch))
-            var chunk: [UInt8] = []
-            while let line = reader.next() {
-                chunk.append(contentsOf: line)
-                chunk.append(0x0A)
-                if chunk.count >= 1 << 20 {
-                    try client.sendBody(chunk)
-                    chunk.removeAll(keepingCapacity: true)
-                    progress.update(done: reader.offset)
-                }
+        try audited("ingest", database: database, creates: true, selection: "file=\(file)") { _ in
+            guard let reader = LineReader(path: file) else {
+                throw CLIError("cannot open \(file) for reading; check the path (use - for standard input)")
             }
-            try client.sendBody(chunk)
-            client.finishSending()
-            if let error = reader.error { throw CLIError("reading \(file) stopped: \(error); serve stored the lines before it") }
-            tally = IngestTally(reply: try client.answer(doing: "import \(file)"))
+            let progress = Progress(label: "ingest", total: reader.size)
+            var tally: IngestTally
+            switch try WriteAccess.obtain(database: database, role: "ingest") {
+            case .own(let lock):
+                defer { lock.release() }
+                let store = try openStore(database)
+                let validator = ctx.validator
+                tally = try StoreWork.ingest(reader, source: file, store: store, validator: validator, batch: batch,
+                                             progress: { progress.update(done: $0) })
+            case .serve(let holder, let client):
+                // `serve` writes this store: it validates and stores the lines, with its configuration.
+                printError("ingest: handing the import to \(holder)")
+                try client.send(ServeRequest(op: .ingest, source: file, batch: batch))
+                var chunk: [UInt8] = []
+                while let line = reader.next() {
+                    chunk.append(contentsOf: line)
+                    chunk.append(0x0A)
+                    if chunk.count >= 1 << 20 {
+                        try client.sendBody(chunk)
+                        chunk.removeAll(keepingCapacity: true)
+                        progress.update(done: reader.offset)
+                    }
+                }
+                try client.sendBody(chunk)
+                client.finishSending()
+                if let error = reader.error { throw CLIError("reading \(file) stopped: \(error); serve stored the lines before it") }
+                tally = IngestTally(reply: try client.answer(doing: "import \(file)"))
+            }
+            progress.finish()
+            print(tally.render(format))
         }
-        progress.finish()
-        print(tally.render(format))
     }
 }
 

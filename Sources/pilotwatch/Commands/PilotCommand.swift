@@ -42,20 +42,23 @@ struct PilotView: ParsableCommand {
         if let since, parseTimeArgument(since) == nil {
             throw CLIError("--since \"\(since)\" is not a time; give \(timeArgumentHelp)", kind: .usage)
         }
-        let store = try openStore(ctx.service.databasePath, readOnly: true)
-        try view.show { now in
-            let t = fixedAsOf ?? now
-            let start = since.flatMap { parseTimeArgument($0, now: t) }
-            var board = try Dashboard.pilot(store: store, pilot: pilot, catalogue: ctx.catalogue, since: start, asOf: t,
-                                        thresholds: ctx.service.alerts.thresholds)
-            if fixedAsOf == nil {
-                board.ingest = IngestHealth.evaluate(try store.heartbeat(), now: now,
-                                                     staleAfter: ctx.service.alerts.thresholds.ingestStaleSeconds)
-            }
-            switch view.format {
-            case .table: return board.table(colour: useColour)
-            case .json: return board.json()
-            case .csv: return board.csv()
+        try audited("pilot", database: ctx.service.databasePath,
+                    selection: "pilot=\(id)" + (since.map { " since=\($0)" } ?? ""), asOf: fixedAsOf ?? .now) { audit in
+            let store = try openStore(ctx.service.databasePath, readOnly: true)
+            try view.show(audit: audit) { now in
+                let t = fixedAsOf ?? now
+                let start = since.flatMap { parseTimeArgument($0, now: t) }
+                var board = try Dashboard.pilot(store: store, pilot: pilot, catalogue: ctx.catalogue, since: start, asOf: t,
+                                            thresholds: ctx.service.alerts.thresholds)
+                if fixedAsOf == nil {
+                    board.ingest = IngestHealth.evaluate(try store.heartbeat(), now: now,
+                                                         staleAfter: ctx.service.alerts.thresholds.ingestStaleSeconds)
+                }
+                switch view.format {
+                case .table: return board.table(colour: useColour)
+                case .json: return board.json()
+                case .csv: return board.csv()
+                }
             }
         }
     }

@@ -44,6 +44,9 @@ struct Rejects: ParsableCommand {
             }
         }
 
+        /// The filter as the audit trail records it (`pilot=x reason=y since=7d`); nil for everything.
+        var summary: String? { auditSelection(["pilot": pilot, "reason": reason, "since": since]) }
+
         func storeFilter(limit: Int?) -> RejectFilter {
             RejectFilter(pilot: pilot, reason: reason.flatMap(ReasonCode.init(rawValue:)),
                          since: since.flatMap { parseTimeArgument($0) }, limit: limit)
@@ -64,8 +67,13 @@ struct Rejects: ParsableCommand {
 
         func run() throws {
             let ctx = try Context.load(global)
-            let store = try openStore(ctx.service.databasePath, readOnly: true)
-            let rows = try store.rejects(filter.storeFilter(limit: limit))
+            try audited("rejects list", database: ctx.service.databasePath, selection: filter.summary) { audit in
+                let store = try openStore(ctx.service.databasePath, readOnly: true)
+                try audit.show(render(try store.rejects(filter.storeFilter(limit: limit))))
+            }
+        }
+
+        func render(_ rows: [RejectRecord]) -> String {
             switch format {
             case .json:
                 var w = JSONWriter()
@@ -83,22 +91,23 @@ struct Rejects: ParsableCommand {
                         }
                     }
                 }
-                print(w.text)
+                return w.text
             case .csv:
-                print(CSV.line(["id", "received_at", "topic", "pilot", "device", "reason", "detail", "payload_sha256"]))
+                var lines = [CSV.line(["id", "received_at", "topic", "pilot", "device", "reason", "detail", "payload_sha256"])]
                 for r in rows {
-                    print(CSV.line([String(r.id), r.receivedAt.description, r.topic, r.pilot ?? "", r.device ?? "",
-                                    r.reason.rawValue, r.detail, r.payloadSHA256]))
+                    lines.append(CSV.line([String(r.id), r.receivedAt.description, r.topic, r.pilot ?? "", r.device ?? "",
+                                           r.reason.rawValue, r.detail, r.payloadSHA256]))
                 }
+                return lines.joined(separator: "\n")
             case .table:
-                if rows.isEmpty { print("no refused messages match"); return }
+                if rows.isEmpty { return "no refused messages match" }
                 var t = TextTable(["received", "pilot/device", "reason", "detail"])
                 for r in rows {
                     let who = [r.pilot, r.device].compactMap { $0 }.joined(separator: "/")
                     t.row([String(r.receivedAt.description.prefix(16)).replacingT(), who.isEmpty ? r.topic : who,
                            r.reason.rawValue, r.detail])
                 }
-                print(t.render())
+                return t.render()
             }
         }
     }
@@ -134,40 +143,42 @@ struct Rejects: ParsableCommand {
         func run() throws {
             let ctx = try Context.load(global)
             let database = ctx.service.databasePath
-            let storeFilter = filter.storeFilter(limit: nil)
-            let candidates: Int
-            let summary: ReplaySummary
-            switch try WriteAccess.obtain(database: database, role: "rejects-replay") {
-            case .own(let lock):
-                defer { lock.release() }
-                let store = try openStore(database)
-                let validator = ctx.validator
-                (candidates, summary) = try StoreWork.replay(store: store, validator: validator, filter: storeFilter, batch: batch)
-            case .serve(let holder, let client):
-                // `serve` writes this store: it replays with its configuration, between its batches.
-                printError("rejects replay: handing the replay to \(holder)")
-                try client.send(ServeRequest(op: .replay, batch: batch, pilot: storeFilter.pilot,
-                                             reason: storeFilter.reason?.rawValue, sinceMillis: storeFilter.since?.millis))
-                client.finishSending()
-                (candidates, summary) = ReplaySummary.from(try client.answer(doing: "replay the quarantine"))
-            }
-            switch format {
-            case .json:
-                var w = JSONWriter()
-                w.object { o in
-                    o.field("candidates", candidates)
-                    o.field("imported", summary.accepted)
-                    o.field("duplicate", summary.duplicates)
-                    o.field("status", summary.statuses)
-                    o.field("still_refused", summary.stillRefused)
-                    o.field("failed", summary.failed)
-                    o.field("observations", summary.newObservations)
+            try audited("rejects replay", database: database, creates: true, selection: filter.summary) { _ in
+                let storeFilter = filter.storeFilter(limit: nil)
+                let candidates: Int
+                let summary: ReplaySummary
+                switch try WriteAccess.obtain(database: database, role: "rejects-replay") {
+                case .own(let lock):
+                    defer { lock.release() }
+                    let store = try openStore(database)
+                    let validator = ctx.validator
+                    (candidates, summary) = try StoreWork.replay(store: store, validator: validator, filter: storeFilter, batch: batch)
+                case .serve(let holder, let client):
+                    // `serve` writes this store: it replays with its configuration, between its batches.
+                    printError("rejects replay: handing the replay to \(holder)")
+                    try client.send(ServeRequest(op: .replay, batch: batch, pilot: storeFilter.pilot,
+                                                 reason: storeFilter.reason?.rawValue, sinceMillis: storeFilter.since?.millis))
+                    client.finishSending()
+                    (candidates, summary) = ReplaySummary.from(try client.answer(doing: "replay the quarantine"))
                 }
-                print(w.text)
-            case .table, .csv:
-                print("replayed \(candidates): imported \(summary.accepted) (\(summary.newObservations) observations), duplicate \(summary.duplicates), status \(summary.statuses), still refused \(summary.stillRefused)\(summary.failed > 0 ? ", refused by the database \(summary.failed) (left in quarantine)" : "")")
+                switch format {
+                case .json:
+                    var w = JSONWriter()
+                    w.object { o in
+                        o.field("candidates", candidates)
+                        o.field("imported", summary.accepted)
+                        o.field("duplicate", summary.duplicates)
+                        o.field("status", summary.statuses)
+                        o.field("still_refused", summary.stillRefused)
+                        o.field("failed", summary.failed)
+                        o.field("observations", summary.newObservations)
+                    }
+                    print(w.text)
+                case .table, .csv:
+                    print("replayed \(candidates): imported \(summary.accepted) (\(summary.newObservations) observations), duplicate \(summary.duplicates), status \(summary.statuses), still refused \(summary.stillRefused)\(summary.failed > 0 ? ", refused by the database \(summary.failed) (left in quarantine)" : "")")
+                }
+                if summary.failed > 0 { throw ExitCode.failure }
             }
-            if summary.failed > 0 { throw ExitCode.failure }
         }
     }
 }

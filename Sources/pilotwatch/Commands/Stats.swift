@@ -21,10 +21,12 @@ struct Stats: ParsableCommand {
 
     func run() throws {
         let ctx = try Context.load(global)
-        let store = try openStore(ctx.service.databasePath, readOnly: true)
-        let s = try store.stats()
-        print(StatsView.render(s, format: format, ingest: IngestHealth.evaluate(
-            try store.heartbeat(), now: .now, staleAfter: ctx.service.alerts.thresholds.ingestStaleSeconds)))
+        try audited("stats", database: ctx.service.databasePath, asOf: .now) { audit in
+            let store = try openStore(ctx.service.databasePath, readOnly: true)
+            let s = try store.stats()
+            try audit.show(StatsView.render(s, format: format, ingest: IngestHealth.evaluate(
+                try store.heartbeat(), now: .now, staleAfter: ctx.service.alerts.thresholds.ingestStaleSeconds)))
+        }
     }
 }
 

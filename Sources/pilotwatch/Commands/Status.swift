@@ -39,18 +39,21 @@ struct Status: ParsableCommand {
             throw CLIError("unknown programme \"\(programme)\"; valid programmes: \(ctx.registry.programmes.joined(separator: ", "))", kind: .usage)
         }
         let fixedAsOf = try view.parsedAsOf()
-        let store = try openStore(ctx.service.databasePath, readOnly: true)
-        try view.show { now in
-            var board = try Dashboard.status(store: store, registry: ctx.registry, programme: programme, asOf: fixedAsOf ?? now,
-                                         thresholds: ctx.service.alerts.thresholds)
-            if fixedAsOf == nil {
-                board.ingest = IngestHealth.evaluate(try store.heartbeat(), now: now,
-                                                     staleAfter: ctx.service.alerts.thresholds.ingestStaleSeconds)
-            }
-            switch view.format {
-            case .table: return board.table(colour: useColour)
-            case .json: return board.json()
-            case .csv: return board.csv()
+        try audited("status", database: ctx.service.databasePath, selection: programme.map { "programme=\($0)" },
+                    asOf: fixedAsOf ?? .now) { audit in
+            let store = try openStore(ctx.service.databasePath, readOnly: true)
+            try view.show(audit: audit) { now in
+                var board = try Dashboard.status(store: store, registry: ctx.registry, programme: programme, asOf: fixedAsOf ?? now,
+                                             thresholds: ctx.service.alerts.thresholds)
+                if fixedAsOf == nil {
+                    board.ingest = IngestHealth.evaluate(try store.heartbeat(), now: now,
+                                                         staleAfter: ctx.service.alerts.thresholds.ingestStaleSeconds)
+                }
+                switch view.format {
+                case .table: return board.table(colour: useColour)
+                case .json: return board.json()
+                case .csv: return board.csv()
+                }
             }
         }
     }
@@ -85,15 +88,18 @@ struct ViewOptions: ParsableArguments {
     }
 
     /// Prints `render(now)` once, or, with `--watch`, redraws it in place until interrupted.
-    func show(_ render: (Instant) throws -> String) throws {
+    /// The view is recorded in `audit` before it is shown (with `--watch`, once, with the
+    /// SHA-256 of its first frame).
+    func show(audit: CommandAudit, _ render: (Instant) throws -> String) throws {
         guard let watch else {
-            print(try render(.now))
+            try audit.show(try render(.now))
             return
         }
         let terminal = isatty(STDOUT_FILENO) == 1
         var first = true
         while true {
             let frame = try render(.now)
+            if first { try audit.record(output: "stdout (--watch \(watch))", sha256: SHA256.hex(Array(frame.utf8))) }
             if terminal {
                 // Home, draw, clear whatever the previous (longer) frame left below.
                 FileHandle.standardOutput.write(Data(("\u{1B}[H" + (first ? "\u{1B}[2J" : "")
