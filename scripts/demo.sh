@@ -15,7 +15,7 @@ cleanup() {
   scripts/broker.sh stop "$state" || true
 }
 trap cleanup EXIT INT TERM
-rm -rf "$state" "$db" "$db"-wal "$db"-shm "$db".inbox "$db".inbox.orphan-* "$db".lock "$db".sock
+rm -rf "$state" "$db" "$db"-wal "$db"-shm "$db".inbox "$db".inbox.orphan-* "$db".lock "$db".sock "$db".audit "$db".audit.head
 mkdir -p "$out"
 export PILOTWATCH_DB=$db
 
