@@ -43,6 +43,8 @@ public struct ServiceConfig: Sendable, Hashable {
     public var cataloguePath: String
     /// Alert thresholds, evaluation and delivery (`alerts:`).
     public var alerts = AlertSettings()
+    /// How long refused payloads (and, later, other data) are kept (`retention:`).
+    public var retention = RetentionSettings()
 
     public init(file: String, databasePath: String, registryPath: String, cataloguePath: String) {
         self.file = file; self.databasePath = databasePath; self.registryPath = registryPath; self.cataloguePath = cataloguePath
@@ -71,7 +73,7 @@ public enum ConfigParser {
     public static func service(yaml: String, file: String) -> (ServiceConfig?, [ConfigProblem]) {
         var r = YAMLReader(file: file)
         guard let root = r.root(yaml) else { return (nil, r.problems) }
-        r.checkKeys(root, allowed: ["broker", "topic_root", "database", "registry", "catalogue", "alerts"], path: "")
+        r.checkKeys(root, allowed: ["broker", "topic_root", "database", "registry", "catalogue", "alerts", "retention"], path: "")
         let folder = ConfigPath.folder(of: file)
         let db = r.string(root, "database", path: "config", required: true)
         let registry = r.string(root, "registry", path: "config", required: true)
@@ -89,6 +91,7 @@ public enum ConfigParser {
             }
         }
         if let anode = root["alerts"] { config.alerts = AlertSettings.read(&r, anode, folder: folder) }
+        if let rnode = root["retention"] { config.retention = RetentionSettings.read(&r, rnode, path: "retention", over: config.retention) }
         if let bnode = root["broker"] {
             if case .mapping(let b) = bnode {
                 r.checkKeys(b, allowed: ["host", "port", "client_id", "username", "password_file", "tls", "keepalive",
@@ -243,7 +246,7 @@ public enum ConfigParser {
             let path = "pilots[\(i)]"
             guard case .mapping(let m) = node else { r.problem(node, "\(path) must be a mapping"); continue }
             r.checkKeys(m, allowed: ["id", "name", "programme", "lead", "call", "funders", "start", "end",
-                                     "enrolment_target", "milestones", "outcomes", "alerts"], path: path)
+                                     "enrolment_target", "milestones", "outcomes", "alerts", "retention"], path: path)
             let id = r.string(m, "id", path: path, required: true)
             let label = id.map { "pilots[\($0)]" } ?? path
             if let id {
@@ -287,6 +290,7 @@ public enum ConfigParser {
                     r.problem(anode, "\(label).alerts must be a mapping, such as {silent_hours: 72, off: [unenrolled_subjects]}")
                 }
             }
+            let retention = m["retention"].map { RetentionOverrides.read(&r, $0, path: "\(label).retention") } ?? RetentionOverrides()
             if let catalogue, let programme {
                 for code in outcomes {
                     guard let ind = catalogue.indicator(code) else {
@@ -302,7 +306,7 @@ public enum ConfigParser {
             if let id, let name, let programme, let lead, let call, let funders, let start, let end, let target {
                 out.append(Pilot(id: id, name: name, programme: programme, lead: lead, call: call, funders: funders,
                                  start: start, end: end, enrolmentTarget: target,
-                                 milestones: milestones.sorted { $0.date < $1.date }, outcomes: outcomes, alerts: alerts))
+                                 milestones: milestones.sorted { $0.date < $1.date }, outcomes: outcomes, alerts: alerts, retention: retention))
             }
         }
         if let catalogue {

@@ -20,13 +20,16 @@ public struct Pilot: Sendable, Hashable {
     public var outcomes: [String]
     /// The entry's `alerts:` block: thresholds of this pilot's rules that differ from the service's.
     public var alerts: AlertOverrides
+    /// The entry's `retention:` block: how long this pilot's data is kept, where it differs.
+    public var retention: RetentionOverrides
 
     public init(id: String, name: String, programme: String, lead: String, call: String, funders: [String],
                 start: Day, end: Day, enrolmentTarget: Int, milestones: [Milestone], outcomes: [String],
-                alerts: AlertOverrides = AlertOverrides()) {
+                alerts: AlertOverrides = AlertOverrides(), retention: RetentionOverrides = RetentionOverrides()) {
         self.id = id; self.name = name; self.programme = programme; self.lead = lead; self.call = call
         self.funders = funders; self.start = start; self.end = end; self.enrolmentTarget = enrolmentTarget
         self.milestones = milestones; self.outcomes = outcomes; self.alerts = alerts
+        self.retention = retention
     }
 
     /// This pilot's thresholds: `base` (the service's) with the entry's own.

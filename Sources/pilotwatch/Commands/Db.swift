@@ -11,8 +11,8 @@ import Darwin
 struct Db: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "db",
-        abstract: "Back up the database while pilotwatch runs, restore a backup, and check a database and its inbox.",
-        subcommands: [Backup.self, Restore.self, Check.self]
+        abstract: "Back up the database while pilotwatch runs, restore a backup, check a database and its inbox, apply the retention policy.",
+        subcommands: [Backup.self, Restore.self, Check.self, Purge.self]
     )
 
     struct Backup: ParsableCommand {

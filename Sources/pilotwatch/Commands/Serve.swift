@@ -197,6 +197,12 @@ struct Serve: ParsableCommand {
         let alerts = makeAlertLoop(ctx, mqttConfig: mqttConfig, store: store, previous: previousHeartbeat,
                                    metrics: serveMetrics, logger: logger)
         alerts.loop.start(firstAfter: min(2, alerts.every))
+        // The retention policy, a minute after the start and then daily (db purge by hand).
+        let purger = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "pilotwatch.purge"))
+        purger.schedule(deadline: .now() + 60, repeating: 86_400)
+        purger.setEventHandler { Serve.purge(ctx, store: store, logger: logger) }
+        purger.resume()
+        defer { purger.cancel() }
 
         logger.info("pilotwatch serve starting", metadata: [
             "db.path": "\(database)", "inbox.path": "\(inboxPath)", "mqtt.host": "\(mqttConfig.host)",
@@ -258,6 +264,20 @@ struct Serve: ParsableCommand {
                                                           lagBound: max(30, 2 * applyDelay)),
                              publisher: publisher, metrics: metrics, logger: logger)
         return (loop, settings.every)
+    }
+
+    /// Applies the retention policy (audited as `db purge (serve)`); a failure is logged and
+    /// tried again the next day.
+    static func purge(_ ctx: Context, store: Store, logger: Logger) {
+        do {
+            let summary = try audited("db purge (serve)", database: ctx.service.databasePath,
+                                      selection: "refused payloads received before their pilot's retention", asOf: .now) { _ in
+                try RetentionPolicy.apply(ctx, store: store, now: .now, dryRun: false)
+            }
+            logger.notice("retention: dropped \(summary.refusedPayloads) refused payloads (\(summary.refusedPayloadBytes) bytes)")
+        } catch {
+            logger.warning("retention: the daily purge failed (tried again tomorrow): \(error)")
+        }
     }
 
     /// Takes the store's writer lock: refused at once (exit 75) when another `serve` has it;

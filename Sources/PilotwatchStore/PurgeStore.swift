@@ -1,0 +1,71 @@
+import GRDB
+import PilotwatchCore
+
+/// What a purge removed (or, dry, would remove).
+public struct PurgeSummary: Sendable, Hashable {
+    /// Refused payloads dropped (their refusal rows stay: reason, time, topic, hash).
+    public var refusedPayloads = 0
+    public var refusedPayloadBytes = 0
+    public init() {}
+}
+
+extension Store {
+    /// Drops the payloads of refusals received before their pilot's cutoff: `cutoffs[pilot]`
+    /// for the pilots that set their own, `otherwise` for every other refusal (other pilots,
+    /// and topics that named none). With `dryRun`, only counts. Otherwise the deletion runs with
+    /// `secure_delete` (freed pages are overwritten with zeros) and the WAL is checkpointed and
+    /// truncated afterwards, so the bytes are gone from the files, not only from the tables.
+    public func purgeRefusedPayloads(cutoffs: [String: Instant], otherwise: Instant, dryRun: Bool) throws -> PurgeSummary {
+        if !dryRun && options.readOnly { throw StoreError.readOnly(path: path) }
+        var clauses: [String] = []
+        var arguments: [DatabaseValueConvertible] = []
+        for (pilot, cutoff) in cutoffs.sorted(by: { $0.key < $1.key }) {
+            clauses.append("(r.pilot = ? AND r.received_at < ?)")
+            arguments += [pilot, cutoff.millis]
+        }
+        let named = cutoffs.keys.sorted()
+        let others = named.isEmpty ? "1" : "r.pilot IS NULL OR r.pilot NOT IN (\(named.map { _ in "?" }.joined(separator: ",")))"
+        clauses.append("((\(others)) AND r.received_at < ?)")
+        arguments += named.map { $0 as DatabaseValueConvertible } + [otherwise.millis]
+        let selection = "SELECT r.id FROM reject r WHERE " + clauses.joined(separator: " OR ")
+        let args = StatementArguments(arguments.map { $0.databaseValue })
+
+        let count = { (db: Database) throws -> PurgeSummary in
+            var s = PurgeSummary()
+            if let row = try Row.fetchOne(db, sql: """
+                SELECT count(*), coalesce(sum(length(payload)), 0) FROM reject_payload WHERE reject_id IN (\(selection))
+                """, arguments: args) {
+                s.refusedPayloads = row[0]
+                s.refusedPayloadBytes = row[1]
+            }
+            return s
+        }
+        if dryRun { return try read { try count($0.db) } }
+        return try Store.sqlite("purging refused payloads") {
+            try pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA secure_delete = ON")
+                defer { try? db.execute(sql: "PRAGMA secure_delete = OFF") }
+                let summary = try db.inTransaction {
+                    let s = try count(db)
+                    try db.execute(sql: "DELETE FROM reject_payload WHERE reject_id IN (\(selection))", arguments: args)
+                    return (.commit, s)
+                }
+                if summary.refusedPayloads > 0 { try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+                return summary
+            }
+        }
+    }
+}
+
+extension Database {
+    /// Runs `body` in a transaction it commits or rolls back, and returns its value.
+    func inTransaction<T>(_ body: () throws -> (Database.TransactionCompletion, T)) throws -> T {
+        var value: T?
+        try inTransaction(.immediate) {
+            let (completion, v) = try body()
+            value = v
+            return completion
+        }
+        return value!
+    }
+}

@@ -1,0 +1,97 @@
+import ArgumentParser
+import Foundation
+import PilotwatchCore
+import PilotwatchStore
+
+/// The retention policy applied to a store: what `db purge` does by hand and `serve` daily.
+enum RetentionPolicy {
+    /// The cutoffs at `now`: each pilot that sets its own `retention:`, and the service's for
+    /// the rest.
+    static func cutoffs(_ ctx: Context, now: Instant) -> (pilots: [String: Instant], otherwise: Instant) {
+        let base = ctx.service.retention
+        var pilots: [String: Instant] = [:]
+        for p in ctx.registry.pilots where p.retention.refusedPayloadDays != nil {
+            pilots[p.id] = now.adding(days: -Double(p.retention.applied(to: base).refusedPayloadDays))
+        }
+        return (pilots, now.adding(days: -Double(base.refusedPayloadDays)))
+    }
+
+    static func apply(_ ctx: Context, store: Store, now: Instant, dryRun: Bool) throws -> PurgeSummary {
+        let c = cutoffs(ctx, now: now)
+        return try store.purgeRefusedPayloads(cutoffs: c.pilots, otherwise: c.otherwise, dryRun: dryRun)
+    }
+}
+
+extension Db {
+    struct Purge: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "purge",
+            abstract: "Apply the retention policy: drop what has been kept long enough.",
+            discussion: """
+            Today: the payloads of refused messages received more than retention.refused_payload_days \
+            ago (90 by default; a pilot's registry entry may set its own). Their refusals stay, with \
+            reason, time, topic and hash, so counts and rates do not change. The deletion overwrites \
+            the freed pages with zeros (SQLite's secure_delete) and empties the write-ahead log \
+            afterwards, so the bytes are gone from the files, not only from the tables.
+
+            `serve` runs the purge once a day by itself; while it runs, this command only answers \
+            --dry-run. Every purge, dry or not, is recorded in the audit trail.
+
+            Examples:
+              pilotwatch db purge --dry-run
+              pilotwatch db purge --format json
+            """
+        )
+
+        @OptionGroup var global: GlobalOptions
+
+        @Flag(help: "Say what would go (rows and bytes), remove nothing.")
+        var dryRun = false
+
+        @Option(name: .customLong("as-of"),
+                help: ArgumentHelp("Apply the policy as it will stand at this time (default: now): \(timeArgumentHelp).",
+                                   valueName: "time"))
+        var asOf: String?
+
+        @Option(help: ArgumentHelp("Output format: table or json.", valueName: "format"))
+        var format: OutputFormat = .table
+
+        func validate() throws {
+            if format == .csv { throw ValidationError("--format csv: purge prints table or json") }
+        }
+
+        func run() throws {
+            let ctx = try Context.load(global)
+            var now = Instant.now
+            if let asOf {
+                guard let t = parseTimeArgument(asOf, endOfDay: true) else {
+                    throw CLIError("--as-of \"\(asOf)\" is not a time; give \(timeArgumentHelp)", kind: .usage)
+                }
+                now = t
+            }
+            let database = ctx.service.databasePath
+            let summary = try audited(dryRun ? "db purge --dry-run" : "db purge", database: database,
+                                      selection: "refused payloads received before their pilot's retention", asOf: now) { _ in
+                if dryRun {
+                    return try RetentionPolicy.apply(ctx, store: try openStore(database, readOnly: true), now: now, dryRun: true)
+                }
+                let lock: WriterLock
+                do {
+                    lock = try WriterLock.acquire(database: database, role: "db-purge")
+                } catch WriterLockError.held(_, let holder) {
+                    throw CLIError("the database \(database) is written by \(holder.map(\.description) ?? "another process"); a running serve purges once a day by itself (`pilotwatch db purge --dry-run` shows what it will remove)",
+                                   kind: .busy)
+                }
+                defer { lock.release() }
+                return try RetentionPolicy.apply(ctx, store: try openStore(database), now: now, dryRun: false)
+            }
+            let verb = dryRun ? "would drop" : "dropped"
+            switch format {
+            case .json:
+                print("{\"dry_run\":\(dryRun),\"as_of\":\"\(now)\",\"refused_payloads\":{\"rows\":\(summary.refusedPayloads),\"bytes\":\(summary.refusedPayloadBytes)}}")
+            case .table, .csv:
+                print("\(verb) \(summary.refusedPayloads) refused payloads (\(summary.refusedPayloadBytes) bytes) received before their retention as of \(now)")
+            }
+        }
+    }
+}

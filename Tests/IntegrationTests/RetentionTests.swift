@@ -1,0 +1,74 @@
+import Foundation
+import PilotwatchCore
+import Testing
+
+@Suite("Retention: db purge drops refused payloads after their days, from the files too")
+struct RetentionTests {
+    /// An out-of-range reading (refused, payload kept) whose msg_id carries `marker`.
+    func refused(_ pilot: String, _ marker: String) -> String {
+        let payload = obsMessage(marker, [obs("p-7f3a9c21", "spo2", 12, unit: "%", at: isoNow(minutesAgo: 60))])
+        return #"{"topic":"pilots/\#(pilot)/dev-r1/obs","payload":"# + payload + "}"
+    }
+
+    func bytes(_ ws: Workspace) -> Data {
+        var all = Data()
+        for suffix in ["", "-wal"] {
+            all.append((try? Data(contentsOf: URL(fileURLWithPath: ws.db + suffix))) ?? Data())
+        }
+        return all
+    }
+
+    @Test func payloadsGoAfterTheirDaysThePilotsOwnDaysAndTheRefusalsStay() throws {
+        try withBrokerAndWorkspace { _, ws in
+            // The cardiac pilot keeps its refused payloads 200 days.
+            let pilots = Workspace.defaultPilots.replacingOccurrences(
+                of: "    outcomes: [weight, hospitalisation]",
+                with: "    outcomes: [weight, hospitalisation]\n    retention: {refused_payload_days: 200}")
+            try pilots.write(toFile: ws.dir + "/pilots.yaml", atomically: true, encoding: .utf8)
+            let lines = [refused("resp-copd-idf-01", "purgemark-resp-7731"), refused("card-hf-idf-03", "purgemark-card-7732")]
+            let imported = try ws.run(["ingest", "-"], stdin: Data((lines.joined(separator: "\n") + "\n").utf8))
+            #expect(imported.status == 0, "\(imported.stderr)")
+            #expect(bytes(ws).range(of: Data("purgemark-resp-7731".utf8)) != nil, "the payload is stored at first")
+
+            let in91 = Instant(seconds: Date().timeIntervalSince1970 + 91 * 86_400).description
+            let soon = try ws.run(["db", "purge", "--dry-run", "--format", "json"])
+            #expect(soon.stdout.contains(#""rows":0"#), "nothing is old enough now: \(soon.stdout)")
+            let dry = try ws.run(["db", "purge", "--dry-run", "--as-of", in91, "--format", "json"])
+            #expect(dry.status == 0, "\(dry.stderr)")
+            #expect(dry.stdout.contains(#""rows":1"#), "\(dry.stdout)")
+            #expect(bytes(ws).range(of: Data("purgemark-resp-7731".utf8)) != nil, "a dry run removes nothing")
+
+            let done = try ws.run(["db", "purge", "--as-of", in91])
+            #expect(done.status == 0, "\(done.stderr)")
+            #expect(done.stdout.hasPrefix("dropped 1 refused payloads"), "\(done.stdout)")
+            #expect(bytes(ws).range(of: Data("purgemark-resp-7731".utf8)) == nil, "gone from the database and its WAL")
+            #expect(bytes(ws).range(of: Data("purgemark-card-7732".utf8)) != nil, "the cardiac pilot keeps its own 200 days")
+            // The refusals themselves stay: counts and rates do not move.
+            #expect(try ws.stats().refused == 2)
+            let listed = try ws.run(["rejects", "--format", "json"])
+            #expect(listed.stdout.components(separatedBy: "\"reason\":\"out_of_range\"").count - 1 == 2, "\(listed.stdout)")
+
+            let audit = try ws.run(["audit", "--command", "db purge", "--format", "json"])
+            #expect(audit.stdout.components(separatedBy: "\"command\":\"db purge").count - 1 == 3, "\(audit.stdout)")
+        }
+    }
+
+    @Test func whileServeRunsOnlyADryRunIsAnswered() throws {
+        try withRunningServe { _, ws, _ in
+            let refusedRun = try ws.run(["db", "purge"])
+            #expect(refusedRun.status == 75, "\(refusedRun.stderr)")
+            #expect(refusedRun.stderr.contains("purges once a day by itself"), "\(refusedRun.stderr)")
+            #expect(try ws.run(["db", "purge", "--dry-run"]).status == 0)
+        }
+    }
+
+    @Test func badRetentionIsRefusedWithItsLine() throws {
+        try withBrokerAndWorkspace { _, ws in
+            try (try String(contentsOfFile: ws.config, encoding: .utf8) + "\nretention: {refused_payload_days: 0}\n")
+                .write(toFile: ws.config, atomically: true, encoding: .utf8)
+            let check = try ws.run(["config", "check"])
+            #expect(check.status != 0)
+            #expect((check.stdout + check.stderr).contains("retention.refused_payload_days: 0 is outside 1...3650"), "\(check.stdout)\(check.stderr)")
+        }
+    }
+}
