@@ -134,11 +134,12 @@ enum AuditIdentity {
     }
 
     /// `arguments` with the value of any option whose name looks secret (password, secret,
-    /// token) replaced by `***`.
+    /// token), and of `--subject`, replaced by `***`.
     static func arguments(_ arguments: some Sequence<String>) -> [String] {
         func secret(_ flag: Substring) -> Bool {
             let name = flag.lowercased()
-            return name.hasPrefix("--") && ["password", "secret", "token"].contains { name.contains($0) }
+            // A pseudonym is personal data: the trail names a subject by a hash in its selection.
+            return name.hasPrefix("--") && (["password", "secret", "token"].contains { name.contains($0) } || name == "--subject")
         }
         var out: [String] = []
         var maskNext = false

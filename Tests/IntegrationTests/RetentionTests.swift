@@ -72,3 +72,47 @@ struct RetentionTests {
         }
     }
 }
+
+@Suite("subjects show: exactly what the store holds about a subject")
+struct SubjectAccessTests {
+    @Test func everyRowOfTheSubjectAndNothingOfAnother() throws {
+        try withBrokerAndWorkspace { _, ws in
+            let t1 = isoNow(minutesAgo: 300), t2 = isoNow(minutesAgo: 200), t0 = isoNow(minutesAgo: 400)
+            func line(_ device: String, _ payload: String) -> String {
+                #"{"topic":"pilots/resp-copd-idf-01/\#(device)/obs","payload":"# + payload + "}"
+            }
+            let lines = [
+                line("dev-a", obsMessage("m1", [obs("p-aaaa0001", "enrolled", at: t0), obs("p-aaaa0001", "spo2", 93, unit: "%", at: t1)])),
+                line("dev-b", obsMessage("m2", [obs("p-aaaa0001", "spo2", 95, unit: "%", at: t2), obs("p-bbbb0002", "spo2", 90, unit: "%", at: t2)])),
+                line("dev-c", obsMessage("m3", [obs("p-aaaa0001", "spo2", 5, unit: "%", at: t2)])),      // refused: out of range
+                line("dev-c", obsMessage("m4", [obs("p-bbbb0002", "spo2", 5, unit: "%", at: t1)])),      // another subject's refusal
+            ]
+            let imported = try ws.run(["ingest", "-"], stdin: Data((lines.joined(separator: "\n") + "\n").utf8))
+            #expect(imported.status == 0, "\(imported.stderr)")
+
+            let r = try ws.run(["subjects", "show", "--pilot", "resp-copd-idf-01", "--subject", "p-aaaa0001"])
+            #expect(r.status == 0, "\(r.stderr)")
+            let o = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            #expect(o["found"] as? Bool == true)
+            let readings = try #require(o["observations"] as? [[String: Any]])
+            #expect(readings.map { $0["value"] as? Double } == [93, 95])
+            #expect(readings.map { $0["device"] as? String } == ["dev-a", "dev-b"])
+            #expect((o["events"] as? [[String: Any]])?.map { $0["indicator"] as? String } == ["enrolled"])
+            #expect(o["enrolled_at"] as? String != nil)
+            #expect(o["devices"] as? [String] == ["dev-a", "dev-b", "dev-c"])
+            let refused = try #require(o["refused_messages"] as? [[String: Any]])
+            #expect(refused.count == 1 && (refused.first?["payload"] as? String)?.contains("\"m3\"") == true, "\(refused)")
+            #expect(!r.stdout.contains("p-bbbb0002"), "nothing of another subject")
+
+            // Recorded, under a hash: never the pseudonym in the trail.
+            let trail = try String(contentsOfFile: ws.db + ".audit", encoding: .utf8)
+            #expect(trail.contains("\"command\":\"subjects show\"") && trail.contains("subject_sha256="))
+            #expect(!trail.contains("p-aaaa0001"), "\(trail)")
+
+            let none = try ws.run(["subjects", "show", "--pilot", "resp-copd-idf-01", "--subject", "p-nobody"])
+            #expect(none.status == 0 && none.stdout.contains("\"found\": false"), "\(none.stdout)")
+            let bad = try ws.run(["subjects", "show", "--pilot", "nope", "--subject", "p-aaaa0001"])
+            #expect(bad.status == 64 && bad.stderr.contains("unknown pilot \"nope\""), "\(bad.stderr)")
+        }
+    }
+}
