@@ -22,8 +22,12 @@ public struct AuditTrail: Sendable {
     public let path: String
     public var headPath: String { path + ".head" }
 
-    /// How long an append waits for the trail's lock before failing.
+    /// How long a view's append waits for the trail's lock before failing (a view never hangs
+    /// on the trail).
     public static let lockWait: Duration = .milliseconds(250)
+    /// How long the record of a change already made waits: longer, since giving up leaves the
+    /// change unrecorded.
+    public static let changeLockWait: Duration = .seconds(30)
 
     /// The trail of the store at `database`.
     public static func path(forDatabase database: String) -> String { database + ".audit" }
@@ -58,12 +62,18 @@ public struct AuditTrail: Sendable {
 
     /// Appends the record `make(seq, prev)` returns, with the next seq and the hash of the last
     /// line, and returns it.
+    ///
+    /// When the head names a later or another last record than the file ends with (records
+    /// deleted or the last one edited since), the new record continues from the head, not from
+    /// the file: its seq and prev keep the gap visible to `audit verify` instead of healing it.
     @discardableResult
-    public func append(_ make: (_ seq: Int, _ prev: String) -> AuditRecord) throws(TrailError) -> AuditRecord {
+    public func append(lockWait: Duration = AuditTrail.lockWait,
+                       _ make: (_ seq: Int, _ prev: String) -> AuditRecord) throws(TrailError) -> AuditRecord {
         let fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o660)
         guard fd >= 0 else { throw TrailError(description: "cannot write the audit trail \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        try lock(fd)
+        _ = fchmod(fd, 0o660)  // as for the head
+        try lock(fd, wait: lockWait, exclusive: true)
         defer { _ = flock(fd, LOCK_UN) }
 
         var tail = try lastLine(fd)
@@ -73,8 +83,13 @@ public struct AuditTrail: Sendable {
             try writeAll(fd, [0x0A])
             tail?.terminated = true
         }
-        let lastSeq = tail.flatMap { try? AuditRecord(line: $0.bytes).seq } ?? head?.seq ?? 0
-        let record = make(lastSeq + 1, tail.map { SHA256.hex($0.bytes) } ?? AuditRecord.genesis)
+        var lastSeq = tail.flatMap { try? AuditRecord(line: $0.bytes).seq } ?? head?.seq ?? 0
+        var prev = tail.map { SHA256.hex($0.bytes) } ?? AuditRecord.genesis
+        if let head, head.seq >= lastSeq, head.seq != lastSeq || head.hash != prev {
+            lastSeq = head.seq
+            prev = head.hash
+        }
+        let record = make(lastSeq + 1, prev)
         let line = record.encoded()
         try writeAll(fd, line + [0x0A])
         try writeHead(seq: record.seq, hash: SHA256.hex(line))
@@ -94,13 +109,13 @@ public struct AuditTrail: Sendable {
     /// size the file had when called; `false` from `body` stops. Returns whether the last line
     /// read ended with a newline.
     @discardableResult
-    public func forEachLine(_ body: ([UInt8]) throws -> Bool) throws -> Bool {
+    public func forEachLine(upTo limit: Int? = nil, _ body: ([UInt8]) throws -> Bool) throws -> Bool {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw TrailError(description: "cannot read the audit trail \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw TrailError(description: "cannot read the audit trail \(path): \(String(cString: strerror(errno)))") }
-        var remaining = Int(info.st_size)
+        var remaining = min(Int(info.st_size), limit ?? Int.max)
         var pending: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
         while remaining > 0 {
@@ -124,15 +139,28 @@ public struct AuditTrail: Sendable {
         return true
     }
 
-    private func lock(_ fd: Int32) throws(TrailError) {
+    /// The head and the trail's size, read together under a shared lock (so never between an
+    /// append's line and its head): `audit verify` checks the lines up to that size.
+    public func snapshot() throws(TrailError) -> (head: (seq: Int, hash: String)?, size: Int) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw TrailError(description: "cannot read the audit trail \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        try lock(fd, wait: .seconds(5), exclusive: false)
+        defer { _ = flock(fd, LOCK_UN) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw TrailError(description: "cannot read the audit trail \(path): \(String(cString: strerror(errno)))") }
+        return (readHead(), Int(info.st_size))
+    }
+
+    private func lock(_ fd: Int32, wait: Duration, exclusive: Bool) throws(TrailError) {
         let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: Self.lockWait)
-        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+        let deadline = clock.now.advanced(by: wait)
+        while flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0 {
             guard errno == EWOULDBLOCK || errno == EINTR else {
                 throw TrailError(description: "cannot lock the audit trail \(path): \(String(cString: strerror(errno)))")
             }
             guard clock.now < deadline else {
-                throw TrailError(description: "the audit trail \(path) stayed locked for \(Self.lockWait) (a stopped pilotwatch process holds it? `fuser \(path)`)")
+                throw TrailError(description: "the audit trail \(path) stayed locked for \(wait) (a stopped pilotwatch process holds it? `fuser \(path)`)")
             }
             usleep(1000)
         }
@@ -188,6 +216,7 @@ public struct AuditTrail: Sendable {
         let fd = open(headPath, O_WRONLY | O_CREAT | O_CLOEXEC, 0o660)
         guard fd >= 0 else { throw TrailError(description: "cannot write the audit head \(headPath): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
+        _ = fchmod(fd, 0o660)  // the group appends too, whatever the umask (fails harmlessly if not ours)
         let bytes = Array("\(seq) \(hash)\n".utf8)
         let written = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, bytes.count, 0) }
         guard written == bytes.count, ftruncate(fd, off_t(bytes.count)) == 0 else {

@@ -35,24 +35,29 @@ final class CommandAudit {
     }
 
     /// Appends this run's record, once; later calls do nothing.
-    func record(outcome: String = "ok", output: String? = nil, sha256: String? = nil) throws {
+    /// A view's record comes before its output (`show`), so it waits for the trail's lock only
+    /// briefly; the record of a change already made waits longer, and says so if it fails.
+    func record(outcome: String = "ok", output: String? = nil, sha256: String? = nil, beforeOutput: Bool = false) throws {
         guard recorded == nil else { return }
         do {
-            recorded = try trail.append { seq, prev in
+            recorded = try trail.append(lockWait: beforeOutput ? AuditTrail.lockWait : AuditTrail.changeLockWait) { seq, prev in
                 AuditRecord(seq: seq, at: .now, user: AuditIdentity.user, host: AuditIdentity.host, pid: Int(getpid()),
                             command: command, arguments: AuditIdentity.arguments(CommandLine.arguments.dropFirst()),
                             database: database, selection: selection, asOf: asOf, output: output,
                             outputSHA256: sha256, outcome: outcome, prev: prev)
             }
         } catch {
-            throw CLIError("\(error); nothing was shown or changed without its audit record. Ask the administrator to make the trail writable (see \"Audit trail\" in README.md)")
+            if beforeOutput {
+                throw CLIError("\(error); nothing was shown without its audit record. Ask the administrator to make the trail writable (see \"Audit trail\" in README.md)")
+            }
+            throw CLIError("\(error); `pilotwatch \(command)` has run (outcome: \(outcome)) but its audit record could not be written: tell the administrator (see \"Audit trail\" in README.md)")
         }
     }
 
     /// Records the run with the SHA-256 of `text` and a newline, then prints them.
     func show(_ text: String) throws {
         let bytes = Data((text + "\n").utf8)
-        try record(output: "stdout", sha256: SHA256.hex(bytes))
+        try record(output: "stdout", sha256: SHA256.hex(bytes), beforeOutput: true)
         FileHandle.standardOutput.write(bytes)
     }
 }

@@ -58,7 +58,7 @@ import Glibc
         #expect(next.seq == 2, "numbered after the head, the torn line being unreadable")
         let written = try lines(trail)
         #expect(written.count == 3)
-        #expect(next.prev == SHA256.hex(written[1]))
+        #expect(next.prev == SHA256.hex(written[0]), "chained to the last whole record, the one the head names")
         var chain = AuditChain()
         #expect(chain.check(written[0]) == nil)
         #expect(chain.check(written[1])?.line == 2, "the torn line is named")

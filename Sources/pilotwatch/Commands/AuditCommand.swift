@@ -114,12 +114,17 @@ struct Audit: ParsableCommand {
 
         func run() throws {
             let trail = AuditTrail(path: AuditTrail.path(forDatabase: try databasePath(global)))
-            let head = trail.readHead()
+            var head = trail.readHead()
             var chain = AuditChain()
             var problem: AuditChain.Problem?
             var terminated = true
             if FileManager.default.fileExists(atPath: trail.path) {
-                terminated = try trail.forEachLine { line in
+                // The head and the size together, under the trail's lock: appends going on
+                // meanwhile are not mistaken for a stale head.
+                let snapshot: (head: (seq: Int, hash: String)?, size: Int)
+                do { snapshot = try trail.snapshot() } catch { throw CLIError("\(error)") }
+                head = snapshot.head
+                terminated = try trail.forEachLine(upTo: snapshot.size) { line in
                     problem = chain.check(line)
                     return problem == nil
                 }

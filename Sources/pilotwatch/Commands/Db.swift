@@ -104,16 +104,13 @@ struct Db: ParsableCommand {
                 guard report.problems.isEmpty else {
                     throw CLIError("the backup copy fails its integrity check, so \(file) was not written (check the source with `pilotwatch db check`):\n  " + report.problems.flatMap { $0.split(separator: "\n") }.prefix(20).joined(separator: "\n  "))
                 }
+                // Recorded before it is put in place (the staging copy's bytes are the backup's), so
+                // that a failed record never costs an earlier file at that path.
+                try audit.record(output: destination, sha256: try sha256Hex(ofFile: staging))
                 // A stale -wal beside an old FILE would be replayed onto the new copy: remove it first.
                 for suffix in ["-wal", "-shm", "-journal"] { unlink(destination + suffix) }
                 guard rename(staging, destination) == 0 else {
-                    throw CLIError("cannot put the backup in place as \(file): \(String(cString: strerror(errno)))")
-                }
-                do {
-                    try audit.record(output: destination, sha256: try sha256Hex(ofFile: destination))
-                } catch {
-                    unlink(destination)
-                    throw error
+                    throw CLIError("cannot put the backup in place as \(file): \(String(cString: strerror(errno))) (its audit record is written: the file is not)")
                 }
                 let size = (try? FileManager.default.attributesOfItem(atPath: destination))?[.size] as? Int
                 print("backup written: \(file)")

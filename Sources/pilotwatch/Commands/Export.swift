@@ -168,7 +168,7 @@ struct Export: ParsableCommand {
     private func write(_ bytes: Data, audit: CommandAudit) throws {
         let sha256 = SHA256.hex(bytes)
         guard let out, out != "-" else {
-            try audit.record(output: "stdout", sha256: sha256)
+            try audit.record(output: "stdout", sha256: sha256, beforeOutput: true)
             FileHandle.standardOutput.write(bytes)
             return
         }
@@ -178,16 +178,13 @@ struct Export: ParsableCommand {
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
             throw CLIError("cannot write \(out): the folder \(folder) does not exist; create it first or choose another --out")
         }
+        // Recorded before it is written: a file handed on is never unaudited, and a failed
+        // record never costs an earlier file at that path.
+        try audit.record(output: url.standardizedFileURL.path, sha256: sha256, beforeOutput: true)
         do {
             try bytes.write(to: url, options: .atomic)
         } catch {
-            throw CLIError("cannot write \(out): \(error.localizedDescription); check the path and its permissions")
-        }
-        do {
-            try audit.record(output: url.standardizedFileURL.path, sha256: sha256)
-        } catch {
-            try? FileManager.default.removeItem(at: url)
-            throw error
+            throw CLIError("cannot write \(out): \(error.localizedDescription); check the path and its permissions (its audit record is written: the file is not)")
         }
     }
 }

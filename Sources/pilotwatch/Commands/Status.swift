@@ -99,14 +99,17 @@ struct ViewOptions: ParsableArguments {
         var first = true
         while true {
             let frame = try render(.now)
-            if first { try audit.record(output: "stdout (--watch \(watch))", sha256: SHA256.hex(Array(frame.utf8))) }
+            let bytes: Data
             if terminal {
                 // Home, draw, clear whatever the previous (longer) frame left below.
-                FileHandle.standardOutput.write(Data(("\u{1B}[H" + (first ? "\u{1B}[2J" : "")
-                    + frame.replacingOccurrences(of: "\n", with: "\u{1B}[K\n") + "\u{1B}[K\n\u{1B}[J").utf8))
+                bytes = Data(("\u{1B}[H" + (first ? "\u{1B}[2J" : "")
+                    + frame.replacingOccurrences(of: "\n", with: "\u{1B}[K\n") + "\u{1B}[K\n\u{1B}[J").utf8)
             } else {
-                FileHandle.standardOutput.write(Data(((first ? "" : "\n") + frame + "\n").utf8))
+                bytes = Data(((first ? "" : "\n") + frame + "\n").utf8)
             }
+            // Recorded once, with the SHA-256 of exactly the bytes of the first frame.
+            if first { try audit.record(output: "stdout (--watch \(watch), first frame)", sha256: SHA256.hex(bytes), beforeOutput: true) }
+            FileHandle.standardOutput.write(bytes)
             first = false
             Thread.sleep(forTimeInterval: watch)
         }
