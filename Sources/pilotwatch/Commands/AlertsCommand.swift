@@ -100,7 +100,7 @@ struct Alerts: ParsableCommand {
                 // serve cannot record its own stop when it dies: at now, the heartbeat tells.
                 var health: IngestHealth?
                 if !fixed {
-                    let h = IngestHealth.evaluate(try store.heartbeat(), now: t, staleAfter: ctx.service.alerts.thresholds.ingestStaleSeconds)
+                    let h = try ctx.ingestHealth(store, now: t)
                     health = h
                     let live = AlertEvaluator.service(health: h, backlogLimit: .max, refusedLastHour: 0, thresholds: ctx.service.alerts.thresholds)
                     for c in live where c.rule == .ingestStopped && !rows.contains(where: { $0.key == c.key }) {

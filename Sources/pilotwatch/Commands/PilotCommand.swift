@@ -50,10 +50,7 @@ struct PilotView: ParsableCommand {
                 let start = since.flatMap { parseTimeArgument($0, now: t) }
                 var board = try Dashboard.pilot(store: store, pilot: pilot, catalogue: ctx.catalogue, since: start, asOf: t,
                                             thresholds: ctx.service.alerts.thresholds)
-                if fixedAsOf == nil {
-                    board.ingest = IngestHealth.evaluate(try store.heartbeat(), now: now,
-                                                         staleAfter: ctx.service.alerts.thresholds.ingestStaleSeconds)
-                }
+                if fixedAsOf == nil { board.ingest = try ctx.ingestHealth(store, now: now) }
                 switch view.format {
                 case .table: return board.table(colour: useColour)
                 case .json: return board.json()

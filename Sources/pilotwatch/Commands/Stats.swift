@@ -24,8 +24,7 @@ struct Stats: ParsableCommand {
         try audited("stats", database: ctx.service.databasePath, asOf: .now) { audit in
             let store = try openStore(ctx.service.databasePath, readOnly: true)
             let s = try store.stats()
-            try audit.show(StatsView.render(s, format: format, ingest: IngestHealth.evaluate(
-                try store.heartbeat(), now: .now, staleAfter: ctx.service.alerts.thresholds.ingestStaleSeconds)))
+            try audit.show(StatsView.render(s, format: format, ingest: try ctx.ingestHealth(store, now: .now)))
         }
     }
 }

@@ -45,10 +45,7 @@ struct Status: ParsableCommand {
             try view.show(audit: audit) { now in
                 var board = try Dashboard.status(store: store, registry: ctx.registry, programme: programme, asOf: fixedAsOf ?? now,
                                              thresholds: ctx.service.alerts.thresholds)
-                if fixedAsOf == nil {
-                    board.ingest = IngestHealth.evaluate(try store.heartbeat(), now: now,
-                                                         staleAfter: ctx.service.alerts.thresholds.ingestStaleSeconds)
-                }
+                if fixedAsOf == nil { board.ingest = try ctx.ingestHealth(store, now: now) }
                 switch view.format {
                 case .table: return board.table(colour: useColour)
                 case .json: return board.json()
@@ -113,5 +110,13 @@ struct ViewOptions: ParsableArguments {
             first = false
             Thread.sleep(forTimeInterval: watch)
         }
+    }
+}
+
+extension Context {
+    /// Whether ingest runs, from `serve`'s heartbeat in `store`, with the configured stale bound
+    /// (`alerts.ingest_stale_seconds`): the line the views open with at now.
+    func ingestHealth(_ store: Store, now: Instant) throws -> IngestHealth {
+        IngestHealth.evaluate(try store.heartbeat(), now: now, staleAfter: service.alerts.thresholds.ingestStaleSeconds)
     }
 }
