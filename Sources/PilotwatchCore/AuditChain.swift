@@ -28,6 +28,11 @@ public struct AuditChain: Sendable {
     public private(set) var count = 0
     /// The last record checked and the hash of its line.
     public private(set) var last: (seq: Int, hash: String)?
+    /// Unreadable lines that the next record chained past (its seq and prev continue the record
+    /// before them): records a writer left cut short when it died, closed by the next append.
+    public private(set) var tornLines: [Int] = []
+    /// An unreadable line waiting for the next one to tell torn (chained past) from edited.
+    private var pending: Problem?
 
     public init() {}
 
@@ -38,9 +43,18 @@ public struct AuditChain: Sendable {
         do {
             record = try AuditRecord(line: line)
         } catch {
-            return Problem(line: count, seq: nil, reason: "cannot be read as an audit record: \(error) (edited, or cut short)")
+            if let pending { return pending }
+            pending = Problem(line: count, seq: nil, reason: "cannot be read as an audit record: \(error) (edited, or cut short)")
+            return nil
         }
         let expectedSeq = (last?.seq ?? 0) + 1
+        if let torn = pending {
+            // Chained past it (seq and prev continue the record before): a torn write. Otherwise
+            // the unreadable line is where the chain breaks.
+            guard record.seq == expectedSeq, record.prev == (last?.hash ?? AuditRecord.genesis) else { return torn }
+            tornLines.append(torn.line)
+            pending = nil
+        }
         if record.seq != expectedSeq {
             let why = record.seq > expectedSeq
                 ? "seq \(record.seq) where \(expectedSeq) was expected: record\(record.seq - expectedSeq == 1 ? "" : "s") \(expectedSeq)\(record.seq - expectedSeq == 1 ? "" : "...\(record.seq - 1)") deleted, or this seq edited"
@@ -64,6 +78,7 @@ public struct AuditChain: Sendable {
     /// must name the last record, which tells what the chain alone cannot: the last record
     /// edited or the last records deleted.
     public func checkEnd(terminated: Bool, head: (seq: Int, hash: String)?) -> Problem? {
+        if let pending { return pending }
         if !terminated {
             return Problem(line: count, seq: last?.seq,
                            reason: "the last line does not end with a newline: the file was cut short, or a writer died mid-record")

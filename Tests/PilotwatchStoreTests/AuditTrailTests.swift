@@ -61,7 +61,20 @@ import Glibc
         #expect(next.prev == SHA256.hex(written[0]), "chained to the last whole record, the one the head names")
         var chain = AuditChain()
         #expect(chain.check(written[0]) == nil)
-        #expect(chain.check(written[1])?.line == 2, "the torn line is named")
+        #expect(chain.check(written[1]) == nil, "undecided until the next line")
+        #expect(chain.check(written[2]) == nil, "the next record chains past it: a torn write, not an edit")
+        #expect(chain.tornLines == [2])
+        #expect(chain.checkEnd(terminated: true, head: trail.readHead()) == nil)
+        // A whole record replaced by garbage is not taken for a torn one: the next record's prev
+        // is the replaced record's hash, not the one before it.
+        let other = try TempDir()
+        let clean = try AuditTrail.writable(database: other.file("s.sqlite"))
+        for _ in 0..<3 { try clean.append { record($0, $1) } }
+        let all = try lines(clean)
+        var broken = AuditChain()
+        #expect(broken.check(all[0]) == nil)
+        #expect(broken.check(Array("garbage".utf8)) == nil, "undecided until the next line")
+        #expect(broken.check(all[2])?.line == 2, "the replaced line is named")
     }
 
     @Test func anUnwritableTrailIsRefusedUpFront() throws {

@@ -137,7 +137,11 @@ struct Audit: ParsableCommand {
                 print("\(trail.path): chain broken; first bad record: \(problem)")
                 throw ExitCode.failure
             }
-            print("chain intact, \(chain.count) record\(chain.count == 1 ? "" : "s")\(chain.last.map { " (last seq \($0.seq), sha256 \($0.hash))" } ?? "")")
+            let records = chain.count - chain.tornLines.count
+            print("chain intact, \(records) record\(records == 1 ? "" : "s")\(chain.last.map { " (last seq \($0.seq), sha256 \($0.hash))" } ?? "")")
+            if !chain.tornLines.isEmpty {
+                print("note: line\(chain.tornLines.count == 1 ? "" : "s") \(chain.tornLines.map(String.init).joined(separator: ", ")) \(chain.tornLines.count == 1 ? "is a record" : "are records") cut short by a writer that died, chained past by the next append")
+            }
         }
     }
 }
