@@ -213,3 +213,14 @@ extension IngestTally {
         }
     }
 }
+
+/// Takes the store's writer lock for a command that must have it to itself, or refuses at once
+/// (exit 75) naming the holder and then `advice`.
+func exclusiveWriterLock(_ database: String, role: String, advice: String) throws -> WriterLock {
+    do {
+        return try WriterLock.acquire(database: database, role: role)
+    } catch WriterLockError.held(_, let holder) {
+        throw CLIError("the database \(database) is being written by \(holder.map(\.description) ?? "another process"); \(advice)",
+                       kind: .busy)
+    }
+}

@@ -220,13 +220,8 @@ extension Db {
             let restoredSHA256 = try sha256Hex(ofFile: file)
             try audited("db restore", database: target, creates: true,
                         selection: "backup=\(URL(fileURLWithPath: file).standardizedFileURL.path) sha256=\(restoredSHA256)") { audit in
-                let lock: WriterLock
-                do {
-                    lock = try WriterLock.acquire(database: target, role: "db-restore")
-                } catch WriterLockError.held(_, let holder) {
-                    throw CLIError("the database \(target) is being written by \(holder.map(\.description) ?? "another process"); stop it before restoring (systemctl stop pilotwatch)",
-                                   kind: .busy)
-                }
+                let lock = try exclusiveWriterLock(target, role: "db-restore",
+                                                   advice: "stop it before restoring (systemctl stop pilotwatch)")
                 defer { lock.release() }
 
                 // Copied, migrated and checked beside the database before anything is replaced.

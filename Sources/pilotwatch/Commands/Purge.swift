@@ -75,13 +75,8 @@ extension Db {
                 if dryRun {
                     return try RetentionPolicy.apply(ctx, store: try openStore(database, readOnly: true), now: now, dryRun: true)
                 }
-                let lock: WriterLock
-                do {
-                    lock = try WriterLock.acquire(database: database, role: "db-purge")
-                } catch WriterLockError.held(_, let holder) {
-                    throw CLIError("the database \(database) is written by \(holder.map(\.description) ?? "another process"); a running serve purges once a day by itself (`pilotwatch db purge --dry-run` shows what it will remove)",
-                                   kind: .busy)
-                }
+                let lock = try exclusiveWriterLock(database, role: "db-purge",
+                                                   advice: "a running serve purges once a day by itself (`pilotwatch db purge --dry-run` shows what it will remove)")
                 defer { lock.release() }
                 return try RetentionPolicy.apply(ctx, store: try openStore(database), now: now, dryRun: false)
             }
