@@ -63,6 +63,9 @@ final class AlertLoop: @unchecked Sendable {
         timer = DispatchSource.makeTimerSource(queue: queue)
     }
 
+    /// Seconds between two evaluations.
+    var every: Double { settings.alerts.every }
+
     /// The topic of an alert's retained message.
     static func topic(root: String, _ key: AlertKey) -> String {
         "\(root)/_cluster/alerts/\(key.rule.rawValue)/\(key.target)"

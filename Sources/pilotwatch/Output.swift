@@ -44,6 +44,16 @@ final class Progress {
     }
 }
 
+/// The value of a time option (`--as-of`, `--since`, ...), nil when not given; a usage error
+/// (exit 64) naming the option and the value when it is not a time.
+func timeOption(_ text: String?, _ flag: String, endOfDay: Bool = false, now: Instant = .now) throws -> Instant? {
+    guard let text else { return nil }
+    guard let t = parseTimeArgument(text, endOfDay: endOfDay, now: now) else {
+        throw CLIError("\(flag) \"\(text)\" is not a time; give \(timeArgumentHelp)", kind: .usage)
+    }
+    return t
+}
+
 /// Parses a time argument: an RFC 3339 time, a date (`2026-06-30`), or a duration back from
 /// now (`7d`, `12h`, `30m`, `2w`). A date means its start, or its last millisecond with `endOfDay`
 /// (so `--as-of 2026-06-30` includes that whole day).

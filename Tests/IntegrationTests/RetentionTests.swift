@@ -116,3 +116,23 @@ struct SubjectAccessTests {
         }
     }
 }
+
+@Suite("New commands refuse bad arguments with the value and exit 64")
+struct NewCommandArgumentTests {
+    @Test(arguments: [
+        (["alerts", "--as-of", "soon"], "--as-of \"soon\" is not a time"),
+        (["alerts", "history", "--since", "lately"], "--since \"lately\" is not a time"),
+        (["alerts", "--rule", "silence"], "--rule silence is not a rule"),
+        (["alerts", "--pilot", "nope"], "unknown pilot \"nope\""),
+        (["db", "purge", "--as-of", "later"], "--as-of \"later\" is not a time"),
+        (["db", "purge", "--format", "csv"], "--format csv: purge prints table or json"),
+        (["subjects", "show", "--pilot", "resp-copd-idf-01", "--subject", String(repeating: "x", count: 65)], "--subject must be a pseudonym of 1 to 64 bytes"),
+    ])
+    func refused(_ args: [String], _ message: String) throws {
+        try withBrokerAndWorkspace(store: true) { _, ws in
+            let r = try ws.run(args)
+            #expect(r.status == 64, "\(args): \(r.stderr)")
+            #expect(r.stderr.contains(message), "\(args): \(r.stderr)")
+        }
+    }
+}

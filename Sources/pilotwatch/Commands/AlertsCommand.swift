@@ -86,14 +86,9 @@ struct Alerts: ParsableCommand {
         func run() throws {
             let ctx = try Context.load(global)
             try filter.check(ctx.registry)
-            var t = Instant.now
-            var fixed = false
-            if let asOf {
-                guard let parsed = parseTimeArgument(asOf, endOfDay: true) else {
-                    throw CLIError("--as-of \"\(asOf)\" is not a time; give \(timeArgumentHelp)", kind: .usage)
-                }
-                t = parsed; fixed = true
-            }
+            let fixedAsOf = try timeOption(asOf, "--as-of", endOfDay: true)
+            let t = fixedAsOf ?? .now
+            let fixed = fixedAsOf != nil
             try audited("alerts list", database: ctx.service.databasePath, selection: filter.summary(), asOf: t) { audit in
                 let store = try openStore(ctx.service.databasePath, readOnly: true)
                 var rows = try store.alerts(activeAt: t).map { AlertRow(stored: $0, asOf: fixed ? t : nil) }
@@ -164,13 +159,7 @@ struct Alerts: ParsableCommand {
         func run() throws {
             let ctx = try Context.load(global)
             try filter.check(ctx.registry)
-            var from: Instant?
-            if let since {
-                guard let parsed = parseTimeArgument(since) else {
-                    throw CLIError("--since \"\(since)\" is not a time; give \(timeArgumentHelp)", kind: .usage)
-                }
-                from = parsed
-            }
+            let from = try timeOption(since, "--since")
             try audited("alerts history", database: ctx.service.databasePath, selection: filter.summary(since: since)) { audit in
                 let store = try openStore(ctx.service.databasePath, readOnly: true)
                 let transitions = try store.alertHistory(since: from, until: .now).filter { filter.keeps($0.alert.key, ctx.registry) }

@@ -143,11 +143,7 @@ struct Export: ParsableCommand {
     /// `T` (the end of the period) and the period's start.
     func period() throws -> (asOf: Instant, start: Instant?) {
         func parse(_ text: String?, _ flag: String, endOfDay: Bool, now: Instant = .now) throws -> Instant? {
-            guard let text else { return nil }
-            guard let t = parseTimeArgument(text, endOfDay: endOfDay, now: now) else {
-                throw CLIError("\(flag) \"\(text)\" is not a time; give \(timeArgumentHelp)", kind: .usage)
-            }
-            return t
+            try timeOption(text, flag, endOfDay: endOfDay, now: now)
         }
         let asOfTime = try parse(asOf, "--as-of", endOfDay: true)
         let toTime = try parse(to, "--to", endOfDay: true, now: asOfTime ?? .now)

@@ -39,9 +39,7 @@ struct PilotView: ParsableCommand {
             throw CLIError("unknown pilot \"\(id)\"; valid pilots: \(ctx.registry.pilots.map(\.id).joined(separator: ", "))", kind: .usage)
         }
         let fixedAsOf = try view.parsedAsOf()
-        if let since, parseTimeArgument(since) == nil {
-            throw CLIError("--since \"\(since)\" is not a time; give \(timeArgumentHelp)", kind: .usage)
-        }
+        _ = try timeOption(since, "--since")  // checked now; resolved against each frame's T below
         try audited("pilot", database: ctx.service.databasePath,
                     selection: "pilot=\(id)" + (since.map { " since=\($0)" } ?? ""), asOf: fixedAsOf ?? .now) { audit in
             let store = try openStore(ctx.service.databasePath, readOnly: true)

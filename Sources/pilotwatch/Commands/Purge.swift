@@ -62,13 +62,7 @@ extension Db {
 
         func run() throws {
             let ctx = try Context.load(global)
-            var now = Instant.now
-            if let asOf {
-                guard let t = parseTimeArgument(asOf, endOfDay: true) else {
-                    throw CLIError("--as-of \"\(asOf)\" is not a time; give \(timeArgumentHelp)", kind: .usage)
-                }
-                now = t
-            }
+            let now = try timeOption(asOf, "--as-of", endOfDay: true) ?? .now
             let database = ctx.service.databasePath
             let summary = try audited(dryRun ? "db purge --dry-run" : "db purge", database: database,
                                       selection: "refused payloads received before their pilot's retention", asOf: now) { _ in

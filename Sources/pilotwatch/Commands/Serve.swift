@@ -196,7 +196,7 @@ struct Serve: ParsableCommand {
         defer { ticker.cancel(); signals.cancel() }
         let alerts = makeAlertLoop(ctx, mqttConfig: mqttConfig, store: store, previous: previousHeartbeat,
                                    metrics: serveMetrics, logger: logger)
-        alerts.loop.start(firstAfter: min(2, alerts.every))
+        alerts.start(firstAfter: min(2, alerts.every))
         // The retention policy, a minute after the start and then daily (db purge by hand).
         let purger = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "pilotwatch.purge"))
         purger.schedule(deadline: .now() + 60, repeating: 86_400)
@@ -232,7 +232,7 @@ struct Serve: ParsableCommand {
         // Everything acknowledged goes into SQLite before exiting.
         let applyError = applier.finish()
         beats.stop()
-        alerts.loop.stop(clean: receiveError == nil && applyError == nil)
+        alerts.stop(clean: receiveError == nil && applyError == nil)
         logger.info("\(counts.line())")
         logger.info("\(visibility.summary())")
         if receiveError != nil || applyError != nil { throw ExitCode.failure }
@@ -242,7 +242,7 @@ struct Serve: ParsableCommand {
     /// The alert loop, with its own connection to the broker (client id `{client_id}-alerts`,
     /// the service account's credentials) whose will raises `ingest_stopped`.
     private func makeAlertLoop(_ ctx: Context, mqttConfig: MQTTConfiguration, store: Store, previous: ServiceHeartbeat?,
-                               metrics: ServeMetrics?, logger: Logger) -> (loop: AlertLoop, every: Double) {
+                               metrics: ServeMetrics?, logger: Logger) -> AlertLoop {
         var settings = ctx.service.alerts
         if let alertsEvery { settings.every = alertsEvery }
         var config = mqttConfig
@@ -258,12 +258,11 @@ struct Serve: ParsableCommand {
         } catch {
             logger.warning("alerts: no alert connection to the broker (alerts are recorded, not published): \(error)")
         }
-        let loop = AlertLoop(store: store, registry: ctx.registry, previous: previous,
-                             settings: AlertLoop.Settings(alerts: settings, topicRoot: ctx.service.topicRoot,
-                                                          backlogLimit: Int64(maxBacklog) << 20,
-                                                          lagBound: max(30, 2 * applyDelay)),
-                             publisher: publisher, metrics: metrics, logger: logger)
-        return (loop, settings.every)
+        return AlertLoop(store: store, registry: ctx.registry, previous: previous,
+                         settings: AlertLoop.Settings(alerts: settings, topicRoot: ctx.service.topicRoot,
+                                                      backlogLimit: Int64(maxBacklog) << 20,
+                                                      lagBound: max(30, 2 * applyDelay)),
+                         publisher: publisher, metrics: metrics, logger: logger)
     }
 
     /// Applies the retention policy (audited as `db purge (serve)`); a failure is logged and

@@ -77,11 +77,7 @@ struct ViewOptions: ParsableArguments {
 
     /// The `--as-of` instant, nil for "now"; a one-line error naming the value otherwise.
     func parsedAsOf() throws -> Instant? {
-        guard let asOf else { return nil }
-        guard let t = parseTimeArgument(asOf, endOfDay: true) else {
-            throw CLIError("--as-of \"\(asOf)\" is not a time; give \(timeArgumentHelp)", kind: .usage)
-        }
-        return t
+        try timeOption(asOf, "--as-of", endOfDay: true)
     }
 
     /// Prints `render(now)` once, or, with `--watch`, redraws it in place until interrupted.
