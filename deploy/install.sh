@@ -57,6 +57,15 @@ for f in pilotwatch.sqlite.audit pilotwatch.sqlite.audit.head; do
   if [ -e "/var/lib/pilotwatch/$f" ]; then step kept "/var/lib/pilotwatch/$f"
   else install -o pilotwatch -g pilotwatch -m 0660 /dev/null "/var/lib/pilotwatch/$f"; step created "/var/lib/pilotwatch/$f (0660: appended by group pilotwatch)"; fi
 done
+# The erasure key (tombstones are keyed hashes under it; see docs/privacy.md): made once, here,
+# never replaced; read by the group so that `subjects show` names a subject by its keyed hash.
+key=/var/lib/pilotwatch/pilotwatch.sqlite.key
+if [ -e "$key" ]; then step kept "$key"
+else
+  ( umask 0027; head -c 32 /dev/urandom | od -An -tx1 -v | tr -d ' \n' > "$key.new" && echo >> "$key.new" && mv "$key.new" "$key" )
+  chown pilotwatch:pilotwatch "$key"; chmod 0640 "$key"
+  step created "$key (0640: the erasure key)"
+fi
 
 for f in pilots.yaml indicators.yaml; do
   if [ -e "/etc/pilotwatch/$f" ]; then step kept "/etc/pilotwatch/$f"

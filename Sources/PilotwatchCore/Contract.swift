@@ -14,6 +14,9 @@ public enum ReasonCode: String, Sendable, Codable, CaseIterable, Hashable {
     /// The service's own reason (contract 1.1): the database refused the message on every try.
     /// Replayable, and never counted against a pilot.
     case storeError = "store_error"
+    /// Contract 1.1: the message names a subject that was erased (`subjects erase`); kept as
+    /// hash only.
+    case erasedSubject = "erased_subject"
 
     /// The reason codes of contract version 1, the ones a v1 store's schema knows.
     public static let version1: [ReasonCode] = [
@@ -22,9 +25,9 @@ public enum ReasonCode: String, Sendable, Codable, CaseIterable, Hashable {
     ]
 
     /// Whether the message's bytes may be kept (quarantine, inbox): not for a refusal whose
-    /// message is kept as hash only: identifying data, and a payload too large to be scanned
-    /// for it (nor ever accepted, so nothing to replay).
-    public var keepsPayload: Bool { self != .identifyingData && self != .tooLarge }
+    /// message is kept as hash only: identifying data, a payload too large to be scanned
+    /// for it (nor ever accepted, so nothing to replay), and a message about an erased subject.
+    public var keepsPayload: Bool { self != .identifyingData && self != .tooLarge && self != .erasedSubject }
 
     /// Whether the refusal is the pilot's doing (counted in its refusal rate and flags), not the
     /// service's own (`store_error`).

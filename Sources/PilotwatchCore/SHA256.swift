@@ -39,9 +39,12 @@ public enum SHA256 {
 
         /// The digest as 64 lowercase hexadecimal digits; the hasher is spent.
         public mutating func finalizeHex() -> String { SHA256.hexDigits(state.finish()) }
+
+        /// The 32-byte digest; the hasher is spent.
+        public mutating func finalize() -> [UInt8] { state.finish() }
     }
 
-    private static func hexDigits(_ digest: [UInt8]) -> String {
+    static func hexDigits(_ digest: [UInt8]) -> String {
         let hexDigits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         out.reserveCapacity(64)

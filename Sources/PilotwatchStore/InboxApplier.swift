@@ -74,6 +74,8 @@ public final class InboxApplier: @unchecked Sendable {
     private var finished = false
     private var failure: (any Error)?
     private var applied: InboxPosition
+    /// Work handed to the applier's thread (``perform(_:)``), run between two batches.
+    private var jobs: [@Sendable () -> Void] = []
 
     /// `makeItem` validates a record (it runs on the applier's thread); `onApplied` gets each
     /// committed batch's outcomes; `onTrouble` hears, in one line each, what the applier did
@@ -138,6 +140,36 @@ public final class InboxApplier: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Runs `work` on the applier's thread between two batches and returns its result: work that
+    /// must not interleave with applying (an erasure deletes rows and overwrites inbox records,
+    /// and the applier is the inbox's only scrubber). Throws when the applier has stopped.
+    public func perform<T: Sendable>(_ work: @escaping @Sendable () throws -> T) throws -> T {
+        let done = DispatchSemaphore(value: 0)
+        let box = ResultBox<T>()
+        condition.lock()
+        guard started, !finished, !stopping else {
+            condition.unlock()
+            throw StoreError.sqlite(operation: "handing work to the applier", message: "the applier has stopped")
+        }
+        jobs.append {
+            box.set(Result { try work() })
+            done.signal()
+        }
+        condition.broadcast()
+        condition.unlock()
+        done.wait()
+        return try box.get()
+    }
+
+    /// Runs the work handed over; on the applier's thread, with `condition` unlocked.
+    private func runJobs() {
+        condition.lock()
+        let pending = jobs
+        jobs = []
+        condition.unlock()
+        for job in pending { job() }
+    }
+
     /// How far the inbox is in the store.
     public var position: InboxPosition {
         condition.lock()
@@ -182,7 +214,7 @@ public final class InboxApplier: @unchecked Sendable {
         let since = deferringSince ?? ContinuousClock.now
         deferringSince = since
         var last = first
-        while !stopping {
+        while !stopping && jobs.isEmpty {
             let now = ContinuousClock.now
             let quietAt = last + policy.quiet
             let giveUpAt = since + policy.maxDelay
@@ -208,13 +240,14 @@ public final class InboxApplier: @unchecked Sendable {
         var at = position
         while true {
             condition.lock()
-            while !stopping && inbox.end <= applied {
+            while !stopping && inbox.end <= applied && jobs.isEmpty {
                 deferringSince = nil
                 _ = condition.wait(until: Date(timeIntervalSinceNow: 1))
             }
             waitForBurstToEnd()
             let stop = stopping
             condition.unlock()
+            runJobs()
             do {
                 let (records, spans, next) = try reader.readSpans(from: at, maxRecords: maxRecords, maxBytes: 4 << 20)
                 if records.isEmpty && next == at {
@@ -250,6 +283,8 @@ public final class InboxApplier: @unchecked Sendable {
         finished = true
         condition.broadcast()
         condition.unlock()
+        // Work handed over while the last batch ran: done now, on this thread still.
+        runJobs()
     }
 
     /// Stores a batch read from the inbox and records `next` with it; then overwrites, in the
@@ -375,5 +410,21 @@ extension Verdict {
         case .observations(let topic, _), .status(let topic, _): return topic
         case .refused(let topic, _): return topic
         }
+    }
+}
+
+/// The result of work handed to the applier's thread, for the thread that waits for it.
+// @unchecked Sendable: `result` is written once by the applier's thread before it signals the
+// semaphore the waiting thread blocks on, and read by that thread only after the signal
+// (DispatchSemaphore orders the two); `lock` guards it all the same.
+private final class ResultBox<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var result: Result<T, any Error>?
+    func set(_ r: Result<T, any Error>) { lock.withLock { result = r } }
+    func get() throws -> T {
+        guard let r = lock.withLock({ result }) else {
+            throw StoreError.sqlite(operation: "handing work to the applier", message: "the work did not run")
+        }
+        return try r.get()
     }
 }

@@ -92,6 +92,9 @@ enum Schema {
         migrator.registerMigration("v6-alerts") { db in
             try db.execute(sql: v6)
         }
+        migrator.registerMigration("v7-erasure") { db in
+            try db.execute(sql: v7)
+        }
         return migrator
     }
 
@@ -179,6 +182,38 @@ enum Schema {
         CREATE UNIQUE INDEX alert_open ON alert (rule, target) WHERE cleared_at IS NULL;
         CREATE INDEX alert_pending ON alert (id) WHERE publish_pending = 1 OR command_pending = 1;
         CREATE INDEX reject_received ON reject (received_at);
+        """
+
+    /// Erasure (`subjects erase`): `erased_subject` holds the tombstones (keyed hash of pilot and
+    /// subject, never the pseudonym); `erasure_key` is empty in a live store and holds the store's
+    /// erasure keys in a backup copy only (``Store/backup(to:keys:)``), so that a restore brings
+    /// them back. A message records the one subject it named (`subject_id`, NULL for none or
+    /// several) and how many observations it carried, so that an erasure takes its counts back.
+    /// A refusal as `erased_subject` keeps no payload, as `identifying_data`.
+    static let v7 = """
+        ALTER TABLE message ADD COLUMN subject_id INTEGER;
+        ALTER TABLE message ADD COLUMN observations INTEGER CHECK (observations IS NULL OR observations >= 0);
+        CREATE TABLE erased_subject (
+            hash TEXT PRIMARY KEY CHECK (length(hash) = 64 AND hash NOT GLOB '*[^0-9a-f]*'),
+            pilot TEXT NOT NULL CHECK (length(pilot) BETWEEN 1 AND 64),
+            erased_at INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE erasure_key (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE CHECK (length(key) = 64 AND key NOT GLOB '*[^0-9a-f]*')
+        );
+        CREATE TRIGGER reject_payload_never_erased
+        BEFORE INSERT ON reject_payload
+        WHEN (SELECT reason FROM reject WHERE id = NEW.reject_id) = 'erased_subject'
+        BEGIN
+            SELECT RAISE(ABORT, 'the payload of an erased_subject refusal is never stored');
+        END;
+        CREATE TRIGGER reject_erased_drops_payload
+        AFTER UPDATE OF reason ON reject
+        WHEN NEW.reason = 'erased_subject'
+        BEGIN
+            DELETE FROM reject_payload WHERE reject_id = NEW.id;
+        END;
         """
 
     /// The reason codes v1 of the schema allows: contract version 1's, fixed (a migration never changes).

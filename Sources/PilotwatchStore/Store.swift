@@ -20,6 +20,9 @@ public final class Store: Sendable {
     /// The connection pool itself, for the store's own tests (TestHooks.swift).
     var rawPool: DatabasePool { pool }
     private let writer = WriterState()
+    /// The erased subjects whose messages this store refuses (`erased_subject`); loaded at open
+    /// (writable stores) and kept by ``erase(pilot:subject:keys:at:)``.
+    public let tombstones = TombstoneSet()
 
     /// Opens (and, unless read-only, creates and migrates) the store at `path`.
     ///
@@ -75,6 +78,7 @@ public final class Store: Sendable {
                 try migrator.migrate(pool)
             }
         }
+        if !options.readOnly { try loadTombstones() }
     }
 
     // MARK: - Writing
@@ -103,7 +107,7 @@ public final class Store: Sendable {
         try write("storing \(items.count) messages") { batch in
             var outcomes: [IngestOutcome] = []
             outcomes.reserveCapacity(items.count)
-            for item in items { outcomes.append(try batch.apply(item)) }
+            for item in items { outcomes.append(try batch.apply(screen(item))) }
             for span in scrubs {
                 try batch.db.cachedStatement(sql: """
                     INSERT OR REPLACE INTO inbox_scrub (segment, offset, length) VALUES (?, ?, ?)
@@ -262,6 +266,13 @@ public final class Store: Sendable {
 
     // MARK: - Reading
 
+    /// Runs `body` with the store's one write connection, outside any transaction (GRDB
+    /// serialises it with the writer's batches).
+    func writeDirect<T>(_ operation: String, _ body: (Database, WriterState) throws -> T) throws -> T {
+        if options.readOnly { throw StoreError.readOnly(path: path) }
+        return try Store.sqlite(operation) { try pool.writeWithoutTransaction { db in try body(db, writer) } }
+    }
+
     /// Runs `body` on one read-only snapshot of the store (concurrent with the writer).
     ///
     /// ```swift
@@ -312,7 +323,9 @@ public final class Store: Sendable {
     }
 
     /// Writes a consistent copy of the store to `path` (a new file) while it keeps running.
-    public func backup(to destination: String) throws {
+    /// With `keys`, the copy carries the store's erasure keys (in `erasure_key`, which is empty
+    /// in a live store), so that a restore on another machine keeps erased subjects erased.
+    public func backup(to destination: String, keys: ErasureKeys? = nil) throws {
         let folder = URL(fileURLWithPath: destination).deletingLastPathComponent().path
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
@@ -324,6 +337,11 @@ public final class Store: Sendable {
         try Store.sqlite("backing up to \(destination)") {
             let copy = try DatabaseQueue(path: destination)
             try pool.backup(to: copy)
+            if let keys {
+                try copy.write { db in
+                    for key in keys.hexKeys { try db.execute(sql: "INSERT OR IGNORE INTO erasure_key (key) VALUES (?)", arguments: [key]) }
+                }
+            }
             try copy.close()
         }
     }

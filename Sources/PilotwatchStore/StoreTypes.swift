@@ -232,9 +232,13 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
     /// SQLite reported an error; `code` is SQLite's extended result code when SQLite gave one
     /// (`SQLITE_BUSY` is 5, `SQLITE_CONSTRAINT_TRIGGER` 1811...).
     case sqlite(operation: String, message: String, code: Int32? = nil)
+    /// The erasure key file or the tombstone file beside the database cannot be used.
+    case erasureKey(path: String, reason: String)
 
     public var description: String {
         switch self {
+        case .erasureKey(let path, let reason):
+            return "the erasure file \(path): \(reason); erased subjects cannot be recognised without it (see docs/privacy.md)"
         case .folderMissing(let path):
             return "the folder for the database \(path) does not exist; create it first (mkdir -p) or choose another --db path"
         case .fileMissing(let path):

@@ -245,7 +245,8 @@ struct BatchWriter {
         self.db = db
         self.state = state
         insertMessage = try FastStatement(db, """
-            INSERT INTO message (device_id, msg_id, received_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING
+            INSERT INTO message (device_id, msg_id, received_at, subject_id, observations) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT DO NOTHING
             """)
         insertObservation = try FastStatement(db, """
             INSERT INTO observation (subject_id, indicator_id, at, value, device_id) VALUES (?, ?, ?, ?, ?)
@@ -278,6 +279,9 @@ struct BatchWriter {
             insertMessage.bind(1, deviceID)
             insertMessage.bind(2, message.msgID)
             insertMessage.bind(3, receivedAt.millis)
+            // The one subject the message is about, so that an erasure can take the message back.
+            insertMessage.bind(4, try onlySubject(of: message, pilot: pilotID)?.id)
+            insertMessage.bind(5, message.observations.count)
             if try insertMessage.run() == 0 {
                 count(pilot: pilotID, day: day) { $0.duplicate += 1 }
                 devices[deviceID]?.duplicates += 1
@@ -338,6 +342,18 @@ struct BatchWriter {
             }
             return .refused(refusal.reason)
         }
+    }
+
+    /// The subject row of the one subject all of `message`'s observations name; nil when they
+    /// name none (pilot-level indicators) or several.
+    private mutating func onlySubject(of message: ObservationMessage, pilot pilotID: Int64) throws -> SubjectInfo? {
+        guard let code = message.observations.first?.subject else { return nil }
+        var firstAt = Int64.max
+        for obs in message.observations {
+            guard obs.subject == code else { return nil }
+            firstAt = min(firstAt, obs.at.millis)
+        }
+        return try subject(SubjectKey(pilot: pilotID, code: code), firstAt: firstAt)
     }
 
     /// Stores one observation; false when `(subject or pilot, indicator, at)` was already stored.

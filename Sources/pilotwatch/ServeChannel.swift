@@ -33,6 +33,8 @@ struct ServeRequest: Codable, Sendable {
         case replay
         /// Answer once everything acknowledged before the request is in SQLite.
         case sync
+        /// Erase a subject (`subjects erase`), between two of the applier's batches.
+        case erase
     }
 
     var op: Operation
@@ -40,18 +42,27 @@ struct ServeRequest: Codable, Sendable {
     var source: String?
     /// `ingest`, `replay`: messages per transaction.
     var batch: Int?
-    /// `replay`: the filter.
+    /// `replay`: the filter; `erase`: the subject's pilot.
     var pilot: String?
+    /// `erase`: the pseudonym (over the local socket only; never logged).
+    var subject: String?
     var reason: String?
     var sinceMillis: Int64?
 }
 
 /// What `serve` answers: the counts of what it did, or why it could not.
 struct ServeReply: Codable, Sendable {
+    init(ok: Bool, error: String? = nil, counts: [String: Int]? = nil, refusedByReason: [String: Int]? = nil,
+         erasure: ErasureSummary? = nil) {
+        self.ok = ok; self.error = error; self.counts = counts; self.refusedByReason = refusedByReason; self.erasure = erasure
+    }
+
     var ok: Bool
     var error: String?
     var counts: [String: Int]?
     var refusedByReason: [String: Int]?
+    /// `erase`: what was removed.
+    var erasure: ErasureSummary?
 
     static func failure(_ message: String) -> ServeReply { ServeReply(ok: false, error: message) }
 }

@@ -100,7 +100,7 @@ enum StoreWork {
         guard bytes > 0 else { return 0 }
         let contract = try validator()
         let applier = InboxApplier(inbox: inbox, store: store, from: from, policy: .immediate,
-                                   makeItem: { $0.item(validatedBy: contract) }, onTrouble: log)
+                                   makeItem: { store.screen($0.item(validatedBy: contract)) }, onTrouble: log)
         applier.start()
         if let error = applier.finish() { throw CLIError("the inbox \(path) cannot be applied: \(error)") }
         return bytes

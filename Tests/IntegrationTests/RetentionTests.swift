@@ -106,7 +106,7 @@ struct SubjectAccessTests {
 
             // Recorded, under a hash: never the pseudonym in the trail.
             let trail = try String(contentsOfFile: ws.db + ".audit", encoding: .utf8)
-            #expect(trail.contains("\"command\":\"subjects show\"") && trail.contains("subject_sha256="))
+            #expect(trail.contains("\"command\":\"subjects show\"") && trail.contains("subject_hash="))
             #expect(!trail.contains("p-aaaa0001"), "\(trail)")
 
             let none = try ws.run(["subjects", "show", "--pilot", "resp-copd-idf-01", "--subject", "p-nobody"])

@@ -89,7 +89,8 @@ struct Db: ParsableCommand {
                 let staging = folder + "/." + URL(fileURLWithPath: destination).lastPathComponent + ".pilotwatch-backup-" + UUID().uuidString.prefix(8).lowercased()
                 defer { for suffix in ["", "-journal", "-wal", "-shm"] { unlink(staging + suffix) } }
                 do {
-                    try store.backup(to: staging)
+                    // The erasure keys go with the backup: restored elsewhere, it keeps erased subjects erased.
+                    try store.backup(to: staging, keys: try ErasureKeys.read(database: source))
                 } catch {
                     throw CLIError("the backup of \(source) to \(file) failed: \(error)")
                 }
@@ -226,10 +227,16 @@ extension Db {
 
                 // Copied, migrated and checked beside the database before anything is replaced.
                 let staging = folder + "/." + URL(fileURLWithPath: target).lastPathComponent + ".restore-" + UUID().uuidString.prefix(8).lowercased()
-                defer { for suffix in ["", "-journal", "-wal", "-shm"] { unlink(staging + suffix) } }
+                defer { for suffix in ["", "-journal", "-wal", "-shm", ".key", ".key.new"] { unlink(staging + suffix) } }
                 let report: DatabaseReport
                 do {
                     try FileManager.default.copyItem(atPath: file, toPath: staging)
+                    // The erasure keys the backup carries join this machine's first: a backup with
+                    // tombstones opens for writing only with its key at hand.
+                    if let carried = try? Store(path: staging, options: StoreOptions(readOnly: true)).keysCarried(), !carried.isEmpty {
+                        try ErasureKeys.merge(carried, database: target)
+                        try ErasureKeys.merge(carried, database: staging)
+                    }
                     _ = try Store(path: staging).schemaVersion()  // migrates an older backup
                     report = try DatabaseReport.make(path: staging)
                 } catch {
@@ -265,6 +272,13 @@ extension Db {
                 for suffix in ["-wal", "-shm", "-journal"] { unlink(target + suffix) }
                 guard rename(staging, target) == 0 else {
                     throw CLIError("cannot put the backup in place as \(target): \(String(cString: strerror(errno)))")
+                }
+                // Subjects erased since the backup was taken are erased again; the backup's
+                // tombstones join the file beside the database.
+                do {
+                    try ErasureWork.reapply(store: try openStore(target), database: target, log: { print("erasure      \($0)") })
+                } catch {
+                    throw CLIError("the backup is in place, but the erasures could not be re-applied (serve re-applies them at its start; do not start it before this is fixed): \(error)")
                 }
                 try audit.record(output: target)
                 print("restored     \(file)")

@@ -110,6 +110,12 @@ struct Serve: ParsableCommand {
         let store = try openStore(database)
         let inboxPath = database + ".inbox"
         let inbox = try StoreWork.openInbox(inboxPath, store: store, validator: { ctx.validator }, log: { logger.warning("\($0)") })
+        // Erased subjects stay erased whatever backup was put back; the store has its erasure key.
+        do {
+            try ErasureWork.reapply(store: store, database: database, log: { logger.notice("\($0)") })
+        } catch {
+            throw CLIError("cannot re-apply the erasures of \(database): \(error)")
+        }
         // The contract as configured; a replay handed over reloads the registry and catalogue
         // (that is when an operator has just added what messages were refused for).
         let validator = Mutex(ctx.validator)
@@ -130,7 +136,7 @@ struct Serve: ParsableCommand {
                                        maxDeferredBytes: min(64 << 20, backlogLimit / 2))
         let applier = InboxApplier(
             inbox: inbox, store: store, from: start, niceness: 10, policy: policy,
-            makeItem: { $0.item(validatedBy: validator.withLock { $0 }) },
+            makeItem: { store.screen($0.item(validatedBy: validator.withLock { $0 })) },
             onApplied: recordOutcomes,
             onTrouble: { logger.warning("\($0)") },
             onFailure: { error in
@@ -328,6 +334,15 @@ struct Serve: ParsableCommand {
                 var reply = summary.reply
                 reply.counts?["candidates"] = candidates
                 return reply
+            case .erase:
+                guard let pilot = request.pilot, let subject = request.subject else { return .failure("erase needs a pilot and a subject") }
+                let database = store.path
+                let summary = try applier.perform {
+                    try ErasureWork.erase(store: store, inbox: inbox, applied: applier.position, database: database,
+                                          pilot: pilot, subject: subject)
+                }
+                logger.notice("erase handed over: subject \(SubjectTombstone.short(summary.tombstone)) of \(pilot) erased (\(summary.observations) observations, \(summary.events) events, \(summary.messages) messages, \(summary.quarantined) refusals, \(summary.inboxRecords) inbox records)")
+                return ServeReply(ok: true, erasure: summary)
             case .sync:
                 // Everything acknowledged before the request is in SQLite before the answer.
                 let target = inbox.end

@@ -6,8 +6,8 @@ import PilotwatchStore
 struct Subjects: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "subjects",
-        abstract: "What the store holds about one subject, for a person's access request.",
-        subcommands: [Show.self],
+        abstract: "One subject's data: what the store holds (access request), or erase it all (erasure request).",
+        subcommands: [Show.self, Erase.self],
         defaultSubcommand: Show.self
     )
 
@@ -22,8 +22,8 @@ struct Subjects: ParsableCommand {
             refused messages whose kept payload names the subject (with the payload). Messages \
             refused as identifying data keep no payload, so they cannot be found by pseudonym.
 
-            The request is recorded in the audit trail under a SHA-256 of pilot and subject, not \
-            the pseudonym itself.
+            The request is recorded in the audit trail under the subject's keyed hash (the same \
+            one its erasure would record), never the pseudonym itself.
 
             Example:
               pilotwatch subjects show --pilot resp-copd-idf-01 --subject p-7f3a9c21 > access-request.json
@@ -50,8 +50,8 @@ struct Subjects: ParsableCommand {
             guard ctx.registry.pilot(pilot) != nil else {
                 throw CLIError("unknown pilot \"\(pilot)\"; `pilotwatch status` lists the pilots", kind: .usage)
             }
-            let key = "subject_sha256=" + SHA256.hex(Array("\(pilot)/\(subject)".utf8))
-            try audited("subjects show", database: ctx.service.databasePath, selection: "pilot=\(pilot) \(key)") { audit in
+            let name = ErasureWork.auditName(database: ctx.service.databasePath, pilot: pilot, subject: subject)
+            try audited("subjects show", database: ctx.service.databasePath, selection: "pilot=\(pilot) \(name)") { audit in
                 let report = try openStore(ctx.service.databasePath, readOnly: true).subjectReport(pilot: pilot, subject: subject)
                 try audit.show(Self.json(report))
             }

@@ -1,0 +1,320 @@
+import Foundation
+import GRDB
+import PilotwatchCore
+
+/// What an erasure removed, in rows, and whether the write-ahead log could be emptied after it.
+public struct ErasureSummary: Sendable, Equatable, Codable {
+    public var tombstone = ""
+    /// False when the subject had already been erased (its tombstone was there).
+    public var newTombstone = true
+    public var subjectRows = 0
+    public var observations = 0
+    public var events = 0
+    public var dayRollups = 0
+    public var indicatorRollups = 0
+    public var messages = 0
+    public var quarantined = 0
+    public var devicesForgotten = 0
+    /// Messages of the subject's that named other subjects too, or were stored before the store
+    /// recorded whom a message was about: their counts (messages, observations) stay.
+    public var messagesNotAttributed = 0
+    public var walEmptied = false
+    /// Inbox records overwritten (set by the caller that holds the inbox).
+    public var inboxRecords = 0
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case tombstone, newTombstone = "new_tombstone", subjectRows = "subject_rows", observations, events
+        case dayRollups = "day_rollups", indicatorRollups = "indicator_rollups", messages, quarantined
+        case devicesForgotten = "devices_forgotten", messagesNotAttributed = "messages_not_attributed"
+        case walEmptied = "wal_emptied", inboxRecords = "inbox_records"
+    }
+}
+
+extension Store {
+    /// Loads the tombstones and the erasure keys (`{database}.key`). A store with tombstones
+    /// and no readable key refuses to open for writing: it could not recognise the erased.
+    func loadTombstones() throws {
+        let stored = try read { reader in
+            try Row.fetchAll(reader.db, sql: "SELECT hash, pilot, erased_at FROM erased_subject").map {
+                Tombstone(hash: $0[0], pilot: $0[1], erasedAt: $0[2])
+            }
+        }
+        var keys = try ErasureKeys.read(database: path)
+        // A store without tombstones gets its key now if it has none (made at install, or here
+        // at the first writable open); one with tombstones and no key must not get a new one.
+        if stored.isEmpty && keys == nil { keys = try ErasureKeys.ensure(database: path) }
+        if !stored.isEmpty && keys == nil {
+            throw StoreError.erasureKey(path: ErasureKeys.path(forDatabase: path),
+                                        reason: "it is missing, and the store holds \(stored.count) tombstones; put back the key file of this store (it is in every backup: `pilotwatch db restore` brings it back)")
+        }
+        tombstones.load(keys: keys, tombstones: stored)
+    }
+
+    /// `item` as the store takes it: an observation message naming an erased subject of its
+    /// pilot becomes an `erased_subject` refusal (kept as hash only).
+    public func screen(_ item: IngestItem) -> IngestItem {
+        guard case .observations(let topic, let message) = item.verdict,
+              let hit = tombstones.erased(pilot: topic.pilot, subjects: message.observations.map(\.subject)) else { return item }
+        let refusal = Refusal(.erasedSubject, "observations[\(hit.index)].subject: this subject was erased (tombstone \(SubjectTombstone.short(hit.hash)))")
+        return IngestItem(topic: item.topic, receivedAt: item.receivedAt, verdict: .refused(topic, refusal), payload: item.payload)
+    }
+
+    /// Erases `subject` of `pilot`: its observations, events, roll-ups and subject row; the
+    /// messages that named it alone (taken back from the day, device and store counters); the
+    /// quarantine entries whose payload or detail names it (taken back from the refusal counts);
+    /// a device that only it used. Then records its tombstone (the keyed hash under the current
+    /// key), so that every later message naming it is refused. Deleted bytes are overwritten
+    /// (`secure_delete`) and the write-ahead log is emptied afterwards.
+    ///
+    /// The inbox is not touched here: its records are the caller's (the applier thread's).
+    public func erase(pilot: String, subject: String, keys: ErasureKeys, at: Instant) throws -> ErasureSummary {
+        guard let hash = keys.currentHash(pilot: pilot, subject: subject) else {
+            throw StoreError.erasureKey(path: ErasureKeys.path(forDatabase: path), reason: "it holds no key")
+        }
+        var summary = try writeDirect("erasing a subject") { db, state -> ErasureSummary in
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+            defer { try? db.execute(sql: "PRAGMA secure_delete = OFF") }
+            do {
+                let s = try db.inTransaction { () -> (Database.TransactionCompletion, ErasureSummary) in
+                    var s = try SubjectEraser(db: db, pilot: pilot, subject: subject).run()
+                    s.tombstone = hash
+                    let known = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM erased_subject WHERE hash IN (\(keys.keys.map { _ in "?" }.joined(separator: ","))))",
+                                                  arguments: StatementArguments(keys.hashes(pilot: pilot, subject: subject))) ?? false
+                    s.newTombstone = !known
+                    if !known {
+                        try db.execute(sql: "INSERT INTO erased_subject (hash, pilot, erased_at) VALUES (?, ?, ?)",
+                                       arguments: [hash, pilot, at.millis])
+                    }
+                    return (.commit, s)
+                }
+                // Rows were deleted: ids the writer cached may be gone.
+                state.reset()
+                return s
+            } catch {
+                state.reset()
+                throw error
+            }
+        }
+        tombstones.add(Tombstone(hash: hash, pilot: pilot, erasedAt: at.millis), keys: keys)
+        summary.walEmptied = emptyWAL()
+        return summary
+    }
+
+    /// Re-applies tombstones after a restore or at a start: those of `file` (the append-only file
+    /// beside the database) that the store lacks are added, and any subject that one of the store's
+    /// or the file's tombstones stands for is erased again. Returns the store's tombstones that
+    /// the file lacks (to append to it) and the hashes of the subjects erased again.
+    public func reapplyTombstones(_ file: [Tombstone], keys: ErasureKeys?, at now: Instant) throws -> (missingFromFile: [Tombstone], erasedAgain: [String]) {
+        let stored = try read { reader in
+            try Row.fetchAll(reader.db, sql: "SELECT hash, pilot, erased_at FROM erased_subject").map {
+                Tombstone(hash: $0[0], pilot: $0[1], erasedAt: $0[2])
+            }
+        }
+        let storedHashes = Set(stored.map(\.hash))
+        let fileHashes = Set(file.map(\.hash))
+        let toAdd = file.filter { !storedHashes.contains($0.hash) }
+        let all = stored + toAdd
+        guard !all.isEmpty else { return ([], []) }
+        guard let keys else {
+            throw StoreError.erasureKey(path: ErasureKeys.path(forDatabase: path),
+                                        reason: "it is missing, and there are \(all.count) tombstones to apply")
+        }
+        var byPilot: [String: Set<String>] = [:]
+        for t in all { byPilot[t.pilot, default: []].insert(t.hash) }
+        // Subjects still present that a tombstone stands for (an older backup put back).
+        let present = try read { reader in
+            try Row.fetchAll(reader.db, sql: "SELECT p.code, s.code FROM subject s JOIN pilot p ON p.id = s.pilot_id")
+                .map { ($0[0] as String, $0[1] as String) }
+        }
+        var again: [(pilot: String, subject: String, hash: String)] = []
+        for (pilot, subject) in present {
+            guard let hashes = byPilot[pilot] else { continue }
+            if let hit = keys.hashes(pilot: pilot, subject: subject).first(where: hashes.contains) { again.append((pilot, subject, hit)) }
+        }
+        if !toAdd.isEmpty {
+            _ = try writeDirect("restoring tombstones") { db, _ in
+                try db.inTransaction {
+                    for t in toAdd {
+                        try db.execute(sql: "INSERT OR IGNORE INTO erased_subject (hash, pilot, erased_at) VALUES (?, ?, ?)",
+                                       arguments: [t.hash, t.pilot, t.erasedAt])
+                    }
+                    return (.commit, ())
+                }
+            }
+        }
+        tombstones.load(keys: keys, tombstones: all)
+        for hit in again {
+            _ = try erase(pilot: hit.pilot, subject: hit.subject, keys: keys, at: now)
+        }
+        return (stored.filter { !fileHashes.contains($0.hash) }, again.map(\.hash))
+    }
+
+    /// The erasure keys a backup copy carries (empty in a live store).
+    public func keysCarried() throws -> [String] {
+        try read { try String.fetchAll($0.db, sql: "SELECT key FROM erasure_key ORDER BY id") }
+    }
+
+    /// Empties `erasure_key` (a restored copy's keys are in the key file beside it now).
+    public func dropCarriedKeys() throws {
+        _ = try writeDirect("dropping the carried keys") { db, _ in
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+            defer { try? db.execute(sql: "PRAGMA secure_delete = OFF") }
+            try db.execute(sql: "DELETE FROM erasure_key")
+        }
+    }
+
+    /// Checkpoints the WAL and truncates it, trying for a few seconds while readers hold old
+    /// snapshots; true once it is empty.
+    func emptyWAL() -> Bool {
+        for attempt in 0..<20 {
+            if attempt > 0 { Thread.sleep(forTimeInterval: 0.25) }
+            let done = (try? writeDirect("emptying the write-ahead log") { db, _ -> Bool in
+                guard let row = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") else { return false }
+                return (row[0] as Int) == 0
+            }) ?? false
+            if done { return true }
+        }
+        return false
+    }
+}
+
+/// The deletions and count corrections of one erasure, inside its transaction.
+private struct SubjectEraser {
+    let db: Database
+    let pilot: String
+    let subject: String
+
+    func run() throws -> ErasureSummary {
+        var s = ErasureSummary()
+        let pilotID = try Int64.fetchOne(db, sql: "SELECT id FROM pilot WHERE code = ?", arguments: [pilot])
+        var touchedDevices: Set<Int64> = []
+        if let pilotID, let subjectID = try Int64.fetchOne(db, sql: "SELECT id FROM subject WHERE pilot_id = ? AND code = ?",
+                                                            arguments: [pilotID, subject]) {
+            for table in ["observation", "event"] {
+                touchedDevices.formUnion(try Int64.fetchAll(db, sql: "SELECT DISTINCT device_id FROM \(table) WHERE subject_id = ?",
+                                                            arguments: [subjectID]))
+            }
+            let storedRows = try Int.fetchOne(db, sql: """
+                SELECT (SELECT count(*) FROM observation WHERE subject_id = ?) + (SELECT count(*) FROM event WHERE subject_id = ?)
+                """, arguments: [subjectID, subjectID]) ?? 0
+            try takeBackMessages(subjectID: subjectID, pilotID: pilotID, storedRows: storedRows, summary: &s, devices: &touchedDevices)
+            s.messagesNotAttributed = try countUnattributed(subjectID: subjectID, devices: touchedDevices)
+            s.observations = try delete("DELETE FROM observation WHERE subject_id = ?", subjectID)
+            s.events = try delete("DELETE FROM event WHERE subject_id = ?", subjectID)
+            s.dayRollups = try delete("DELETE FROM subject_day WHERE subject_id = ?", subjectID)
+            s.indicatorRollups = try delete("DELETE FROM subject_indicator WHERE subject_id = ?", subjectID)
+            s.subjectRows = try delete("DELETE FROM subject WHERE id = ?", subjectID)
+            try db.execute(sql: """
+                UPDATE pilot SET last_observation_at = (SELECT max(m) FROM (
+                    SELECT max(o.at) AS m FROM observation o JOIN subject x ON x.id = o.subject_id WHERE x.pilot_id = ?1
+                    UNION ALL SELECT max(e.at) FROM event e JOIN subject x ON x.id = e.subject_id WHERE x.pilot_id = ?1
+                    UNION ALL SELECT max(at) FROM pilot_observation WHERE pilot_id = ?1))
+                WHERE id = ?1
+                """, arguments: [pilotID])
+        }
+        s.quarantined = try takeBackRejects(pilotID: pilotID, devices: &touchedDevices)
+        s.devicesForgotten = try forgetDevices(touchedDevices)
+        try db.execute(sql: "DELETE FROM pilot_day WHERE accepted = 0 AND duplicate = 0 AND refused = 0 AND statuses = 0 AND observations = 0 AND duplicate_observations = 0")
+        try db.execute(sql: "DELETE FROM refusal_day WHERE n = 0")
+        return s
+    }
+
+    private func delete(_ sql: String, _ id: Int64) throws -> Int {
+        try db.execute(sql: sql, arguments: [id])
+        return db.changesCount
+    }
+
+    /// The messages that named the subject alone: deleted, and taken back from their received
+    /// day's counts, their device's and the store's. A message's observations were stored by the
+    /// first message that carried them: the stored rows are attributed in the order received.
+    private func takeBackMessages(subjectID: Int64, pilotID: Int64, storedRows: Int,
+                                  summary s: inout ErasureSummary, devices: inout Set<Int64>) throws {
+        let messages = try Row.fetchAll(db, sql: """
+            SELECT device_id, received_at, coalesce(observations, 0) FROM message WHERE subject_id = ? ORDER BY received_at
+            """, arguments: [subjectID])
+        var remaining = storedRows
+        for m in messages {
+            let device: Int64 = m[0], receivedAt: Int64 = m[1], carried: Int = m[2]
+            let stored = min(carried, remaining)
+            remaining -= stored
+            let duplicates = carried - stored
+            let day = Instant(millis: receivedAt).day.index
+            try db.execute(sql: """
+                UPDATE pilot_day SET accepted = accepted - 1, observations = observations - ?, duplicate_observations = duplicate_observations - ?
+                WHERE pilot_id = ? AND day = ?
+                """, arguments: [stored, duplicates, pilotID, day])
+            try db.execute(sql: """
+                UPDATE ingest_total SET accepted = accepted - 1, observations = observations - ?, duplicate_observations = duplicate_observations - ?
+                WHERE id = 1
+                """, arguments: [stored, duplicates])
+            try db.execute(sql: "UPDATE device SET messages = messages - 1, observations = observations - ? WHERE id = ?",
+                           arguments: [stored, device])
+            devices.insert(device)
+        }
+        try db.execute(sql: "DELETE FROM message WHERE subject_id = ?", arguments: [subjectID])
+        s.messages = messages.count
+    }
+
+    /// Messages on the subject's devices that the store cannot attribute (several subjects, or
+    /// stored before messages recorded their subject): their counts stay.
+    private func countUnattributed(subjectID: Int64, devices: Set<Int64>) throws -> Int {
+        guard !devices.isEmpty else { return 0 }
+        let list = devices.map(String.init).joined(separator: ",")
+        return try Int.fetchOne(db, sql: "SELECT count(*) FROM message WHERE device_id IN (\(list)) AND subject_id IS NULL") ?? 0
+    }
+
+    /// Quarantine entries of the pilot (or of no known pilot) whose payload or detail names the
+    /// subject: deleted, and taken back from the refusal counts.
+    private func takeBackRejects(pilotID: Int64?, devices: inout Set<Int64>) throws -> Int {
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT r.id, r.received_at, r.device, r.reason, r.detail, p.payload FROM reject r
+            LEFT JOIN reject_payload p ON p.reject_id = r.id
+            WHERE r.pilot = ? OR r.pilot IS NULL
+            """, arguments: [pilot])
+        var taken = 0
+        for row in rows {
+            let detail: String = row[4]
+            let payload: Data? = row[5]
+            guard detail.contains(subject) || payload.map({ PayloadMention.names(subject, in: $0) }) == true else { continue }
+            let id: Int64 = row[0], receivedAt: Int64 = row[1], device: String? = row[2]
+            let reason = ReasonCode(rawValue: row[3]) ?? .schema
+            let day = Instant(millis: receivedAt).day.index
+            var countedPilot: Int64 = 0
+            if let pilotID, device != nil, reason.countsAgainstPilot {
+                countedPilot = pilotID
+                if let deviceID = try Int64.fetchOne(db, sql: "SELECT id FROM device WHERE pilot_id = ? AND code = ?", arguments: [pilotID, device]) {
+                    try db.execute(sql: "UPDATE device SET refused = max(refused - 1, 0) WHERE id = ?", arguments: [deviceID])
+                    devices.insert(deviceID)
+                }
+                try db.execute(sql: "UPDATE pilot_day SET refused = max(refused - 1, 0) WHERE pilot_id = ? AND day = ?", arguments: [pilotID, day])
+            }
+            try db.execute(sql: "UPDATE refusal_day SET n = max(n - 1, 0) WHERE pilot_id = ? AND day = ? AND reason = ?",
+                           arguments: [countedPilot, day, reason.rawValue])
+            try db.execute(sql: "UPDATE ingest_total SET refused = max(refused - 1, 0) WHERE id = 1")
+            try db.execute(sql: "DELETE FROM reject WHERE id = ?", arguments: [id])
+            taken += 1
+        }
+        return taken
+    }
+
+    /// Forgets the devices that carried nothing but the erased subject's messages: no message,
+    /// refusal or status left (a device's observation rows all came with its messages, so none of
+    /// anyone else's refer to it; the foreign keys would refuse the deletion otherwise).
+    private func forgetDevices(_ devices: Set<Int64>) throws -> Int {
+        var forgotten = 0
+        for id in devices.sorted() {
+            let unused = try Bool.fetchOne(db, sql: """
+                SELECT messages = 0 AND refused = 0 AND statuses = 0
+                    AND NOT EXISTS (SELECT 1 FROM message WHERE device_id = ?1)
+                FROM device WHERE id = ?1
+                """, arguments: [id]) ?? false
+            if unused {
+                try db.execute(sql: "DELETE FROM device WHERE id = ?", arguments: [id])
+                forgotten += 1
+            }
+        }
+        return forgotten
+    }
+}
