@@ -39,17 +39,45 @@ public enum SubjectTombstone {
     public static func short(_ hash: String) -> String { String(hash.prefix(16)) }
 }
 
-/// Whether a payload names a subject: its bytes hold the pseudonym as a JSON string, or, parsed as
-/// JSON, one of its string values is the pseudonym (written with `\u` escapes, say). A payload that
-/// is not JSON is judged by its bytes alone.
+/// Whether a payload or a text names a subject. A pseudonym is a run of `A-Z a-z 0-9 _ -`
+/// (the contract's alphabet): the bytes name it when one of their maximal runs of those characters
+/// is the pseudonym, wherever it stands (a JSON string, a truncated or malformed payload, a
+/// detail). A JSON payload may also spell it with `\u` escapes: it is parsed, and a string value
+/// or key equal to the pseudonym names it too.
 public enum PayloadMention {
     public static func names(_ subject: String, in payload: some Collection<UInt8>) -> Bool {
         let bytes = Array(payload)
-        let quoted = Array(("\"" + subject + "\"").utf8)
-        if contains(bytes, quoted) { return true }
+        if tokens(in: bytes).contains(subject) { return true }
         // Only a payload with an escape can spell the pseudonym otherwise.
         guard contains(bytes, Array("\\u".utf8)), let value = try? JSON.parse(bytes) else { return false }
         return mentions(subject, value)
+    }
+
+    /// The maximal runs of pseudonym characters in `bytes`, and, for a JSON payload with `\u`
+    /// escapes, its string values: every pseudonym the bytes may name.
+    public static func candidates(in bytes: some Collection<UInt8>) -> Set<String> {
+        let array = Array(bytes)
+        var found = tokens(in: array)
+        if contains(array, Array("\\u".utf8)), let value = try? JSON.parse(array) { strings(value, into: &found) }
+        return found
+    }
+
+    /// The maximal runs of `A-Z a-z 0-9 _ -` in `bytes`.
+    public static func tokens(in bytes: some Collection<UInt8>) -> Set<String> {
+        var out: Set<String> = []
+        var run: [UInt8] = []
+        func flush() {
+            if !run.isEmpty && run.count <= 64 { out.insert(String(decoding: run, as: UTF8.self)) }
+            run.removeAll(keepingCapacity: true)
+        }
+        for b in bytes {
+            switch b {
+            case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, 0x5F, 0x2D: run.append(b)
+            default: flush()
+            }
+        }
+        flush()
+        return out
     }
 
     private static func mentions(_ subject: String, _ value: JSONValue) -> Bool {
@@ -58,6 +86,15 @@ public enum PayloadMention {
         case .array(let items): return items.contains { mentions(subject, $0) }
         case .object(let o): return o.pairs.contains { $0.key == subject || mentions(subject, $0.value) }
         default: return false
+        }
+    }
+
+    private static func strings(_ value: JSONValue, into out: inout Set<String>) {
+        switch value {
+        case .string(let s): out.insert(s)
+        case .array(let items): for i in items { strings(i, into: &out) }
+        case .object(let o): for (k, v) in o.pairs { out.insert(k); strings(v, into: &out) }
+        default: break
         }
     }
 

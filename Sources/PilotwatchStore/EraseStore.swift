@@ -47,18 +47,36 @@ extension Store {
         if stored.isEmpty && keys == nil { keys = try ErasureKeys.ensure(database: path) }
         if !stored.isEmpty && keys == nil {
             throw StoreError.erasureKey(path: ErasureKeys.path(forDatabase: path),
-                                        reason: "it is missing, and the store holds \(stored.count) tombstones; put back the key file of this store (it is in every backup: `pilotwatch db restore` brings it back)")
+                                        reason: "it is missing, and the store holds \(stored.count) tombstones made with it; put the key file back (every backup carries it: `pilotwatch db restore` brings it back)")
         }
         tombstones.load(keys: keys, tombstones: stored)
     }
 
     /// `item` as the store takes it: an observation message naming an erased subject of its
     /// pilot becomes an `erased_subject` refusal (kept as hash only).
+    ///
+    /// A message refused for another reason whose payload would be kept (and could be replayed
+    /// once the cause is fixed) is refused as `erased_subject` too when any run of pseudonym
+    /// characters in it is an erased subject of the pilot.
     public func screen(_ item: IngestItem) -> IngestItem {
-        guard case .observations(let topic, let message) = item.verdict,
-              let hit = tombstones.erased(pilot: topic.pilot, subjects: message.observations.map(\.subject)) else { return item }
-        let refusal = Refusal(.erasedSubject, "observations[\(hit.index)].subject: this subject was erased (tombstone \(SubjectTombstone.short(hit.hash)))")
-        return IngestItem(topic: item.topic, receivedAt: item.receivedAt, verdict: .refused(topic, refusal), payload: item.payload)
+        switch item.verdict {
+        case .observations(let topic, let message):
+            guard let hit = tombstones.erased(pilot: topic.pilot, subjects: message.observations.map(\.subject)) else { return item }
+            let refusal = Refusal(.erasedSubject, "observations[\(hit.index)].subject: this subject was erased (tombstone \(SubjectTombstone.short(hit.hash)))")
+            return IngestItem(topic: item.topic, receivedAt: item.receivedAt, verdict: .refused(topic, refusal), payload: item.payload)
+        case .refused(let topic?, let refusal) where refusal.reason.keepsPayload && tombstones.has(pilot: topic.pilot):
+            let candidates = Array(PayloadMention.candidates(in: item.payload)).sorted()
+            guard let hit = tombstones.erased(pilot: topic.pilot, subjects: candidates) else { return item }
+            let erased = Refusal(.erasedSubject, "payload: names a subject that was erased (tombstone \(SubjectTombstone.short(hit.hash))); it was refused as \(refusal.reason.rawValue) before that")
+            return IngestItem(topic: item.topic, receivedAt: item.receivedAt, verdict: .refused(topic, erased), payload: item.payload)
+        default:
+            return item
+        }
+    }
+
+    /// How many tombstones the store holds (read from the file, whatever the mode it was opened in).
+    public func tombstoneCount() throws -> Int {
+        try read { try Int.fetchOne($0.db, sql: "SELECT count(*) FROM erased_subject") ?? 0 }
     }
 
     /// Erases `subject` of `pilot`: its observations, events, roll-ups and subject row; the
@@ -69,37 +87,52 @@ extension Store {
     /// (`secure_delete`) and the write-ahead log is emptied afterwards.
     ///
     /// The inbox is not touched here: its records are the caller's (the applier thread's).
-    public func erase(pilot: String, subject: String, keys: ErasureKeys, at: Instant) throws -> ErasureSummary {
+    ///
+    /// `scrubs` are the inbox records naming the subject that the caller will overwrite: they are
+    /// recorded (`inbox_scrub`) in the erasure's transaction, so that a crash before they are
+    /// overwritten is mended at the next start. The first erasure of a store also rewrites the
+    /// whole file (`VACUUM`), so that bytes freed before deletions were overwritten go too.
+    public func erase(pilot: String, subject: String, keys: ErasureKeys, at: Instant,
+                      scrubs: [InboxSpan] = []) throws -> ErasureSummary {
         guard let hash = keys.currentHash(pilot: pilot, subject: subject) else {
             throw StoreError.erasureKey(path: ErasureKeys.path(forDatabase: path), reason: "it holds no key")
         }
-        var summary = try writeDirect("erasing a subject") { db, state -> ErasureSummary in
-            try db.execute(sql: "PRAGMA secure_delete = ON")
-            defer { try? db.execute(sql: "PRAGMA secure_delete = OFF") }
+        let (summary, first) = try writeDirect("erasing a subject") { db, state -> (ErasureSummary, Bool) in
             do {
-                let s = try db.inTransaction { () -> (Database.TransactionCompletion, ErasureSummary) in
+                let result = try db.inTransaction { () -> (Database.TransactionCompletion, (ErasureSummary, Bool)) in
                     var s = try SubjectEraser(db: db, pilot: pilot, subject: subject).run()
                     s.tombstone = hash
-                    let known = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM erased_subject WHERE hash IN (\(keys.keys.map { _ in "?" }.joined(separator: ","))))",
-                                                  arguments: StatementArguments(keys.hashes(pilot: pilot, subject: subject))) ?? false
+                    let hashes = keys.hashes(pilot: pilot, subject: subject)
+                    let known = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM erased_subject WHERE hash IN (\(hashes.map { _ in "?" }.joined(separator: ","))))",
+                                                  arguments: StatementArguments(hashes)) ?? false
+                    let first = (try Int.fetchOne(db, sql: "SELECT count(*) FROM erased_subject") ?? 0) == 0
                     s.newTombstone = !known
                     if !known {
                         try db.execute(sql: "INSERT INTO erased_subject (hash, pilot, erased_at) VALUES (?, ?, ?)",
                                        arguments: [hash, pilot, at.millis])
                     }
-                    return (.commit, s)
+                    for span in scrubs {
+                        try db.execute(sql: "INSERT OR REPLACE INTO inbox_scrub (segment, offset, length) VALUES (?, ?, ?)",
+                                       arguments: [span.segment, span.offset, span.length])
+                    }
+                    return (.commit, (s, first))
                 }
-                // Rows were deleted: ids the writer cached may be gone.
+                // Rows were deleted: ids the writer cached may be gone. The tombstone is known
+                // before any other write can run (GRDB serialises them after this one).
                 state.reset()
-                return s
+                tombstones.add(Tombstone(hash: hash, pilot: pilot, erasedAt: at.millis), keys: keys)
+                return result
             } catch {
                 state.reset()
                 throw error
             }
         }
-        tombstones.add(Tombstone(hash: hash, pilot: pilot, erasedAt: at.millis), keys: keys)
-        summary.walEmptied = emptyWAL()
-        return summary
+        if first {
+            _ = try writeDirect("rewriting the store after its first erasure") { db, _ in try db.execute(sql: "VACUUM") }
+        }
+        var result = summary
+        result.walEmptied = emptyWAL()
+        return result
     }
 
     /// Re-applies tombstones after a restore or at a start: those of `file` (the append-only file
@@ -124,14 +157,31 @@ extension Store {
         var byPilot: [String: Set<String>] = [:]
         for t in all { byPilot[t.pilot, default: []].insert(t.hash) }
         // Subjects still present that a tombstone stands for (an older backup put back).
-        let present = try read { reader in
-            try Row.fetchAll(reader.db, sql: "SELECT p.code, s.code FROM subject s JOIN pilot p ON p.id = s.pilot_id")
+        // Subjects still present, and pseudonyms still in a refused message (an older backup
+        // restored may hold only those).
+        let present = try read { reader -> [(String, String)] in
+            var out = try Row.fetchAll(reader.db, sql: "SELECT p.code, s.code FROM subject s JOIN pilot p ON p.id = s.pilot_id")
                 .map { ($0[0] as String, $0[1] as String) }
+            for pilot in byPilot.keys.sorted() {
+                var seen: Set<String> = []
+                for row in try Row.fetchAll(reader.db, sql: """
+                    SELECT r.detail, p.payload FROM reject r LEFT JOIN reject_payload p ON p.reject_id = r.id WHERE r.pilot = ?
+                    """, arguments: [pilot]) {
+                    seen.formUnion(PayloadMention.tokens(in: Array((row[0] as String).utf8)))
+                    if let payload = row[1] as Data? { seen.formUnion(PayloadMention.candidates(in: payload)) }
+                }
+                out += seen.sorted().map { (pilot, $0) }
+            }
+            return out
         }
         var again: [(pilot: String, subject: String, hash: String)] = []
+        var matched: Set<String> = []
         for (pilot, subject) in present {
             guard let hashes = byPilot[pilot] else { continue }
-            if let hit = keys.hashes(pilot: pilot, subject: subject).first(where: hashes.contains) { again.append((pilot, subject, hit)) }
+            if let hit = keys.hashes(pilot: pilot, subject: subject).first(where: hashes.contains),
+               matched.insert(pilot + "\u{0}" + subject).inserted {
+                again.append((pilot, subject, hit))
+            }
         }
         if !toAdd.isEmpty {
             _ = try writeDirect("restoring tombstones") { db, _ in
@@ -158,11 +208,7 @@ extension Store {
 
     /// Empties `erasure_key` (a restored copy's keys are in the key file beside it now).
     public func dropCarriedKeys() throws {
-        _ = try writeDirect("dropping the carried keys") { db, _ in
-            try db.execute(sql: "PRAGMA secure_delete = ON")
-            defer { try? db.execute(sql: "PRAGMA secure_delete = OFF") }
-            try db.execute(sql: "DELETE FROM erasure_key")
-        }
+        _ = try writeDirect("dropping the carried keys") { db, _ in try db.execute(sql: "DELETE FROM erasure_key") }
     }
 
     /// Checkpoints the WAL and truncates it, trying for a few seconds while readers hold old
@@ -227,10 +273,20 @@ private struct SubjectEraser {
     }
 
     /// The messages that named the subject alone: deleted, and taken back from their received
-    /// day's counts, their device's and the store's. A message's observations were stored by the
-    /// first message that carried them: the stored rows are attributed in the order received.
+    /// day's counts, their device's and the store's. The subject's stored rows are taken back
+    /// from the store's and their devices' observation counts exactly; by day, a message's rows
+    /// are those it stored first (attributed in the order received), and the rows that came in
+    /// messages naming other subjects too stay in their day's count.
     private func takeBackMessages(subjectID: Int64, pilotID: Int64, storedRows: Int,
                                   summary s: inout ErasureSummary, devices: inout Set<Int64>) throws {
+        for row in try Row.fetchAll(db, sql: """
+            SELECT device_id, count(*) FROM (SELECT device_id FROM observation WHERE subject_id = ?1
+                                              UNION ALL SELECT device_id FROM event WHERE subject_id = ?1)
+            GROUP BY device_id
+            """, arguments: [subjectID]) {
+            try db.execute(sql: "UPDATE device SET observations = max(observations - ?, 0) WHERE id = ?", arguments: [row[1] as Int, row[0] as Int64])
+        }
+        try db.execute(sql: "UPDATE ingest_total SET observations = max(observations - ?, 0) WHERE id = 1", arguments: [storedRows])
         let messages = try Row.fetchAll(db, sql: """
             SELECT device_id, received_at, coalesce(observations, 0) FROM message WHERE subject_id = ? ORDER BY received_at
             """, arguments: [subjectID])
@@ -242,15 +298,15 @@ private struct SubjectEraser {
             let duplicates = carried - stored
             let day = Instant(millis: receivedAt).day.index
             try db.execute(sql: """
-                UPDATE pilot_day SET accepted = accepted - 1, observations = observations - ?, duplicate_observations = duplicate_observations - ?
+                UPDATE pilot_day SET accepted = max(accepted - 1, 0), observations = max(observations - ?, 0),
+                    duplicate_observations = max(duplicate_observations - ?, 0)
                 WHERE pilot_id = ? AND day = ?
                 """, arguments: [stored, duplicates, pilotID, day])
             try db.execute(sql: """
-                UPDATE ingest_total SET accepted = accepted - 1, observations = observations - ?, duplicate_observations = duplicate_observations - ?
+                UPDATE ingest_total SET accepted = max(accepted - 1, 0), duplicate_observations = max(duplicate_observations - ?, 0)
                 WHERE id = 1
-                """, arguments: [stored, duplicates])
-            try db.execute(sql: "UPDATE device SET messages = messages - 1, observations = observations - ? WHERE id = ?",
-                           arguments: [stored, device])
+                """, arguments: [duplicates])
+            try db.execute(sql: "UPDATE device SET messages = max(messages - 1, 0) WHERE id = ?", arguments: [device])
             devices.insert(device)
         }
         try db.execute(sql: "DELETE FROM message WHERE subject_id = ?", arguments: [subjectID])
@@ -277,7 +333,8 @@ private struct SubjectEraser {
         for row in rows {
             let detail: String = row[4]
             let payload: Data? = row[5]
-            guard detail.contains(subject) || payload.map({ PayloadMention.names(subject, in: $0) }) == true else { continue }
+            guard PayloadMention.tokens(in: Array(detail.utf8)).contains(subject)
+                    || payload.map({ PayloadMention.names(subject, in: $0) }) == true else { continue }
             let id: Int64 = row[0], receivedAt: Int64 = row[1], device: String? = row[2]
             let reason = ReasonCode(rawValue: row[3]) ?? .schema
             let day = Instant(millis: receivedAt).day.index

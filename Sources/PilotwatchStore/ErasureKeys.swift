@@ -57,13 +57,26 @@ public struct ErasureKeys: Sendable, Equatable {
 
     /// The keys of the store at `database`, making the key file (a fresh random key, mode 0640)
     /// when there is none.
+    ///
+    /// Never when tombstones exist (`{database}.erased` holds some): a new key would make them
+    /// stop matching; the key must be put back instead. Two processes making it at once end with
+    /// the same key (the file is linked into place, never renamed over another's). Made by root,
+    /// it gets the database's owner and group.
     @discardableResult
     public static func ensure(database: String) throws -> ErasureKeys {
         if let existing = try read(database: database) { return existing }
+        let tombstones = try TombstoneFile.read(database: database)
+        guard tombstones.isEmpty else {
+            throw StoreError.erasureKey(path: path(forDatabase: database),
+                                        reason: "it is missing, and \(TombstoneFile.path(forDatabase: database)) holds \(tombstones.count) tombstones made with it; put the key file back (every backup carries it: `pilotwatch db restore` brings it back)")
+        }
         var key = [UInt8](repeating: 0, count: 32)
         for i in key.indices { key[i] = UInt8.random(in: 0...255) }  // SystemRandomNumberGenerator: getrandom(2)
-        try write([key], database: database)
-        return ErasureKeys(keys: [key])
+        try write([key], database: database, exclusive: true)
+        guard let made = try read(database: database) else {
+            throw StoreError.erasureKey(path: path(forDatabase: database), reason: "it was made but cannot be read back")
+        }
+        return made
     }
 
     /// Adds `hexKeys` that the file does not hold yet, after its own (the current key stays
@@ -82,10 +95,11 @@ public struct ErasureKeys: Sendable, Equatable {
         return keys.count - existing.count
     }
 
-    /// Writes the file whole through a temporary file and a rename, flushed; mode 0640.
-    private static func write(_ keys: [[UInt8]], database: String) throws {
+    /// Writes the file whole through a temporary file and a rename (`exclusive`: a link, which
+    /// leaves a file made meanwhile by another process in place), flushed; mode 0640.
+    private static func write(_ keys: [[UInt8]], database: String, exclusive: Bool = false) throws {
         let path = path(forDatabase: database)
-        let temporary = path + ".new"
+        let temporary = path + ".new-" + String(getpid())
         let text = keys.map(hex).joined(separator: "\n") + "\n"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw StoreError.erasureKey(path: path, reason: "cannot create it (\(String(cString: strerror(errno))))") }
@@ -93,9 +107,20 @@ public struct ErasureKeys: Sendable, Equatable {
         let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
         let synced = fsync(fd) == 0
         close(fd)
-        guard written == bytes.count, synced, rename(temporary, path) == 0 else {
+        guard written == bytes.count, synced else {
             unlink(temporary)
             throw StoreError.erasureKey(path: path, reason: "cannot write it (\(String(cString: strerror(errno))))")
+        }
+        giveDatabaseOwner(temporary, database: database)
+        if exclusive {
+            let linked = link(temporary, path) == 0 || errno == EEXIST
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            guard linked else { throw StoreError.erasureKey(path: path, reason: "cannot write it (\(reason))") }
+        } else if rename(temporary, path) != 0 {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw StoreError.erasureKey(path: path, reason: "cannot write it (\(reason))")
         }
         syncFolder(of: path)
     }
@@ -192,6 +217,7 @@ public enum TombstoneFile {
         guard written == bytes.count, fsync(fd) == 0 else {
             throw StoreError.erasureKey(path: path, reason: "cannot append to it (\(String(cString: strerror(errno))))")
         }
+        giveDatabaseOwner(path, database: database)
         syncFolder(of: path)
     }
 }
@@ -212,6 +238,9 @@ public final class TombstoneSet: @unchecked Sendable {
             for t in tombstones { byPilot[t.pilot, default: []].insert(t.hash) }
         }
     }
+
+    /// Whether the pilot has any tombstone.
+    func has(pilot: String) -> Bool { lock.withLock { !(byPilot[pilot]?.isEmpty ?? true) } }
 
     func add(_ t: Tombstone, keys: ErasureKeys) {
         lock.withLock {
@@ -236,6 +265,15 @@ public final class TombstoneSet: @unchecked Sendable {
             return nil
         }
     }
+}
+
+/// Run as root (a restore, an erasure by the administrator), a file made beside the database
+/// gets the database's owner and group, so that serve, running as the service's user, reads it.
+func giveDatabaseOwner(_ path: String, database: String) {
+    guard getuid() == 0 else { return }
+    var owner = stat()
+    guard stat(database, &owner) == 0 else { return }
+    _ = chown(path, owner.st_uid, owner.st_gid)
 }
 
 /// Flushes the folder entry of `path` (a new or renamed file survives a power cut).

@@ -143,7 +143,9 @@ public final class InboxApplier: @unchecked Sendable {
     /// Runs `work` on the applier's thread between two batches and returns its result: work that
     /// must not interleave with applying (an erasure deletes rows and overwrites inbox records,
     /// and the applier is the inbox's only scrubber). Throws when the applier has stopped.
+    /// Called on the applier's thread itself (from `onApplied`, say), the work runs at once.
     public func perform<T: Sendable>(_ work: @escaping @Sendable () throws -> T) throws -> T {
+        if Thread.current.threadDictionary[Self.threadKey] as? ObjectIdentifier == ObjectIdentifier(self) { return try work() }
         let done = DispatchSemaphore(value: 0)
         let box = ResultBox<T>()
         condition.lock()
@@ -228,7 +230,10 @@ public final class InboxApplier: @unchecked Sendable {
         }
     }
 
+    private static let threadKey = "pilotwatch.inbox-applier"
+
     private func loop() {
+        Thread.current.threadDictionary[Self.threadKey] = ObjectIdentifier(self)
         #if os(Linux)
         // Below the receiving thread, the broker and local publishers: acknowledging comes first,
         // SQLite catches up with the CPU left. On Linux the nice value is per thread, and "0"

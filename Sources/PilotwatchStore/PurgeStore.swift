@@ -43,8 +43,6 @@ extension Store {
         if dryRun { return try read { try count($0.db) } }
         return try Store.sqlite("purging refused payloads") {
             try pool.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA secure_delete = ON")
-                defer { try? db.execute(sql: "PRAGMA secure_delete = OFF") }
                 let summary = try db.inTransaction {
                     let s = try count(db)
                     try db.execute(sql: "DELETE FROM reject_payload WHERE reject_id IN (\(selection))", arguments: args)

@@ -55,6 +55,11 @@ public final class Store: Sendable {
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
             try db.execute(sql: "PRAGMA wal_autocheckpoint = \(checkpointPages)")
             try db.execute(sql: "PRAGMA journal_size_limit = \(walLimitBytes)")
+            if !readOnly {
+                // Whatever is deleted is overwritten with zeros in the file: a replayed refusal's
+                // payload, an erased subject's rows, a purged payload (see docs/privacy.md).
+                try db.execute(sql: "PRAGMA secure_delete = ON")
+            }
             if readOnly {
                 // Readers (the dashboards) map the file instead of copying each page into SQLite's
                 // cache: measured a fifth less time for `pilotwatch pilot` on a 479 MiB store.
@@ -227,7 +232,7 @@ public final class Store: Sendable {
                 }
                 let old = ReplayedReject(id: rejectID, receivedAt: Instant(millis: row[0]), pilot: row[1],
                                          device: row[2], reason: reason)
-                switch try batch.apply(item, replacing: old) {
+                switch try batch.apply(screen(item), replacing: old) {
                 case .accepted(let stored, _): summary.accepted += 1; summary.newObservations += stored
                 case .duplicateMessage: summary.duplicates += 1
                 case .status: summary.statuses += 1

@@ -238,7 +238,7 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .erasureKey(let path, let reason):
-            return "the erasure file \(path): \(reason); erased subjects cannot be recognised without it (see docs/privacy.md)"
+            return "the erasure key or tombstone file \(path): \(reason); erased subjects cannot be recognised without it (see docs/privacy.md)"
         case .folderMissing(let path):
             return "the folder for the database \(path) does not exist; create it first (mkdir -p) or choose another --db path"
         case .fileMissing(let path):

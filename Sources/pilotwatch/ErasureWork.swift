@@ -5,57 +5,48 @@ import PilotwatchStore
 /// The work of an erasure, done by whoever writes the store: `subjects erase` itself, or `serve`
 /// on its applier's thread (``InboxApplier/perform(_:)``), between two batches.
 enum ErasureWork {
-    /// Erases the subject in the store, overwrites the inbox records already applied that name it,
-    /// and appends its tombstone to the file beside the database (after the store's commit: a
-    /// crash in between is mended by ``reapply(store:database:log:)`` at the next start).
+    /// Erases the subject: first its tombstone goes into the file beside the database (a crash
+    /// after that leaves a tombstone that the next start applies), then the store erases it and
+    /// records the inbox records already applied that name it, then those are overwritten.
     static func erase(store: Store, inbox: Inbox?, applied: InboxPosition?, database: String,
                       pilot: String, subject: String) throws -> ErasureSummary {
         let keys = try ErasureKeys.ensure(database: database)
-        var summary = try store.erase(pilot: pilot, subject: subject, keys: keys, at: .now)
-        if let inbox, let applied {
-            summary.inboxRecords = try scrub(inbox, before: applied, pilot: pilot, subject: subject)
+        let hashes = Set(keys.hashes(pilot: pilot, subject: subject))
+        if let hash = keys.currentHash(pilot: pilot, subject: subject),
+           !(try TombstoneFile.read(database: database)).contains(where: { hashes.contains($0.hash) }) {
+            try TombstoneFile.append([Tombstone(hash: hash, pilot: pilot, erasedAt: Instant.now.millis)], database: database)
         }
-        if summary.newTombstone {
-            try TombstoneFile.append([Tombstone(hash: summary.tombstone, pilot: pilot, erasedAt: Instant.now.millis)], database: database)
+        var spans: [InboxSpan] = []
+        if let inbox, let applied { spans = try naming(inbox, before: applied, pilot: pilot, subject: subject) }
+        var summary = try store.erase(pilot: pilot, subject: subject, keys: keys, at: .now, scrubs: spans)
+        if let inbox, !spans.isEmpty {
+            try inbox.scrub(spans)
+            try store.clearInboxScrubs(spans)
         }
-        giveFilesTheDatabaseOwner(database)
+        summary.inboxRecords = spans.count
         return summary
     }
 
-    /// Run as root (a restore, an erasure by the administrator), the key and tombstone files it
-    /// made get the database's owner and group, so that serve, running as the service's user,
-    /// can read them.
-    static func giveFilesTheDatabaseOwner(_ database: String) {
-        guard getuid() == 0 else { return }
-        var owner = stat()
-        guard stat(database, &owner) == 0 else { return }
-        for path in [ErasureKeys.path(forDatabase: database), TombstoneFile.path(forDatabase: database)] {
-            _ = chown(path, owner.st_uid, owner.st_gid)
-        }
-    }
-
-    /// Overwrites the inbox records before `applied` whose topic is the pilot's and whose payload
-    /// names the subject; returns how many. Only the inbox's applier may do this (serve's applier
-    /// thread, or a command holding the writer lock with no applier running).
-    static func scrub(_ inbox: Inbox, before applied: InboxPosition, pilot: String, subject: String) throws -> Int {
+    /// The inbox records before `applied` whose topic is the pilot's and whose payload names the
+    /// subject. Only the inbox's applier may overwrite them (serve's applier thread, or a command
+    /// holding the writer lock with no applier running).
+    static func naming(_ inbox: Inbox, before applied: InboxPosition, pilot: String, subject: String) throws -> [InboxSpan] {
         var reader = inbox.reader()
         defer { reader.close() }
         var at = InboxPosition(segment: inbox.oldestSegment, offset: 0)
-        var count = 0
+        var found: [InboxSpan] = []
         let marker = "/" + pilot + "/"
         while at < applied {
             let (records, spans, next) = try reader.readSpans(from: at, maxRecords: 512, maxBytes: 4 << 20)
             if next == at { break }
-            let naming = zip(records, spans).filter { record, span in
-                span.segment < applied.segment || (span.segment == applied.segment && span.offset < applied.offset)
-            }.filter { record, _ in
-                !record.isScrubbed && record.topic.contains(marker) && PayloadMention.names(subject, in: record.payload)
-            }.map(\.1)
-            if !naming.isEmpty { try inbox.scrub(naming) }
-            count += naming.count
+            for (record, span) in zip(records, spans) where InboxPosition(segment: span.segment, offset: span.offset) < applied {
+                if !record.isScrubbed && record.topic.contains(marker) && PayloadMention.names(subject, in: record.payload) {
+                    found.append(span)
+                }
+            }
             at = next
         }
-        return count
+        return found
     }
 
     /// After a restore, and at `serve`'s start: brings in the keys a restored backup carries
@@ -72,7 +63,6 @@ enum ErasureWork {
         let keys = try ErasureKeys.ensure(database: database)
         let (missing, again) = try store.reapplyTombstones(try TombstoneFile.read(database: database), keys: keys, at: .now)
         try TombstoneFile.append(missing, database: database)
-        giveFilesTheDatabaseOwner(database)
         if !again.isEmpty {
             log("erasure: \(again.count) erased subject(s) found in the store again (an older backup restored) and erased again: "
                 + again.map(SubjectTombstone.short).joined(separator: ", "))

@@ -87,8 +87,6 @@ struct ErasureTests {
         #expect(try reference.run(["ingest", "-"], stdin: ndjson(others)).status == 0)
 
         #expect(try ws.run(["ingest", "-"], stdin: Data()).status == 0)
-        let backupBefore = ws.dir + "/before.sqlite"
-        #expect(try ws.run(["db", "backup", backupBefore]).status == 0)
         let serve = try ws.startServe(port: broker.port)
         defer { serve.terminate() }
         try serve.waitUntilSubscribed()
@@ -121,7 +119,7 @@ struct ErasureTests {
             #expect(a == b, "\(view): after the erasure\n\(a)\nnever received\n\(b)")
         }
         // Its bytes are in no file: database, WAL, inbox, audit trail, tombstones.
-        let backups = ["before.sqlite", "with.sqlite"]
+        let backups = ["with.sqlite"]
         #expect(Set(filesHolding(erased, under: ws.dir)) == ["with.sqlite"], "only the backup taken before the erasure holds it")
         let tombstones = try String(contentsOfFile: ws.db + ".erased", encoding: .utf8)
         #expect(tombstones.split(separator: "\n").count == 1)
@@ -129,10 +127,17 @@ struct ErasureTests {
         #expect(trail.contains("\"command\":\"subjects erase\""))
         #expect(trail.contains("subject_hash="))
 
-        // A broker redelivery and a replayed line: refused erased_subject, hash only.
+        // A broker redelivery, a replayed line, and a message naming it that is refused for another
+        // reason (its payload would be kept, and replayed once the cause is fixed): all refused
+        // erased_subject, hash only.
         try publish(port: broker.port, topic: all[3].topic, message: all[3].payload)
         #expect(try ws.run(["ingest", "-"], stdin: ndjson([all[4]])).status == 0)
-        try ws.waitFor("two erased_subject refusals") { ($0.refusedByReason[.erasedSubject] ?? 0) >= 2 }
+        try publish(port: broker.port, topic: all[3].topic,
+                    message: obsMessage("late-1", [obs(erased, "no_such_indicator", 1, at: daysAgo(1))]))
+        try ws.waitFor("three erased_subject refusals") { ($0.refusedByReason[.erasedSubject] ?? 0) >= 3 }
+        #expect(try ws.stats().refusedByReason[.unknownIndicator] == nil)
+        #expect(try ws.run(["rejects", "replay"]).status == 0)
+        #expect(try ws.stats().refusedByReason[.erasedSubject] == 3, "a replay brings nothing back")
         let rejects = try ws.run(["rejects", "--reason", "erased_subject", "--format", "json"])
         #expect(!rejects.stdout.contains(erased), "\(rejects.stdout)")
         Thread.sleep(forTimeInterval: 0.5)  // the applier overwrites the inbox record after its commit
@@ -142,16 +147,16 @@ struct ErasureTests {
         let shown = try ws.run(["subjects", "show", "--pilot", pilot, "--subject", erased])
         #expect(shown.stdout.contains("\"found\": false"), "\(shown.stdout)")
         #expect(serve.terminate() == 0)
+        #expect(!serve.logText.contains(erased), "serve's log never names the subject")
 
-        // An older backup restored: the subject is erased again at once.
-        for backup in [backupBefore, backupWith] {
-            let restored = try ws.run(["db", "restore", backup])
-            #expect(restored.status == 0, "\(restored.stderr)")
-            let again = try ws.run(["subjects", "show", "--pilot", pilot, "--subject", erased])
-            #expect(again.stdout.contains("\"found\": false"), "\(backup): \(again.stdout)")
-            let inStore = filesHolding(erased, under: ws.dir).filter { !backups.contains($0) }
-            #expect(inStore == [], "\(backup): \(inStore)")
-        }
+        // A backup taken before the erasure restored: the subject is erased again at once.
+        let restored = try ws.run(["db", "restore", backupWith])
+        #expect(restored.status == 0, "\(restored.stderr)")
+        #expect(restored.stdout.contains("erased again"), "\(restored.stdout)")
+        let again = try ws.run(["subjects", "show", "--pilot", pilot, "--subject", erased])
+        #expect(again.stdout.contains("\"found\": false"), "\(again.stdout)")
+        let inStore = filesHolding(erased, under: ws.dir).filter { !backups.contains($0) }
+        #expect(inStore == [], "after the restore: \(inStore)")
         #expect(try ws.run(["ingest", "-"], stdin: ndjson([all[5]])).status == 0)
         #expect(try ws.stats().refusedByReason[.erasedSubject] == 1, "the restored store refuses it too")
 
@@ -169,15 +174,25 @@ struct ErasureTests {
         #expect(filesHolding(erased, under: fresh.dir) == [])
     }
 
-    @Test("erase without serve applies the inbox first; a second erase of the same subject says so")
+    @Test("erase without serve; a message naming another subject too stays with that subject's rows; a second erase says so")
     func eraseWithoutServe() throws {
         try withBrokerAndWorkspace(store: true) { _, ws in
             let mine = messages(of: erased, device: "dev-e")
-            #expect(try ws.run(["ingest", "-"], stdin: ndjson(mine)).status == 0)
-            let first = try ws.run(["subjects", "erase", "--pilot", pilot, "--subject", erased, "--reason", "request R-7"])
+            // A back-end's message naming two subjects: only the erased one's observation goes.
+            let shared = ("pilots/\(pilot)/backend-1/obs",
+                          obsMessage("b-1", [obs(erased, "spo2", 91, unit: "%", at: daysAgo(2.5)), obs(kept[0], "spo2", 92, unit: "%", at: daysAgo(2.5))]))
+            #expect(try ws.run(["ingest", "-"], stdin: ndjson(mine + [shared])).status == 0)
+            let first = try ws.run(["subjects", "erase", "--pilot", pilot, "--subject", erased, "--reason", "request R-7", "--format", "json"])
             #expect(first.status == 0, "\(first.stderr)")
-            #expect(first.stdout.contains("erased a subject of \(pilot)"), "\(first.stdout)")
-            #expect(try ws.stats().accepted == 0)
+            let summary = try #require((try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [String: Any])?["erasure"] as? [String: Any])
+            #expect(summary["observations"] as? Int == 22)
+            #expect(summary["messages_not_attributed"] as? Int == 1, "\(summary)")
+            let stats = try ws.stats()
+            #expect(stats.accepted == 1, "the shared message stays")
+            #expect(stats.observations == 1, "with the other subject's observation")
+            let other = try ws.run(["subjects", "show", "--pilot", pilot, "--subject", kept[0]])
+            #expect(other.stdout.contains("\"found\": true") && other.stdout.contains("\"value\": 92"), "\(other.stdout)")
+            #expect(try ws.run(["db", "check"]).status == 0)
             let second = try ws.run(["subjects", "erase", "--pilot", pilot, "--subject", erased, "--reason", "request R-7"])
             #expect(second.status == 0)
             #expect(second.stdout.contains("already erased"), "\(second.stdout)")
@@ -189,12 +204,34 @@ struct ErasureTests {
     @Test("a reason that identifies the person, or names the pseudonym, is refused before anything is erased")
     func identifyingReasonsAreRefused() throws {
         try withBrokerAndWorkspace(store: true) { _, ws in
+            #expect(try ws.run(["ingest", "-"], stdin: ndjson(messages(of: erased, device: "dev-e"))).status == 0)
             for reason in ["asked by jean.dupont@example.fr", "call 0612345678", "erase \(erased)", " "] {
                 let r = try ws.run(["subjects", "erase", "--pilot", pilot, "--subject", erased, "--reason", reason])
                 #expect(r.status == 64, "\(reason): \(r.stderr)")
                 #expect(r.stderr.contains("--reason"), "\(r.stderr)")
             }
-            #expect(!FileManager.default.fileExists(atPath: ws.db + ".erased"))
+            let still = try ws.run(["subjects", "show", "--pilot", pilot, "--subject", erased])
+            #expect(still.stdout.contains("\"found\": true"), "nothing was erased: \(still.stdout)")
+        }
+    }
+
+    @Test("a store with tombstones and no key refuses to mint a new one: erase, backup and serve say to put it back")
+    func aMissingKeyIsNeverReplaced() throws {
+        try withBrokerAndWorkspace(store: true) { broker, ws in
+            #expect(try ws.run(["ingest", "-"], stdin: ndjson(messages(of: erased, device: "dev-e"))).status == 0)
+            #expect(try ws.run(["subjects", "erase", "--pilot", pilot, "--subject", erased, "--reason", "request R-9"]).status == 0)
+            let key = try String(contentsOfFile: ws.db + ".key", encoding: .utf8)
+            try FileManager.default.removeItem(atPath: ws.db + ".key")
+            let erase = try ws.run(["subjects", "erase", "--pilot", pilot, "--subject", kept[0], "--reason", "request R-10"])
+            #expect(erase.status != 0 && erase.stderr.contains("put the key file back"), "\(erase.stderr)")
+            let backup = try ws.run(["db", "backup", ws.dir + "/b.sqlite"])
+            #expect(backup.status != 0 && backup.stderr.contains("put the key file back"), "\(backup.stderr)")
+            let serve = try ws.startServe(port: broker.port)
+            #expect(serve.waitExit(timeout: 30) != 0)
+            #expect(serve.logText.contains("put the key file back"), "\(serve.logText)")
+            #expect(!FileManager.default.fileExists(atPath: ws.db + ".key"), "no new key was made")
+            try key.write(toFile: ws.db + ".key", atomically: true, encoding: .utf8)
+            #expect(try ws.run(["db", "backup", ws.dir + "/b.sqlite"]).status == 0)
         }
     }
 }

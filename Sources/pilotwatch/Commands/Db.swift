@@ -90,7 +90,11 @@ struct Db: ParsableCommand {
                 defer { for suffix in ["", "-journal", "-wal", "-shm"] { unlink(staging + suffix) } }
                 do {
                     // The erasure keys go with the backup: restored elsewhere, it keeps erased subjects erased.
-                    try store.backup(to: staging, keys: try ErasureKeys.read(database: source))
+                    let keys = try ErasureKeys.read(database: source)
+                    if keys == nil, try store.tombstoneCount() > 0 {
+                        throw CLIError("the erasure key \(ErasureKeys.path(forDatabase: source)) is missing while the store holds tombstones: a backup without it could not keep erased subjects erased; put the key back first")
+                    }
+                    try store.backup(to: staging, keys: keys)
                 } catch {
                     throw CLIError("the backup of \(source) to \(file) failed: \(error)")
                 }

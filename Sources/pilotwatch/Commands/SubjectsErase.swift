@@ -73,7 +73,18 @@ extension Subjects {
             // The key first: the audit record names the subject by its keyed hash.
             let keys: ErasureKeys
             do {
-                keys = try ErasureKeys.ensure(database: database)
+                if let existing = try ErasureKeys.read(database: database) {
+                    keys = existing
+                } else {
+                    // A store with tombstones and no key must get its key back, never a new one.
+                    let held = try openStore(database, readOnly: true).tombstoneCount()
+                    if held > 0 {
+                        throw CLIError("the erasure key \(ErasureKeys.path(forDatabase: database)) is missing and the store holds \(held) tombstones made with it; put the key file back (every backup carries it: `pilotwatch db restore` brings it back)")
+                    }
+                    keys = try ErasureKeys.ensure(database: database)
+                }
+            } catch let error as CLIError {
+                throw error
             } catch {
                 throw CLIError("\(error); run the erasure as the service's user (sudo -u pilotwatch) or as root")
             }
@@ -108,7 +119,8 @@ extension Subjects {
             }
             print(Self.render(summary, pilot: pilot, format: format))
             if !summary.walEmptied {
-                printError("note: the write-ahead log could not be emptied yet (a reader held it for 5 s); the deleted content was overwritten in the database, and the log's copy goes at the next checkpoint (serve's, or the next erasure or purge).")
+                // The log may still hold copies of pages from before the erasure.
+                throw CLIError("the subject is erased in the database, but its write-ahead log could not be emptied (readers held it for 5 s), so it may still hold old copies of the pages; run the same command again when the views are idle (it is safe: the subject is already erased)")
             }
         }
 
