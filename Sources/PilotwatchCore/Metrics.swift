@@ -126,46 +126,15 @@ public enum Metrics {
         subjects.compactMap(\.lastObservationAt).max()
     }
 
-    /// Every subject-and-follow-up figure of one pilot.
+    /// Every subject-and-follow-up figure of one pilot: its statistics, then the figures from them.
     public static func pilot(_ subjects: [SubjectFacts], target: Int, end: Day, asOf t: Instant) -> PilotFigures {
-        let enrolled = enrolled(subjects, asOf: t)
-        let withdrawn = withdrawn(subjects, asOf: t)
-        let rate = enrolmentRate30d(subjects, asOf: t)
-        let projected = projectedTargetDate(enrolled: enrolled, target: target, rate30d: rate, asOf: t)
-        return PilotFigures(
-            enrolled: enrolled, withdrawn: withdrawn, inFollowUp: enrolled - withdrawn, enrolmentTarget: target,
-            enrolmentPct: enrolmentPct(enrolled: enrolled, target: target), enrolmentRate30d: rate,
-            projectedTargetDate: projected,
-            onTrack: onTrack(enrolled: enrolled, target: target, projected: projected, end: end),
-            active7d: active7d(subjects, asOf: t),
-            transmissionAdherence: transmissionAdherence(subjects, asOf: t),
-            unenrolledSubjects: unenrolledSubjects(subjects, asOf: t),
-            lastObservationAt: lastObservation(subjects))
+        pilot(statistics(subjects, asOf: t), target: target, end: end, asOf: t)
     }
 
     /// A programme's figures: counts are sums over its pilots, adherence is the mean over all
-    /// their in-follow-up subjects (never a mean of pilot means).
+    /// their in-follow-up subjects (never a mean of pilot means); from the pilots' statistics.
     public static func programme(_ pilots: [(subjects: [SubjectFacts], target: Int)], asOf t: Instant) -> ProgrammeFigures {
-        var f = ProgrammeFigures(pilots: pilots.count)
-        var adherenceSum = 0.0, adherenceN = 0
-        for p in pilots {
-            f.enrolled += enrolled(p.subjects, asOf: t)
-            f.withdrawn += withdrawn(p.subjects, asOf: t)
-            f.enrolmentTarget += p.target
-            f.enrolmentRate30d += enrolmentRate30d(p.subjects, asOf: t)
-            f.active7d += active7d(p.subjects, asOf: t)
-            f.unenrolledSubjects += unenrolledSubjects(p.subjects, asOf: t)
-            for s in p.subjects {
-                if let a = subjectAdherence(s, asOf: t) { adherenceSum += a; adherenceN += 1 }
-            }
-            if let last = lastObservation(p.subjects), f.lastObservationAt.map({ last > $0 }) ?? true {
-                f.lastObservationAt = last
-            }
-        }
-        f.inFollowUp = f.enrolled - f.withdrawn
-        f.enrolmentPct = enrolmentPct(enrolled: f.enrolled, target: f.enrolmentTarget)
-        f.transmissionAdherence = adherenceN > 0 ? adherenceSum / Double(adherenceN) : nil
-        return f
+        programme(pilots.map { (statistics($0.subjects, asOf: t), $0.target) })
     }
 
     // MARK: - Milestones and weekly history
@@ -173,15 +142,7 @@ public enum Metrics {
     /// Each milestone with the enrolments made by the end of its date (or by `T` if earlier):
     /// met when they reach its number, missed when its date is past, pending otherwise.
     public static func milestones(_ milestones: [Milestone], subjects: [SubjectFacts], asOf t: Instant) -> [MilestoneProgress] {
-        milestones.sorted { $0.date < $1.date }.map { m in
-            let cutoff = min(m.date.advanced(by: 1).start.adding(millis: -1), t)
-            let n = subjects.reduce(0) { n, s in
-                guard let e = s.enrolment(asOf: t), e <= cutoff else { return n }
-                return n + 1
-            }
-            let state: MilestoneState = n >= m.enrolled ? .met : (m.date < t.day ? .missed : .pending)
-            return MilestoneProgress(milestone: m, enrolled: n, state: state)
-        }
+        Metrics.milestones(milestones, counts: milestoneCounts(milestones, subjects: subjects, asOf: t), asOf: t)
     }
 
     /// The first milestone not yet met whose date has not passed.
@@ -198,16 +159,7 @@ public enum Metrics {
     ///
     /// The subjects' ``ActivityDays`` must cover ``historyDays(weeks:)`` days back from `day(T)`.
     public static func weekly(_ subjects: [SubjectFacts], weeks: Int, asOf t: Instant) -> [WeeklyPoint] {
-        (0..<max(0, weeks)).reversed().map { w in
-            let last = t.day.advanced(by: -7 * w)
-            let first = last.advanced(by: -6)
-            let end = w == 0 ? t : last.advanced(by: 1).start.adding(millis: -1)
-            let n = subjects.reduce(0) { n, s in
-                guard let e = s.enrolment(asOf: t), (first...last).contains(e.day) else { return n }
-                return n + 1
-            }
-            return WeeklyPoint(weekEnding: last, enrolments: n, transmissionAdherence: transmissionAdherence(subjects, asOf: end))
-        }
+        weekly(weeklyStatistics(subjects, weeks: weeks, asOf: t))
     }
 
     // MARK: - Outcome indicators
@@ -239,23 +191,7 @@ public enum Metrics {
 
     /// The outcome figures of one indicator from the paired subjects' baseline and latest values.
     public static func outcome(_ indicator: Indicator, pairs: [OutcomePair]) -> OutcomeFigures {
-        let changes = pairs.map { $0.latest - $0.baseline }
-        let n = pairs.count
-        var f = OutcomeFigures(indicator: indicator.code, nPaired: n)
-        guard n > 0 else { return f }
-        f.meanBaseline = Statistics.mean(pairs.map(\.baseline))
-        f.meanLatest = Statistics.mean(pairs.map(\.latest))
-        f.meanChange = Statistics.mean(changes)
-        f.changeCI95 = Statistics.confidenceInterval95(of: changes)
-        if let target = indicator.target {
-            f.pctInTarget = 100 * Double(pairs.filter { target.contains($0.latest) }.count) / Double(n)
-        }
-        switch indicator.direction {
-        case .higher: f.improvedPct = 100 * Double(changes.filter { $0 > 0 }.count) / Double(n)
-        case .lower: f.improvedPct = 100 * Double(changes.filter { $0 < 0 }.count) / Double(n)
-        case .stable: f.improvedPct = nil
-        }
-        return f
+        outcome(outcomeStatistics(indicator, pairs: pairs))
     }
 
     // MARK: - Events
@@ -281,21 +217,7 @@ public enum Metrics {
     /// enrolled subjects inside their follow-up and the period `[since, T]`.
     public static func events(_ indicators: [String], subjects: [SubjectFacts], events: [SubjectEvent],
                               since: Instant?, asOf t: Instant) -> [EventFigures] {
-        var spans: [String: ClosedRange<Instant>] = [:]
-        for s in subjects {
-            if let span = followUpSpan(s, since: since, asOf: t) { spans[s.code] = span }
-        }
-        let days = patientDays(subjects, since: since, asOf: t)
-        var counts: [String: Int] = [:]
-        for ev in events {
-            guard let span = spans[ev.subject], span.contains(ev.at) else { continue }
-            counts[ev.indicator, default: 0] += 1
-        }
-        return indicators.map { code in
-            let n = counts[code] ?? 0
-            return EventFigures(indicator: code, events: n, patientDays: days,
-                                ratePer100PatientMonths: days > 0 ? 100 * Double(n) / (days / daysPerMonth) : nil)
-        }
+        eventStatistics(indicators, subjects: subjects, events: events, since: since, asOf: t).map(event)
     }
 
     // MARK: - Data quality

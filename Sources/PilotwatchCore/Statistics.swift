@@ -41,11 +41,7 @@ public enum Statistics {
     /// The 95% confidence interval of the mean of `values`: `mean ± t(0.975, n-1) · s / √n`.
     /// Nil for fewer than two values (no spread to estimate).
     public static func confidenceInterval95(of values: [Double]) -> Interval? {
-        guard let m = mean(values), let s = sampleStandardDeviation(values),
-              let t = studentTQuantile(0.975, degreesOfFreedom: Double(values.count - 1))
-        else { return nil }
-        let half = t * s / Double(values.count).squareRoot()
-        return Interval(lower: m - half, upper: m + half)
+        MomentSums(values).confidenceInterval95
     }
 
     /// The distribution function of Student's t with `df` degrees of freedom (any real `df > 0`).

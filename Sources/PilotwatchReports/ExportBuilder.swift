@@ -195,52 +195,47 @@ public enum ExportBuilder {
             FigureKey(.inFollowUp): .count(p.inFollowUp),
             FigureKey(.transmissionAdherence): .statistic(p.transmissionAdherence),
         ]
-        // Outcome indicators in order of first appearance; pairs of every pilot reporting it.
+        // Outcome indicators in order of first appearance; the statistics of every pilot reporting
+        // it, pooled exactly (n, sums, m2), never from pilot means.
         var outcomeOrder: [Indicator] = []
-        var pairs: [String: [OutcomePair]] = [:]
+        var outcomeParts: [String: [OutcomeStatistics]] = [:]
         var eventOrder: [Indicator] = []
         for input in inputs {
             for (indicator, ps) in input.outcomes {
-                if pairs[indicator.code] == nil { outcomeOrder.append(indicator) }
-                pairs[indicator.code, default: []] += ps
+                if outcomeParts[indicator.code] == nil { outcomeOrder.append(indicator) }
+                outcomeParts[indicator.code, default: []].append(Metrics.outcomeStatistics(indicator, pairs: ps))
             }
             for e in input.eventIndicators where !eventOrder.contains(where: { $0.code == e.code }) { eventOrder.append(e) }
         }
-        // Subjects of different pilots may share a pseudonym: pool them under `pilot/code`.
-        var subjects: [SubjectFacts] = []
-        var events: [SubjectEvent] = []
         var refusals: [ReasonCode: Int] = [:]
         for input in inputs {
-            let reported = Set(input.eventIndicators.map(\.code))
-            for var s in input.subjects {
-                s.code = input.pilot.id + "/" + s.code
-                subjects.append(s)
-            }
-            for var e in input.events where reported.contains(e.indicator) {
-                e.subject = input.pilot.id + "/" + e.subject
-                events.append(e)
-            }
             for (r, n) in input.refusals.refusedByReason { refusals[r, default: 0] += n }
         }
-        // An event indicator's rate pools the pilots that report it.
+        // An event indicator's rate pools the pilots that report it: each pilot's statistics
+        // (events, patient-days) are summed, never its rate.
         var eventFigures: [EventFigures] = []
         var followed = 0
         var patientDays = 0.0
         if !eventOrder.isEmpty {
-            let reportingAny = Set(inputs.filter { !$0.eventIndicators.isEmpty }.map { $0.pilot.id + "/" })
-            let eventSubjects = subjects.filter { s in reportingAny.contains { s.code.hasPrefix($0) } }
-            followed = subjectsFollowed(eventSubjects, since: since, asOf: t)
-            patientDays = Metrics.patientDays(eventSubjects, since: since, asOf: t)
-            for e in eventOrder {
-                let reporting = Set(inputs.filter { $0.eventIndicators.contains { $0.code == e.code } }.map(\.pilot.id))
-                let own = subjects.filter { s in reporting.contains(where: { s.code.hasPrefix($0 + "/") }) }
-                eventFigures += Metrics.events([e.code], subjects: own, events: events, since: since, asOf: t)
+            var parts: [String: EventStatistics] = [:]
+            for input in inputs where !input.eventIndicators.isEmpty {
+                followed += subjectsFollowed(input.subjects, since: since, asOf: t)
+                let own = Metrics.eventStatistics(input.eventIndicators.map(\.code), subjects: input.subjects,
+                                                  events: input.events, since: since, asOf: t)
+                if let first = own.first { patientDays += first.patientDays }
+                for e in own {
+                    var sum = parts[e.indicator] ?? EventStatistics(indicator: e.indicator, events: 0, patientDays: 0)
+                    sum.events += e.events
+                    sum.patientDays += e.patientDays
+                    parts[e.indicator] = sum
+                }
             }
+            eventFigures = eventOrder.map { Metrics.event(parts[$0.code] ?? EventStatistics(indicator: $0.code, events: 0, patientDays: 0)) }
         }
         // The pooled rate of an indicator that only some pilots report stands on their subjects;
         // the programme's `patient_days` and `subjects_followed` sum those of its pilots that
         // report an event indicator.
-        common(into: &f, outcomes: outcomeOrder.map { ($0, Metrics.outcome($0, pairs: pairs[$0.code] ?? [])) },
+        common(into: &f, outcomes: outcomeOrder.map { ($0, Metrics.outcome(OutcomeStatistics.pooled($0.code, outcomeParts[$0.code] ?? []))) },
                events: eventFigures, subjectsFollowed: followed, patientDays: patientDays, refusals: refusals,
                reasons: reasons, unenrolled: p.unenrolledSubjects)
         return ExportScope(level: .programme, id: programme, programme: programme, pilot: nil,
