@@ -35,6 +35,8 @@ struct ServeRequest: Codable, Sendable {
         case sync
         /// Erase a subject (`subjects erase`), between two of the applier's batches.
         case erase
+        /// Apply the retention policy (`db purge`) as it stands at `sinceMillis` (the as-of time).
+        case purge
     }
 
     var op: Operation

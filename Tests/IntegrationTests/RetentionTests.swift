@@ -53,12 +53,18 @@ struct RetentionTests {
         }
     }
 
-    @Test func whileServeRunsOnlyADryRunIsAnswered() throws {
-        try withRunningServe { _, ws, _ in
-            let refusedRun = try ws.run(["db", "purge"])
-            #expect(refusedRun.status == 75, "\(refusedRun.stderr)")
-            #expect(refusedRun.stderr.contains("purges once a day by itself"), "\(refusedRun.stderr)")
-            #expect(try ws.run(["db", "purge", "--dry-run"]).status == 0)
+    @Test func whileServeRunsThePurgeIsHandedToIt() throws {
+        try withRunningServe { _, ws, serve in
+            let lines = [refused("resp-copd-idf-01", "purgemark-live-7741")]
+            #expect(try ws.run(["ingest", "-"], stdin: Data((lines.joined(separator: "\n") + "\n").utf8)).status == 0)
+            #expect(bytes(ws).range(of: Data("purgemark-live-7741".utf8)) != nil)
+            let in91 = Instant(seconds: Date().timeIntervalSince1970 + 91 * 86_400).description
+            #expect(try ws.run(["db", "purge", "--dry-run", "--as-of", in91]).status == 0)
+            let done = try ws.run(["db", "purge", "--as-of", in91, "--format", "json"])
+            #expect(done.status == 0, "\(done.stderr)")
+            #expect(done.stdout.contains("\"refused_payloads\":{\"rows\":1,"), "\(done.stdout)")
+            #expect(serve.logText.contains("db purge handed over: dropped 1 refused payloads"), "\(serve.logText)")
+            #expect(bytes(ws).range(of: Data("purgemark-live-7741".utf8)) == nil, "gone from the files while serve runs")
         }
     }
 

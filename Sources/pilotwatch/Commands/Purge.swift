@@ -34,8 +34,8 @@ extension Db {
             the freed pages with zeros (SQLite's secure_delete) and empties the write-ahead log \
             afterwards, so the bytes are gone from the files, not only from the tables.
 
-            `serve` runs the purge once a day by itself; while it runs, this command only answers \
-            --dry-run. Every purge, dry or not, is recorded in the audit trail.
+            `serve` runs the purge once a day by itself; while it runs, this command hands the purge \
+            to it (the store's one writer). Every purge, dry or not, is recorded in the audit trail.
 
             Examples:
               pilotwatch db purge --dry-run
@@ -69,10 +69,20 @@ extension Db {
                 if dryRun {
                     return try RetentionPolicy.apply(ctx, store: try openStore(database, readOnly: true), now: now, dryRun: true)
                 }
-                let lock = try exclusiveWriterLock(database, role: "db-purge",
-                                                   advice: "a running serve purges once a day by itself (`pilotwatch db purge --dry-run` shows what it will remove)")
-                defer { lock.release() }
-                return try RetentionPolicy.apply(ctx, store: try openStore(database), now: now, dryRun: false)
+                switch try WriteAccess.obtain(database: database, role: "db-purge") {
+                case .serve(_, let client):
+                    // The store's one writer does it, between its batches.
+                    try client.send(ServeRequest(op: .purge, sinceMillis: now.millis))
+                    client.finishSending()
+                    let counts = try client.answer(doing: "purge").counts ?? [:]
+                    var summary = PurgeSummary()
+                    summary.refusedPayloads = counts["refused_payloads"] ?? 0
+                    summary.refusedPayloadBytes = counts["refused_payload_bytes"] ?? 0
+                    return summary
+                case .own(let lock):
+                    defer { lock.release() }
+                    return try RetentionPolicy.apply(ctx, store: try openStore(database), now: now, dryRun: false)
+                }
             }
             let verb = dryRun ? "would drop" : "dropped"
             switch format {

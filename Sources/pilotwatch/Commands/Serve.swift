@@ -343,6 +343,13 @@ struct Serve: ParsableCommand {
                 }
                 logger.notice("erase handed over: subject \(SubjectTombstone.short(summary.tombstone)) of \(pilot) erased (\(summary.observations) observations, \(summary.events) events, \(summary.messages) messages, \(summary.quarantined) refusals, \(summary.inboxRecords) inbox records)")
                 return ServeReply(ok: true, erasure: summary)
+            case .purge:
+                // The registry as it is now: a pilot's own retention may have just been set.
+                let ctx = try reload()
+                let at = request.sinceMillis.map(Instant.init(millis:)) ?? .now
+                let summary = try RetentionPolicy.apply(ctx, store: store, now: at, dryRun: false)
+                logger.notice("db purge handed over: dropped \(summary.refusedPayloads) refused payloads (\(summary.refusedPayloadBytes) bytes)")
+                return ServeReply(ok: true, counts: ["refused_payloads": summary.refusedPayloads, "refused_payload_bytes": summary.refusedPayloadBytes])
             case .sync:
                 // Everything acknowledged before the request is in SQLite before the answer.
                 let target = inbox.end
