@@ -1,0 +1,116 @@
+import Foundation
+import PilotwatchCore
+@testable import PilotwatchReports
+import PilotwatchStore
+import Testing
+
+// A pilot's day-end snapshot (federation.md) carries the sufficient statistics of every figure:
+// built from a real store, published as JSON and read back strictly, it gives the figures the
+// pilot view computes from the raw rows at the same instant. Nothing in it names a subject or a
+// device. Hostile snapshots are refused with `schema` and a detail naming the field.
+
+private let exacerbation = Indicator(code: "exacerbation", name: "Exacerbation", kind: .event, unit: "1", range: nil,
+                                     programmes: ["respiratory"], direction: .lower)
+private let catalogue = Catalogue(indicators: [spo2, respRate, exacerbation])
+private let pilot = Pilot(id: "p-rand", name: "Random", programme: "respiratory", lead: "L", call: "C", funders: [],
+                          start: Day(parsing: "2026-01-01")!, end: Day(parsing: "2026-12-31")!, enrolmentTarget: 80,
+                          milestones: [Milestone(date: Day(parsing: "2026-03-31")!, enrolled: 10),
+                                       Milestone(date: Day(parsing: "2026-06-01")!, enrolled: 40)],
+                          outcomes: ["spo2", "resp_rate", "exacerbation"])
+
+private func close(_ a: Double?, _ b: Double?) -> Bool {
+    switch (a, b) {
+    case (nil, nil): return true
+    case let (a?, b?): return abs(a - b) <= 1e-9 * max(1, abs(a), abs(b))
+    default: return false
+    }
+}
+
+@Suite("Snapshots: the statistics of a day end give the pilot view's figures")
+struct SnapshotTests {
+    @Test(arguments: [UInt64(3), 11, 29])
+    func figuresFromTheSnapshotAreThePilotViews(seed: UInt64) throws {
+        let data = try RandomStore(seed: seed)
+        for day in [t0.day.advanced(by: -41), t0.day.advanced(by: -1), t0.day, t0.day.advanced(by: 3)] {
+            let built = try SnapshotBuilder.build(store: data.store, pilot: pilot, catalogue: catalogue, day: day,
+                                                  revision: 1_780_000_000_000, msgID: "snap-\(day)")
+            let text = built.json()
+            let snapshot = try SnapshotParser.parse(Array(text.utf8))
+            #expect(snapshot.json() == text, "the JSON reads back to itself")
+            for s in data.subjects { #expect(!text.contains(s.code), "no pseudonym in the snapshot") }
+            #expect(!text.contains("\"d1\""), "no device id")
+
+            let t = snapshot.asOf
+            let board = try Dashboard.pilot(store: data.store, pilot: pilot, catalogue: catalogue, since: nil, asOf: t)
+            let stats = try #require(snapshot.pilotStatistics)
+            let f = Metrics.pilot(stats, target: pilot.enrolmentTarget, end: pilot.end, asOf: t)
+            let g = board.figures
+            #expect(f.enrolled == g.enrolled && f.withdrawn == g.withdrawn && f.inFollowUp == g.inFollowUp, "\(day)")
+            #expect(f.active7d == g.active7d && f.unenrolledSubjects == g.unenrolledSubjects, "\(day)")
+            #expect(close(f.enrolmentRate30d, g.enrolmentRate30d) && f.projectedTargetDate == g.projectedTargetDate && f.onTrack == g.onTrack)
+            #expect(close(f.transmissionAdherence, g.transmissionAdherence), "\(day): \(String(describing: f.transmissionAdherence)) vs \(String(describing: g.transmissionAdherence))")
+            #expect(f.lastObservationAt == g.lastObservationAt)
+
+            // Milestones at or before T: their counts; later ones stand at `enrolled`.
+            let past = board.milestones.filter { $0.milestone.date <= t.day }
+            #expect(snapshot.enrolment.milestones.map(\.count) == past.map(\.enrolled), "\(day)")
+
+            let weekly = Metrics.weekly(try #require(snapshot.weeklyStatistics))
+            #expect(weekly.map(\.weekEnding) == board.weekly.map(\.weekEnding))
+            #expect(weekly.map(\.enrolments) == board.weekly.map(\.enrolments), "\(day)")
+            for (a, b) in zip(weekly, board.weekly) { #expect(close(a.transmissionAdherence, b.transmissionAdherence)) }
+
+            #expect(snapshot.outcomes.map(\.indicator) == board.outcomes.map(\.indicator.code))
+            for (o, (_, b)) in zip(snapshot.outcomes, board.outcomes) {
+                let a = Metrics.outcome(try #require(snapshot.outcomeStatistics(o)))
+                #expect(a.nPaired == b.nPaired)
+                #expect(close(a.meanBaseline, b.meanBaseline) && close(a.meanLatest, b.meanLatest) && close(a.meanChange, b.meanChange))
+                #expect(close(a.changeCI95?.lower, b.changeCI95?.lower) && close(a.changeCI95?.upper, b.changeCI95?.upper))
+                #expect(close(a.pctInTarget, b.pctInTarget) && close(a.improvedPct, b.improvedPct))
+            }
+            #expect(snapshot.events.map(\.indicator) == board.events.map(\.indicator))
+            for (e, b) in zip(snapshot.events, board.events) {
+                let a = Metrics.event(EventStatistics(indicator: e.indicator, events: try #require(e.events.count),
+                                                      patientDays: try #require(e.patientDays.value)))
+                #expect(a.events == b.events && close(a.patientDays, b.patientDays) && close(a.ratePer100PatientMonths, b.ratePer100PatientMonths))
+            }
+            #expect(snapshot.devices.messages7d.count == board.status.lastWeek.received)
+            #expect(snapshot.quality.accepted.count == board.quality.period.accepted)
+        }
+    }
+
+    @Test func hostileSnapshotsAreRefusedNamingTheField() throws {
+        let data = try RandomStore(seed: 5, subjects: 12)
+        let good = try SnapshotBuilder.build(store: data.store, pilot: pilot, catalogue: catalogue, day: t0.day,
+                                             revision: 1, msgID: "snap-1").json()
+        _ = try SnapshotParser.parse(Array(good.utf8))
+        func refused(_ text: String) -> Refusal? {
+            do { _ = try SnapshotParser.parse(Array(text.utf8)); return nil } catch { return error }
+        }
+        let cases: [(String, String, String)] = [
+            (#""kind":"pilot_snapshot""#, #""kind":"pilot_snapshot","subject":"p-1""#, "subject: is not a field"),
+            (#""metrics_version":1"#, #""metrics_version":2"#, "metrics_version"),
+            (#""min_cell":0"#, #""min_cell":3"#, "min_cell: 3 is between 1 and 4"),
+            (#""as_of":"2026-06-15T23:59:59.999Z""#, #""as_of":"2026-06-15T12:00:00Z""#, "as_of"),
+            (#""active_7d":"#, #""active_7d":1e999"#, "active_7d: 1e999 is not a finite number"),
+            (#""enrolled_30d":"#, #""enrolled_30d":{"lt":11}"#, "enrolled_30d.lt"),
+            (#""m2_change":"#, #""m2_change":-1"#, "m2_change"),
+        ]
+        for (find, replace, expected) in cases {
+            guard good.contains(find) else { Issue.record("the snapshot has no \(find)"); continue }
+            // A field whose value is a number: the number is replaced with the hostile one.
+            let hostile = find.hasSuffix(":")
+                ? good.replacing(try Regex(NSRegularExpression.escapedPattern(for: find) + #"-?[0-9.eE+-]+"#), with: replace)
+                : good.replacingOccurrences(of: find, with: replace)
+            let r = refused(hostile)
+            #expect(r?.reason == .schema, "\(replace): \(String(describing: r))")
+            #expect(r?.detail.contains(expected) == true, "\(replace): \(String(describing: r))")
+        }
+        // Inconsistent counts.
+        var s = try SnapshotParser.parse(Array(good.utf8))
+        s.activity.active7d = .count((s.enrolment.inFollowUp.count ?? 0) + 1)
+        #expect(refused(s.json())?.detail.contains("activity.active_7d") == true)
+        #expect(refused("[1,2]")?.reason == .schema)
+        #expect(refused("{")?.reason == .malformedJSON)
+    }
+}
