@@ -6,6 +6,8 @@ public struct PurgeSummary: Sendable, Hashable {
     /// Refused payloads dropped (their refusal rows stay: reason, time, topic, hash).
     public var refusedPayloads = 0
     public var refusedPayloadBytes = 0
+    /// Devices whose last reported status (state, battery, firmware) was dropped.
+    public var deviceStatuses = 0
     public init() {}
 }
 
@@ -50,6 +52,33 @@ extension Store {
                 }
                 if summary.refusedPayloads > 0 { try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
                 return summary
+            }
+        }
+    }
+}
+
+extension Store {
+    /// Drops the last reported status (state, battery, firmware) of devices that reported it
+    /// before their pilot's cutoff (`cutoffs[pilot]`, else `otherwise`); their counters and the
+    /// times they were heard of stay. With `dryRun`, only counts.
+    public func purgeDeviceStatuses(cutoffs: [String: Instant], otherwise: Instant, dryRun: Bool) throws -> Int {
+        if !dryRun && options.readOnly { throw StoreError.readOnly(path: path) }
+        let named = cutoffs.keys.sorted()
+        var clauses = named.map { _ in "(p.code = ? AND d.status_received_at < ?)" }
+        var arguments: [DatabaseValueConvertible] = named.flatMap { [$0, cutoffs[$0]!.millis] as [DatabaseValueConvertible] }
+        clauses.append("(p.code NOT IN (\(named.map { _ in "?" }.joined(separator: ","))) AND d.status_received_at < ?)")
+        arguments += named.map { $0 as DatabaseValueConvertible } + [otherwise.millis]
+        let selection = "SELECT d.id FROM device d JOIN pilot p ON p.id = d.pilot_id WHERE d.status_received_at IS NOT NULL AND ("
+            + clauses.joined(separator: " OR ") + ")"
+        let args = StatementArguments(arguments.map { $0.databaseValue })
+        if dryRun { return try read { try Int.fetchOne($0.db, sql: "SELECT count(*) FROM (\(selection))", arguments: args) ?? 0 } }
+        return try Store.sqlite("dropping old device statuses") {
+            try pool.write { db in
+                try db.execute(sql: """
+                    UPDATE device SET status_state = NULL, status_at = NULL, status_received_at = NULL, battery_pct = NULL, firmware = NULL
+                    WHERE id IN (\(selection))
+                    """, arguments: args)
+                return db.changesCount
             }
         }
     }

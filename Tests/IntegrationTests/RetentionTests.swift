@@ -68,6 +68,40 @@ struct RetentionTests {
         }
     }
 
+    @Test func aDevicesLastStatusGoesAfterItsDaysItsCountersStay() throws {
+        try withBrokerAndWorkspace { _, ws in
+            // The cardiac pilot keeps device statuses 200 days.
+            let pilots = Workspace.defaultPilots.replacingOccurrences(
+                of: "    outcomes: [weight, hospitalisation]",
+                with: "    outcomes: [weight, hospitalisation]\n    retention: {device_status_days: 200}")
+            try pilots.write(toFile: ws.dir + "/pilots.yaml", atomically: true, encoding: .utf8)
+            func status(_ pilot: String, _ device: String) -> String {
+                #"{"topic":"pilots/\#(pilot)/\#(device)/status","payload":{"state":"online","at":"\#(isoNow(minutesAgo: 5))","battery_pct":77,"firmware":"fw-9.9.1"}}"#
+            }
+            let lines = [status("resp-copd-idf-01", "dev-s1"), status("card-hf-idf-03", "dev-s2")]
+            #expect(try ws.run(["ingest", "-"], stdin: Data((lines.joined(separator: "\n") + "\n").utf8)).status == 0)
+            func device(_ pilot: String) throws -> [String: Any] {
+                let r = try ws.run(["pilot", pilot, "--format", "json"])
+                let o = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+                return ((o?["devices"] as? [[String: Any]])?.first) ?? [:]
+            }
+            #expect(try device("resp-copd-idf-01")["firmware"] as? String == "fw-9.9.1")
+
+            let in91 = Instant(seconds: Date().timeIntervalSince1970 + 91 * 86_400).description
+            let dry = try ws.run(["db", "purge", "--dry-run", "--as-of", in91, "--format", "json"])
+            #expect(dry.stdout.contains("\"device_statuses\":{\"rows\":1}"), "\(dry.stdout)")
+            #expect(try device("resp-copd-idf-01")["firmware"] as? String == "fw-9.9.1", "a dry run changes nothing")
+            let done = try ws.run(["db", "purge", "--as-of", in91])
+            #expect(done.status == 0, "\(done.stderr)")
+            #expect(done.stdout.contains("the last status of 1 devices"), "\(done.stdout)")
+            let gone = try device("resp-copd-idf-01")
+            #expect(gone["firmware"] is NSNull && gone["battery_pct"] is NSNull, "\(gone)")
+            #expect(gone["device"] as? String == "dev-s1", "the device and its counters stay: \(gone)")
+            #expect(try device("card-hf-idf-03")["firmware"] as? String == "fw-9.9.1", "the cardiac pilot keeps its own 200 days")
+            #expect(try ws.run(["db", "check"]).status == 0)
+        }
+    }
+
     @Test func badRetentionIsRefusedWithItsLine() throws {
         try withBrokerAndWorkspace { _, ws in
             try (try String(contentsOfFile: ws.config, encoding: .utf8) + "\nretention: {refused_payload_days: 0}\n")

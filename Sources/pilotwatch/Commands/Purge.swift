@@ -5,20 +5,27 @@ import PilotwatchStore
 
 /// The retention policy applied to a store: what `db purge` does by hand and `serve` daily.
 enum RetentionPolicy {
+    /// What a purge selects, as its audit record says.
+    static let selection = "refused payloads and device statuses received before their pilot's retention"
+
     /// The cutoffs at `now`: each pilot that sets its own `retention:`, and the service's for
     /// the rest.
-    static func cutoffs(_ ctx: Context, now: Instant) -> (pilots: [String: Instant], otherwise: Instant) {
+    static func cutoffs(_ ctx: Context, now: Instant, days: (RetentionSettings) -> Int,
+                        overridden: (RetentionOverrides) -> Bool) -> (pilots: [String: Instant], otherwise: Instant) {
         let base = ctx.service.retention
         var pilots: [String: Instant] = [:]
-        for p in ctx.registry.pilots where p.retention.refusedPayloadDays != nil {
-            pilots[p.id] = now.adding(days: -Double(p.retention.applied(to: base).refusedPayloadDays))
+        for p in ctx.registry.pilots where overridden(p.retention) {
+            pilots[p.id] = now.adding(days: -Double(days(p.retention.applied(to: base))))
         }
-        return (pilots, now.adding(days: -Double(base.refusedPayloadDays)))
+        return (pilots, now.adding(days: -Double(days(base))))
     }
 
     static func apply(_ ctx: Context, store: Store, now: Instant, dryRun: Bool) throws -> PurgeSummary {
-        let c = cutoffs(ctx, now: now)
-        return try store.purgeRefusedPayloads(cutoffs: c.pilots, otherwise: c.otherwise, dryRun: dryRun)
+        let payloads = cutoffs(ctx, now: now, days: \.refusedPayloadDays, overridden: { $0.refusedPayloadDays != nil })
+        var summary = try store.purgeRefusedPayloads(cutoffs: payloads.pilots, otherwise: payloads.otherwise, dryRun: dryRun)
+        let statuses = cutoffs(ctx, now: now, days: \.deviceStatusDays, overridden: { $0.deviceStatusDays != nil })
+        summary.deviceStatuses = try store.purgeDeviceStatuses(cutoffs: statuses.pilots, otherwise: statuses.otherwise, dryRun: dryRun)
+        return summary
     }
 }
 
@@ -30,7 +37,9 @@ extension Db {
             discussion: """
             Today: the payloads of refused messages received more than retention.refused_payload_days \
             ago (90 by default; a pilot's registry entry may set its own). Their refusals stay, with \
-            reason, time, topic and hash, so counts and rates do not change. The deletion overwrites \
+            reason, time, topic and hash, so counts and rates do not change. And the last reported \
+            status (state, battery, firmware) of devices that reported it more than \
+            retention.device_status_days ago (90); their counters and last-heard times stay. The deletion overwrites \
             the freed pages with zeros (SQLite's secure_delete) and empties the write-ahead log \
             afterwards, so the bytes are gone from the files, not only from the tables.
 
@@ -65,7 +74,7 @@ extension Db {
             let now = try timeOption(asOf, "--as-of", endOfDay: true) ?? .now
             let database = ctx.service.databasePath
             let summary = try audited(dryRun ? "db purge --dry-run" : "db purge", database: database,
-                                      selection: "refused payloads received before their pilot's retention", asOf: now) { _ in
+                                      selection: RetentionPolicy.selection, asOf: now) { _ in
                 if dryRun {
                     return try RetentionPolicy.apply(ctx, store: try openStore(database, readOnly: true), now: now, dryRun: true)
                 }
@@ -78,6 +87,7 @@ extension Db {
                     var summary = PurgeSummary()
                     summary.refusedPayloads = counts["refused_payloads"] ?? 0
                     summary.refusedPayloadBytes = counts["refused_payload_bytes"] ?? 0
+                    summary.deviceStatuses = counts["device_statuses"] ?? 0
                     return summary
                 case .own(let lock):
                     defer { lock.release() }
@@ -87,9 +97,10 @@ extension Db {
             let verb = dryRun ? "would drop" : "dropped"
             switch format {
             case .json:
-                print("{\"dry_run\":\(dryRun),\"as_of\":\"\(now)\",\"refused_payloads\":{\"rows\":\(summary.refusedPayloads),\"bytes\":\(summary.refusedPayloadBytes)}}")
+                print("{\"dry_run\":\(dryRun),\"as_of\":\"\(now)\",\"refused_payloads\":{\"rows\":\(summary.refusedPayloads),\"bytes\":\(summary.refusedPayloadBytes)},\"device_statuses\":{\"rows\":\(summary.deviceStatuses)}}")
             case .table, .csv:
                 print("\(verb) \(summary.refusedPayloads) refused payloads (\(summary.refusedPayloadBytes) bytes) received before their retention as of \(now)")
+                print("\(verb) the last status of \(summary.deviceStatuses) devices that reported it before their retention")
             }
         }
     }

@@ -276,10 +276,10 @@ struct Serve: ParsableCommand {
     static func purge(_ ctx: Context, store: Store, logger: Logger) {
         do {
             let summary = try audited("db purge (serve)", database: ctx.service.databasePath,
-                                      selection: "refused payloads received before their pilot's retention", asOf: .now) { _ in
+                                      selection: RetentionPolicy.selection, asOf: .now) { _ in
                 try RetentionPolicy.apply(ctx, store: store, now: .now, dryRun: false)
             }
-            logger.notice("retention: dropped \(summary.refusedPayloads) refused payloads (\(summary.refusedPayloadBytes) bytes)")
+            logger.notice("retention: dropped \(summary.refusedPayloads) refused payloads (\(summary.refusedPayloadBytes) bytes) and \(summary.deviceStatuses) old device statuses")
         } catch {
             logger.warning("retention: the daily purge failed (tried again tomorrow): \(error)")
         }
@@ -348,8 +348,9 @@ struct Serve: ParsableCommand {
                 let ctx = try reload()
                 let at = request.sinceMillis.map(Instant.init(millis:)) ?? .now
                 let summary = try RetentionPolicy.apply(ctx, store: store, now: at, dryRun: false)
-                logger.notice("db purge handed over: dropped \(summary.refusedPayloads) refused payloads (\(summary.refusedPayloadBytes) bytes)")
-                return ServeReply(ok: true, counts: ["refused_payloads": summary.refusedPayloads, "refused_payload_bytes": summary.refusedPayloadBytes])
+                logger.notice("db purge handed over: dropped \(summary.refusedPayloads) refused payloads (\(summary.refusedPayloadBytes) bytes) and \(summary.deviceStatuses) old device statuses")
+                return ServeReply(ok: true, counts: ["refused_payloads": summary.refusedPayloads, "refused_payload_bytes": summary.refusedPayloadBytes,
+                                                     "device_statuses": summary.deviceStatuses])
             case .sync:
                 // Everything acknowledged before the request is in SQLite before the answer.
                 let target = inbox.end
