@@ -393,7 +393,11 @@ public struct Reading: Sendable, Hashable {
 public struct OutcomePair: Sendable, Hashable {
     public var baseline: Double
     public var latest: Double
-    public init(baseline: Double, latest: Double) { self.baseline = baseline; self.latest = latest }
+    /// The subject it belongs to, when the reader says (the site's disclosure control needs it).
+    public var subject: String?
+    public init(baseline: Double, latest: Double, subject: String? = nil) {
+        self.baseline = baseline; self.latest = latest; self.subject = subject
+    }
 }
 
 /// An event of a subject (hospitalisation, exacerbation, ...).

@@ -217,35 +217,36 @@ public enum SnapshotParser {
             return snapshot
         }
 
-        /// Counts that contradict each other.
+        /// Counts that contradict each other (among those given as current values: a held value
+        /// is from an earlier day end, and a withheld one is not known).
         func consistent(_ s: PilotSnapshot) throws(Refusal) {
             let e = s.enrolment
-            if let enrolled = e.enrolled.count, let withdrawn = e.withdrawn.count, let follow = e.inFollowUp.count {
+            if let enrolled = e.enrolled.exact, let withdrawn = e.withdrawn.exact, let follow = e.inFollowUp.exact {
                 guard withdrawn <= enrolled, follow == enrolled - withdrawn else {
                     throw fail("enrolment.in_follow_up", "\(follow) is not enrolled \(enrolled) - withdrawn \(withdrawn)")
                 }
             }
-            if let enrolled = e.enrolled.count, let recent = e.enrolled30d.count, recent > enrolled {
+            if let enrolled = e.enrolled.exact, let recent = e.enrolled30d.exact, recent > enrolled {
                 throw fail("enrolment.enrolled_30d", "\(recent) is more than enrolled \(enrolled)")
             }
-            if let follow = e.inFollowUp.count {
-                if let active = s.activity.active7d.count, active > follow {
+            if let follow = e.inFollowUp.exact {
+                if let active = s.activity.active7d.exact, active > follow {
                     throw fail("activity.active_7d", "\(active) is more than in_follow_up \(follow)")
                 }
-                if let n = s.activity.adherenceN.count, n != follow {
+                if let n = s.activity.adherenceN.exact, n != follow {
                     throw fail("activity.adherence_n", "\(n) is not in_follow_up \(follow)")
                 }
             }
-            if let n = s.activity.adherenceN.count, let sum = s.activity.adherenceSum.value, sum < 0 || sum > Double(n) {
+            if let n = s.activity.adherenceN.exact, s.activity.adherenceSum.isShown, let sum = s.activity.adherenceSum.value, sum < 0 || sum > Double(n) {
                 throw fail("activity.adherence_sum", "\(sum) is outside 0...\(n) (a sum of ratios)")
             }
             for (i, o) in s.outcomes.enumerated() {
-                guard let n = o.nPaired.count else { continue }
+                guard let n = o.nPaired.exact else { continue }
                 for (name, part) in [("in_target", o.inTarget), ("improved", o.improved)] {
-                    if let c = part?.count, c > n { throw fail("outcomes[\(i)].\(name)", "\(c) is more than n_paired \(n)") }
+                    if let c = part?.exact, c > n { throw fail("outcomes[\(i)].\(name)", "\(c) is more than n_paired \(n)") }
                 }
             }
-            if let messages = s.quality.messages.count, let accepted = s.quality.accepted.count, accepted > messages {
+            if let messages = s.quality.messages.exact, let accepted = s.quality.accepted.exact, accepted > messages {
                 throw fail("quality.accepted", "\(accepted) is more than messages \(messages)")
             }
         }

@@ -268,7 +268,7 @@ extension StoreReader {
         // One indicator: a key seek per subject. Several: a subject's few rows in one range read.
         let one = slots.count == 1
         let rows = try FastStatement(db, """
-            SELECT s.id, s.enrolled_at, si.indicator_id, si.first_at, si.first_value, si.last_at, si.last_value
+            SELECT s.id, s.enrolled_at, si.indicator_id, si.first_at, si.first_value, si.last_at, si.last_value, s.code
             FROM subject s JOIN subject_indicator si ON si.subject_id = s.id\(one ? " AND si.indicator_id = ?3" : "")
             WHERE s.pilot_id = ?1 AND s.enrolled_at <= ?2
             ORDER BY s.code
@@ -298,7 +298,8 @@ extension StoreReader {
             guard let latestCandidate,
                   let latest = Metrics.latest([latestCandidate], enrolment: enrolment, windows: windows, asOf: t)
             else { return }
-            for place in places { pairs[place].append(OutcomePair(baseline: baseline.value, latest: latest.value)) }
+            let code = row.text(7)
+            for place in places { pairs[place].append(OutcomePair(baseline: baseline.value, latest: latest.value, subject: code)) }
         }
         return pairs
     }

@@ -147,7 +147,7 @@ struct DashboardReaderTests {
                     let values = data.readings(of: s, indicator.code)
                     if let b = Metrics.baseline(values, enrolment: e, windows: indicator.windows, asOf: t),
                        let l = Metrics.latest(values, enrolment: e, windows: indicator.windows, asOf: t) {
-                        expected.append(OutcomePair(baseline: b.value, latest: l.value))
+                        expected.append(OutcomePair(baseline: b.value, latest: l.value, subject: s.code))
                     }
                 }
                 #expect(read == expected, "\(indicator.code) at \(t)")

@@ -114,3 +114,105 @@ struct SnapshotTests {
         #expect(refused("{")?.reason == .malformedJSON)
     }
 }
+
+/// A store whose pilot `p-rand` has `base` subjects enrolled 100 days before `day0`, each reading
+/// spo2 daily, and `later[i]` more enrolled on `day0 + i`.
+private func controlledStore(base: Int, later: [Int], day0: Day) throws -> (Store, String) {
+    let dir = NSTemporaryDirectory() + "pilotwatch-snap-" + UUID().uuidString.prefix(8).lowercased()
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    let store = try Store(path: dir + "/store.sqlite", options: StoreOptions(synchronous: .normal))
+    let topic = Topic(pilot: "p-rand", device: "d1", kind: .obs)
+    var items: [IngestItem] = []
+    func add(_ code: String, enrolledOn: Day) {
+        var obs = [Observation(subject: code, indicator: "enrolled", kind: .event, value: 1, at: enrolledOn.start.adding(days: 0.4))]
+        var d = enrolledOn
+        while d <= day0.advanced(by: later.count) {
+            obs.append(Observation(subject: code, indicator: "spo2", kind: .measurement, value: 95, at: d.start.adding(days: 0.5)))
+            d = d.advanced(by: 1)
+        }
+        items.append(IngestItem(topic: "pilots/p-rand/d1/obs", receivedAt: day0.start,
+                                verdict: .observations(topic, ObservationMessage(msgID: "m-\(code)", sentAt: nil, observations: obs)), payload: []))
+    }
+    for i in 0..<base { add("base-\(i)", enrolledOn: day0.advanced(by: -100)) }
+    for (offset, n) in later.enumerated() {
+        for i in 0..<n { add("new-\(offset)-\(i)", enrolledOn: day0.advanced(by: offset)) }
+    }
+    _ = try store.ingest(items)
+    return (store, dir)
+}
+
+@Suite("Snapshots: disclosure control at the boundary")
+struct SnapshotDisclosureTests {
+    @Test(arguments: [UInt64(3), 17])
+    func smallCountsAndThinStatisticsDoNotLeave(seed: UInt64) throws {
+        let data = try RandomStore(seed: seed)
+        for day in [t0.day.advanced(by: -41), t0.day] {
+            let (exact, c) = try SnapshotBuilder.buildWithContributions(store: data.store, pilot: pilot, catalogue: catalogue, day: day,
+                                                                       revision: 1, msgID: "m")
+            let (sent, _) = SnapshotDisclosure.apply(exact, contributions: c, minCell: 11, state: DisclosureState())
+            let text = sent.json()
+            let parsed = try SnapshotParser.parse(Array(text.utf8))
+            #expect(parsed.minCell == 11)
+            // Every count of people left is 0 or at least 11 and equals the exact one.
+            let people: [(SnapshotFigure, SnapshotFigure)] = [
+                (sent.enrolment.enrolled, exact.enrolment.enrolled), (sent.enrolment.withdrawn, exact.enrolment.withdrawn),
+                (sent.enrolment.inFollowUp, exact.enrolment.inFollowUp), (sent.enrolment.enrolled30d, exact.enrolment.enrolled30d),
+                (sent.activity.active7d, exact.activity.active7d), (sent.activity.adherenceN, exact.activity.adherenceN),
+                (sent.quality.unenrolledSubjects, exact.quality.unenrolledSubjects),
+            ] + zip(sent.enrolment.curve, exact.enrolment.curve).map { ($0, $1) }
+              + zip(sent.outcomes, exact.outcomes).map { ($0.nPaired, $1.nPaired) }
+            for (a, b) in people {
+                if case .value(let v) = a { #expect(v == 0 || v >= 11); #expect(a == b) }
+                if case .lessThan(let k) = a { #expect(k == 11 && (b.count ?? 99) < 11) }
+            }
+            // A statistic rests on at least 11 subjects, or does not leave.
+            for (a, b) in zip(sent.outcomes, exact.outcomes) {
+                let n = b.nPaired.count ?? 0
+                #expect((a.sumChange == .withheld) == (n < 11), "\(a.indicator): n \(n)")
+                if n >= 11 { #expect(a.m2Change == b.m2Change && a.sumBaseline == b.sumBaseline) }
+                if n < 11 { #expect(a.inTarget == nil || a.inTarget == .withheld) }
+            }
+            // withdrawn cannot be worked out from enrolled - in_follow_up.
+            let trio = [sent.enrolment.enrolled, sent.enrolment.withdrawn, sent.enrolment.inFollowUp]
+            #expect(trio.filter { !$0.isShown }.count != 1)
+            // Published cumulative counts differ by 0 or at least 11.
+            let shownCurve = sent.enrolment.curve.compactMap(\.exact)
+            for (x, y) in zip(shownCurve, shownCurve.dropFirst()) { #expect(y - x == 0 || y - x >= 11, "\(shownCurve)") }
+            // Coarse times.
+            if let last = sent.lastObservationAt { #expect(last.millis % 3_600_000 == 0) }
+        }
+    }
+
+    @Test func aDifferenceOfFewSubjectsBetweenDayEndsIsHeldUntilItReachesMinCell() throws {
+        let day0 = Day(parsing: "2026-06-10")!
+        // 30 enrolled long ago; 3 more on day 1, 9 more on day 2.
+        let (store, dir) = try controlledStore(base: 30, later: [0, 3, 9], day0: day0)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = Pilot(id: "p-rand", name: "R", programme: "respiratory", lead: "L", call: "C", funders: [],
+                      start: Day(parsing: "2026-01-01")!, end: Day(parsing: "2026-12-31")!, enrolmentTarget: 80,
+                      milestones: [], outcomes: ["spo2", "exacerbation"])
+        var state = DisclosureState()
+        var sent: [PilotSnapshot] = []
+        for offset in 0...2 {
+            let (exact, c) = try SnapshotBuilder.buildWithContributions(store: store, pilot: p, catalogue: catalogue,
+                                                                       day: day0.advanced(by: offset), revision: 1, msgID: "m\(offset)")
+            let out = SnapshotDisclosure.apply(exact, contributions: c, minCell: 11, state: state)
+            state = out.state
+            sent.append(out.snapshot)
+            _ = try SnapshotParser.parse(Array(out.snapshot.json().utf8))
+        }
+        let end0 = day0.advanced(by: 1).start.adding(millis: -1)
+        #expect(sent[0].enrolment.enrolled == .value(30))
+        // Day 1: 33 enrolled, but 3 new subjects: the difference would name them.
+        #expect(sent[1].enrolment.enrolled == .held(30, since: end0), "\(sent[1].enrolment.enrolled)")
+        #expect(sent[1].enrolment.inFollowUp == .held(30, since: end0))
+        #expect(sent[1].enrolment.enrolled30d == .lessThan(11))
+        // Day 2: 42 enrolled, 12 changed since the published 30: it leaves.
+        #expect(sent[2].enrolment.enrolled == .value(42))
+        #expect(sent[2].enrolment.enrolled30d == .value(12))
+        // Patient-days change for every subject each day (at least 11 of them): published.
+        #expect(sent[1].events.first?.patientDays.isShown == true)
+        // The held figure's value is the earlier published one, never the new one.
+        #expect(!sent[1].json().contains("\"enrolled\":33"))
+    }
+}
