@@ -18,12 +18,17 @@ public struct PilotStatus: Sendable {
     public var conditions: [AlertCondition]
     /// The rules that hold, in rule order: the flags of the views.
     public var flags: [AttentionFlag] { conditions.map(\.rule) }
+    /// For a pilot that reports aggregates: the snapshot its figures come from.
+    public var snapshot: SnapshotSource? = nil
 }
 
 /// One programme's row of the cluster overview (pooled over its pilots).
 public struct ProgrammeStatus: Sendable {
     public var programme: String
     public var figures: ProgrammeFigures
+    /// Pilots reporting aggregates whose snapshot lacks a part of the pooled figures (withheld
+    /// or held): the programme's subject figures are withheld, naming them.
+    public var withheldFor: [String] = []
 }
 
 /// `pilotwatch status`: the cluster overview as of `T`.
@@ -67,6 +72,9 @@ public struct PilotBoard: Sendable {
     public var quality: QualityFigures
     /// Whether ingest runs (views at "now" only).
     public var ingest: IngestHealth? = nil
+    /// For a pilot that reports aggregates: its figures the snapshot does not give exactly, by
+    /// path (`outcomes.hba1c.n_paired`, `events.hospitalisation.events`, `weekly`).
+    public var snapshotMarks: [String: SnapshotFigure] = [:]
 
     public var pilot: Pilot { status.pilot }
     public var figures: PilotFigures { status.figures }
@@ -85,8 +93,12 @@ public enum Dashboard {
 
     /// The cluster overview: every pilot of the registry (of one programme when given), grouped
     /// by programme in the registry's order.
+    ///
+    /// `snapshots` holds, for the pilots that report aggregates, their latest day-end snapshot at
+    /// or before `T`: their rows and their part of the programmes come from it.
     public static func status(store: Store, registry: Registry, programme: String?, asOf t: Instant,
-                              thresholds: AlertThresholds = .defaults) throws -> StatusBoard {
+                              thresholds: AlertThresholds = .defaults,
+                              snapshots: [String: PilotSnapshot] = [:]) throws -> StatusBoard {
         let programmes = registry.programmes.filter { p in
             programme.map { $0 == p } ?? registry.pilots.contains { $0.programme == p }
         }
@@ -96,13 +108,24 @@ public enum Dashboard {
             let subjects = try reader.subjectFactsByPilot(asOf: t)
             let devices = Dictionary(grouping: try reader.devices(), by: \.pilot)
             for p in programmes {
-                var pooled: [(subjects: [SubjectFacts], target: Int)] = []
+                var pooled: [(statistics: PilotStatistics, target: Int)] = []
+                var lacking: [String] = []
                 for pilot in registry.pilots where pilot.programme == p {
+                    if let snapshot = snapshots[pilot.id] {
+                        pilots.append(pilotStatus(pilot, snapshot: snapshot, thresholds: thresholds, asOf: t))
+                        if let stats = poolable(snapshot) { pooled.append((stats, pilot.enrolmentTarget)) } else { lacking.append(pilot.id) }
+                        continue
+                    }
                     let facts = try reader.pilotFacts(pilot: pilot.id, asOf: t, subjects: subjects[pilot.id] ?? [])
-                    pooled.append((facts.subjects, pilot.enrolmentTarget))
+                    pooled.append((Metrics.statistics(facts.subjects, asOf: t), pilot.enrolmentTarget))
                     pilots.append(pilotStatus(pilot, facts: facts, devices: devices[pilot.id] ?? [], thresholds: thresholds, asOf: t))
                 }
-                rows.append(ProgrammeStatus(programme: p, figures: Metrics.programme(pooled, asOf: t)))
+                var figures = Metrics.programme(pooled)
+                if !lacking.isEmpty {
+                    figures.pilots = pooled.count + lacking.count
+                    figures.enrolmentTarget = registry.pilots.filter { $0.programme == p }.reduce(0) { $0 + $1.enrolmentTarget }
+                }
+                rows.append(ProgrammeStatus(programme: p, figures: figures, withheldFor: lacking))
             }
         }
         return StatusBoard(asOf: t, programmes: rows, pilots: pilots, thresholds: thresholds)

@@ -8,19 +8,43 @@ import PilotwatchStore
 
 extension JSONWriter {
     /// The subject and follow-up metrics of a pilot, under their `metrics.md` names.
-    mutating func pilotFigures(_ f: PilotFigures) {
-        field("enrolled", f.enrolled)
-        field("withdrawn", f.withdrawn)
-        field("in_follow_up", f.inFollowUp)
+    ///
+    /// For a pilot that reports aggregates, a figure its snapshot does not give exactly is written
+    /// as the snapshot carries it (`{"lt": k}`, `{"value", "held_since"}`, or null).
+    mutating func pilotFigures(_ f: PilotFigures, snapshot: SnapshotSource? = nil) {
+        func put(_ key: String, _ write: (inout JSONWriter) -> Void) {
+            if let mark = snapshot?[key] {
+                if key == "enrolment_rate_30d", case .held(let v, let since) = mark {
+                    SnapshotFigure.held(v * 30 / Metrics.rateWindowDays, since: since).write(&self, key)
+                } else if ["enrolment_pct", "projected_target_date", "on_track", "transmission_adherence"].contains(key) {
+                    field(key, nil as Double?)
+                } else {
+                    mark.write(&self, key)
+                }
+            } else {
+                write(&self)
+            }
+        }
+        put("enrolled") { $0.field("enrolled", f.enrolled) }
+        put("withdrawn") { $0.field("withdrawn", f.withdrawn) }
+        put("in_follow_up") { $0.field("in_follow_up", f.inFollowUp) }
         field("enrolment_target", f.enrolmentTarget)
-        field("enrolment_pct", f.enrolmentPct)
-        field("enrolment_rate_30d", f.enrolmentRate30d)
-        field("projected_target_date", f.projectedTargetDate?.description)
-        field("on_track", f.onTrack)
-        field("active_7d", f.active7d)
-        field("transmission_adherence", f.transmissionAdherence)
-        field("unenrolled_subjects", f.unenrolledSubjects)
+        put("enrolment_pct") { $0.field("enrolment_pct", f.enrolmentPct) }
+        put("enrolment_rate_30d") { $0.field("enrolment_rate_30d", f.enrolmentRate30d) }
+        put("projected_target_date") { $0.field("projected_target_date", f.projectedTargetDate?.description) }
+        put("on_track") { $0.field("on_track", f.onTrack) }
+        put("active_7d") { $0.field("active_7d", f.active7d) }
+        put("transmission_adherence") { $0.field("transmission_adherence", f.transmissionAdherence) }
+        put("unenrolled_subjects") { $0.field("unenrolled_subjects", f.unenrolledSubjects) }
         field("last_observation_at", f.lastObservationAt?.description)
+        if let snapshot {
+            objectField("snapshot") { o in
+                o.field("as_of", snapshot.asOf.description)
+                o.field("revision", Int(snapshot.revision))
+                o.field("min_cell", snapshot.minCell)
+                o.field("stale", snapshot.stale)
+            }
+        }
     }
 
     mutating func milestone(_ m: MilestoneProgress) {
@@ -48,6 +72,27 @@ private func csvNumber(_ v: Double?) -> String {
 
 private func csvInt(_ v: Int?) -> String { v.map(String.init) ?? "" }
 
+extension SnapshotFigure {
+    /// As a table or CSV shows it: `<11`, a held value with `*`, `—` for withheld.
+    func display(_ value: (Double) -> String) -> String {
+        switch self {
+        case .value(let v): return value(v)
+        case .lessThan(let k): return "<\(k)"
+        case .held(let v, _): return value(v) + "*"
+        case .withheld: return "—"
+        }
+    }
+}
+
+extension PilotStatus {
+    /// A figure as the table and CSV show it: its mark when the snapshot has one, else `shown`.
+    func shown(_ key: String, _ shown: String, integer: Bool = true) -> String {
+        guard let mark = snapshot?[key] else { return shown }
+        if ["enrolment_pct", "projected_target_date", "on_track", "transmission_adherence"].contains(key) { return "—" }
+        return mark.display { integer ? String(Int($0)) : Graphics.number($0) }
+    }
+}
+
 /// The header lines every table view starts with.
 private func heading(_ title: String, asOf t: Instant, colour: Bool) -> String {
     Graphics.Colour.bold.paint(title, colour) + "  " + Graphics.Colour.dim.paint("as of \(Graphics.minute(t)) UTC", colour)
@@ -66,18 +111,20 @@ extension StatusBoard {
                 for p in programmes {
                     a.object { po in
                         let f = p.figures
+                        let withheld = !p.withheldFor.isEmpty
                         po.field("programme", p.programme)
                         po.field("pilots", f.pilots)
-                        po.field("enrolled", f.enrolled)
-                        po.field("withdrawn", f.withdrawn)
-                        po.field("in_follow_up", f.inFollowUp)
+                        po.field("enrolled", withheld ? nil : f.enrolled)
+                        po.field("withdrawn", withheld ? nil : f.withdrawn)
+                        po.field("in_follow_up", withheld ? nil : f.inFollowUp)
                         po.field("enrolment_target", f.enrolmentTarget)
-                        po.field("enrolment_pct", f.enrolmentPct)
-                        po.field("enrolment_rate_30d", f.enrolmentRate30d)
-                        po.field("active_7d", f.active7d)
-                        po.field("transmission_adherence", f.transmissionAdherence)
-                        po.field("unenrolled_subjects", f.unenrolledSubjects)
-                        po.field("last_observation_at", f.lastObservationAt?.description)
+                        po.field("enrolment_pct", withheld ? nil : f.enrolmentPct)
+                        po.field("enrolment_rate_30d", withheld ? nil : f.enrolmentRate30d)
+                        po.field("active_7d", withheld ? nil : f.active7d)
+                        po.field("transmission_adherence", withheld ? nil : f.transmissionAdherence)
+                        po.field("unenrolled_subjects", withheld ? nil : f.unenrolledSubjects)
+                        po.field("last_observation_at", withheld ? nil : f.lastObservationAt?.description)
+                        if withheld { po.field("withheld_for", strings: p.withheldFor) }
                     }
                 }
             }
@@ -87,7 +134,7 @@ extension StatusBoard {
                         po.field("pilot", s.pilot.id)
                         po.field("name", s.pilot.name)
                         po.field("programme", s.pilot.programme)
-                        po.pilotFigures(s.figures)
+                        po.pilotFigures(s.figures, snapshot: s.snapshot)
                         po.pilotHealth(s)
                     }
                 }
@@ -108,20 +155,26 @@ extension StatusBoard {
         var lines = [CSV.line(StatusBoard.csvHeader)]
         for p in programmes {
             let f = p.figures
+            // Withheld (a pilot's snapshot lacks its part): empty cells.
+            let w = !p.withheldFor.isEmpty
+            func c(_ v: String) -> String { w ? "" : v }
             lines.append(CSV.line([
-                "programme", p.programme, "", String(f.pilots), String(f.enrolled), String(f.withdrawn),
-                String(f.inFollowUp), String(f.enrolmentTarget), csvNumber(f.enrolmentPct), csvNumber(f.enrolmentRate30d),
-                "", "", String(f.active7d), csvNumber(f.transmissionAdherence), String(f.unenrolledSubjects),
-                f.lastObservationAt?.description ?? "", "", "", "", "",
+                "programme", p.programme, "", String(f.pilots), c(String(f.enrolled)), c(String(f.withdrawn)),
+                c(String(f.inFollowUp)), String(f.enrolmentTarget), c(csvNumber(f.enrolmentPct)), c(csvNumber(f.enrolmentRate30d)),
+                "", "", c(String(f.active7d)), c(csvNumber(f.transmissionAdherence)), c(String(f.unenrolledSubjects)),
+                c(f.lastObservationAt?.description ?? ""), "", "", "", "",
             ]))
         }
         for s in pilots {
             let f = s.figures
             lines.append(CSV.line([
-                "pilot", s.pilot.programme, s.pilot.id, "", String(f.enrolled), String(f.withdrawn),
-                String(f.inFollowUp), String(f.enrolmentTarget), csvNumber(f.enrolmentPct), csvNumber(f.enrolmentRate30d),
-                f.projectedTargetDate?.description ?? "", f.onTrack ? "true" : "false", String(f.active7d),
-                csvNumber(f.transmissionAdherence), String(f.unenrolledSubjects), f.lastObservationAt?.description ?? "",
+                "pilot", s.pilot.programme, s.pilot.id, "", s.shown("enrolled", String(f.enrolled)), s.shown("withdrawn", String(f.withdrawn)),
+                s.shown("in_follow_up", String(f.inFollowUp)), String(f.enrolmentTarget), s.shown("enrolment_pct", csvNumber(f.enrolmentPct)),
+                s.shown("enrolment_rate_30d", csvNumber(f.enrolmentRate30d)),
+                s.shown("projected_target_date", f.projectedTargetDate?.description ?? ""), s.shown("on_track", f.onTrack ? "true" : "false"),
+                s.shown("active_7d", String(f.active7d)),
+                s.shown("transmission_adherence", csvNumber(f.transmissionAdherence)), s.shown("unenrolled_subjects", String(f.unenrolledSubjects)),
+                f.lastObservationAt?.description ?? "",
                 String(s.lastWeek.received), String(s.lastWeek.refused), csvNumber(s.refusalRate7d),
                 s.flags.map(\.rawValue).joined(separator: ";"),
             ]))
@@ -136,13 +189,20 @@ extension StatusBoard {
 
         var pt = TextTable(["programme", "pilots", "enrolled", "target", "%", "follow-up", "active 7d", "adherence"],
                            rightAligned: [1, 2, 3, 4, 5, 6, 7])
+        var withheldNotes: [String] = []
         for p in programmes {
             let f = p.figures
+            if !p.withheldFor.isEmpty {
+                pt.row([Graphics.truncate(p.programme, 20), String(f.pilots), "—", String(f.enrolmentTarget), "—", "—", "—", "—"])
+                withheldNotes.append("\(p.programme): pooled figures withheld, \(p.withheldFor.joined(separator: ", ")) reports withheld or held values")
+                continue
+            }
             pt.row([Graphics.truncate(p.programme, 20), String(f.pilots), String(f.enrolled), String(f.enrolmentTarget),
                     Graphics.percent(f.enrolmentPct), String(f.inFollowUp), String(f.active7d),
                     Graphics.percent(f.transmissionAdherence)])
         }
         out.append(pt.render())
+        out += withheldNotes.map { Graphics.Colour.dim.paint($0, colour) }
         out.append("")
 
         if pilots.isEmpty {
@@ -155,12 +215,15 @@ extension StatusBoard {
             let f = s.figures
             let bar = Graphics.bar(enrolled: f.enrolled, target: f.enrolmentTarget,
                                    milestone: s.nextMilestone?.milestone.enrolled)
-            let counts = "\(f.enrolled)/\(f.enrolmentTarget)"
-            let track = f.onTrack ? Graphics.Colour.green.paint("yes", colour) : Graphics.Colour.red.paint("no", colour)
-            let flags = s.flags.map(\.letter).joined(separator: " ")
-            rows.append([s.pilot.id, bar + " " + counts, track, String(f.active7d),
-                         Graphics.percent(f.transmissionAdherence), Graphics.ago(f.lastObservationAt, now: asOf),
-                         String(s.lastWeek.refused), Graphics.Colour.yellow.paint(flags, colour)])
+            let counts = "\(s.shown("enrolled", String(f.enrolled)))/\(f.enrolmentTarget)"
+            let track = s.snapshot?["on_track"] != nil ? "—"
+                : f.onTrack ? Graphics.Colour.green.paint("yes", colour) : Graphics.Colour.red.paint("no", colour)
+            var flags = s.flags.map(\.letter).joined(separator: " ")
+            if let source = s.snapshot { flags = (source.stale ? "Z " : "") + "G " + flags }
+            rows.append([s.pilot.id, bar + " " + counts, track, s.shown("active_7d", String(f.active7d)),
+                         s.shown("transmission_adherence", Graphics.percent(f.transmissionAdherence)),
+                         Graphics.ago(f.lastObservationAt, now: asOf),
+                         String(s.lastWeek.refused), Graphics.Colour.yellow.paint(flags.trimmingCharacters(in: .whitespaces), colour)])
         }
         var t = TextTable(header, rightAligned: [3, 4, 5, 6])
         // The pilot column takes what the others leave of 80 columns.
@@ -172,7 +235,9 @@ extension StatusBoard {
         for r in rows { t.row([Graphics.truncate(r[0], pilotWidth)] + r.dropFirst()) }
         out.append(t.render())
         out.append("")
+        let aggregates = pilots.contains { $0.snapshot != nil }
         out += Graphics.wrap(["bar: enrolled of target, │ next milestone"]
+                             + (aggregates ? ["G from its site's day-end snapshot (<k small, * held, — withheld)", "Z snapshot stale"] : [])
                              + AlertRule.pilotRules.map { "\($0.letter) \($0.meaning(thresholds))" }, separator: " · ")
             .map { Graphics.Colour.dim.paint($0, colour) }
         return out.joined(separator: "\n")
@@ -191,7 +256,7 @@ extension PilotBoard {
             if let ingest { ingest.write(into: &o) }
             o.registryFacts(pilot)
             o.field("period_start", since?.description)
-            o.pilotFigures(figures)
+            o.pilotFigures(figures, snapshot: status.snapshot)
             o.pilotHealth(status)
             o.arrayField("milestones") { a in for m in milestones { a.object { $0.milestone(m) } } }
             o.arrayField("weekly") { a in
@@ -209,7 +274,7 @@ extension PilotBoard {
                         po.field("indicator", f.indicator)
                         po.field("unit", indicator.unit)
                         po.field("direction", indicator.direction.rawValue)
-                        po.field("n_paired", f.nPaired)
+                        if let mark = snapshotMarks["outcomes.\(f.indicator).n_paired"] { mark.write(&po, "n_paired") } else { po.field("n_paired", f.nPaired) }
                         po.field("mean_baseline", f.meanBaseline)
                         po.field("mean_latest", f.meanLatest)
                         po.field("mean_change", f.meanChange)
@@ -227,7 +292,7 @@ extension PilotBoard {
                 for e in events {
                     a.object { po in
                         po.field("indicator", e.indicator)
-                        po.field("events", e.events)
+                        if let mark = snapshotMarks["events.\(e.indicator).events"] { mark.write(&po, "events") } else { po.field("events", e.events) }
                         po.field("patient_days", e.patientDays)
                         po.field("rate_per_100_patient_months", e.ratePer100PatientMonths)
                     }

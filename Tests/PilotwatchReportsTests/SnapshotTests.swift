@@ -216,3 +216,90 @@ struct SnapshotDisclosureTests {
         #expect(!sent[1].json().contains("\"enrolled\":33"))
     }
 }
+
+@Suite("Snapshots in the views: an aggregate pilot beside the others")
+struct SnapshotStatusTests {
+    /// The JSON object of `key` in a status board's JSON, without `drop`.
+    private func rows(_ board: StatusBoard, _ key: String, drop: Set<String> = []) throws -> [NSDictionary] {
+        let o = try JSONSerialization.jsonObject(with: Data(board.json().utf8)) as? [String: Any]
+        return ((o?[key] as? [[String: Any]]) ?? []).map { row in
+            NSDictionary(dictionary: row.filter { !drop.contains($0.key) })
+        }
+    }
+
+    @Test(arguments: [UInt64(4), 23])
+    func atMinCellZeroTheStatusRowIsTheRawOne(seed: UInt64) throws {
+        let data = try RandomStore(seed: seed)
+        let registry = Registry(pilots: [pilot])
+        // An empty store beside it: the cluster, which holds no row of the pilot.
+        let clusterDir = NSTemporaryDirectory() + "pilotwatch-cluster-" + UUID().uuidString.prefix(8).lowercased()
+        try FileManager.default.createDirectory(atPath: clusterDir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: clusterDir) }
+        let cluster = try Store(path: clusterDir + "/cluster.sqlite")
+        for day in [t0.day.advanced(by: -41), t0.day] {
+            let text = try SnapshotBuilder.build(store: data.store, pilot: pilot, catalogue: catalogue, day: day, revision: 7, msgID: "m").json()
+            let snapshot = try SnapshotParser.parse(Array(text.utf8))
+            let t = snapshot.asOf
+            let raw = try Dashboard.status(store: data.store, registry: registry, programme: nil, asOf: t)
+            let fromSnapshot = try Dashboard.status(store: cluster, registry: registry, programme: nil, asOf: t, snapshots: ["p-rand": snapshot])
+            let a = try rows(fromSnapshot, "pilots", drop: ["snapshot", "transmission_adherence"]), b = try rows(raw, "pilots", drop: ["transmission_adherence"])
+            #expect(a == b, "\(day)\n\(a)\n\(b)")
+            #expect(close(fromSnapshot.pilots[0].figures.transmissionAdherence, raw.pilots[0].figures.transmissionAdherence))
+            #expect(fromSnapshot.pilots[0].snapshot?.stale == false)
+            let pa = try rows(fromSnapshot, "programmes", drop: ["transmission_adherence"]), pb = try rows(raw, "programmes", drop: ["transmission_adherence"])
+            #expect(pa == pb, "\(pa)\n\(pb)")
+            // Two days later, the same snapshot is stale.
+            let later = try Dashboard.status(store: cluster, registry: registry, programme: nil, asOf: t.adding(days: 2), snapshots: ["p-rand": snapshot])
+            #expect(later.pilots[0].snapshot?.stale == true)
+            #expect(later.table(colour: false).contains("Z G"))
+        }
+    }
+
+    @Test(arguments: [UInt64(6), 31])
+    func atMinCellZeroThePilotViewIsTheRawOne(seed: UInt64) throws {
+        let data = try RandomStore(seed: seed)
+        for day in [t0.day.advanced(by: -41), t0.day] {
+            let snapshot = try SnapshotParser.parse(Array(try SnapshotBuilder.build(store: data.store, pilot: pilot, catalogue: catalogue,
+                                                                                      day: day, revision: 7, msgID: "m").json().utf8))
+            let raw = try Dashboard.pilot(store: data.store, pilot: pilot, catalogue: catalogue, since: nil, asOf: snapshot.asOf)
+            let fromSnapshot = Dashboard.pilot(pilot, snapshot: snapshot, catalogue: catalogue, asOf: snapshot.asOf)
+            func object(_ b: PilotBoard) throws -> [String: Any] {
+                var o = try JSONSerialization.jsonObject(with: Data(b.json().utf8)) as? [String: Any] ?? [:]
+                // Device lists and subject lists stay at the site: the aggregate pilot shows counts.
+                for k in ["devices", "snapshot", "transmission_adherence", "weekly", "outcomes", "events", "quality"] { o[k] = nil }
+                return o
+            }
+            #expect(NSDictionary(dictionary: try object(fromSnapshot)) == NSDictionary(dictionary: try object(raw)), "\(day)")
+            #expect(fromSnapshot.milestones == raw.milestones)
+            #expect(fromSnapshot.weekly.map(\.enrolments) == raw.weekly.map(\.enrolments))
+            for (a, b) in zip(fromSnapshot.weekly, raw.weekly) { #expect(close(a.transmissionAdherence, b.transmissionAdherence)) }
+            #expect(fromSnapshot.outcomes.map(\.figures.nPaired) == raw.outcomes.map(\.figures.nPaired))
+            for (a, b) in zip(fromSnapshot.outcomes, raw.outcomes) {
+                #expect(close(a.figures.meanChange, b.figures.meanChange) && close(a.figures.changeCI95?.upper, b.figures.changeCI95?.upper))
+            }
+            #expect(fromSnapshot.events.map(\.events) == raw.events.map(\.events))
+            #expect(fromSnapshot.quality.period.accepted == raw.quality.period.accepted)
+            #expect(fromSnapshot.quality.period.refusedByReason == raw.quality.period.refusedByReason)
+            #expect(fromSnapshot.json().contains("\"snapshot\":{\"as_of\""))
+        }
+    }
+
+    @Test func withheldAndHeldValuesAreMarkedAndThePoolIsWithheldNamingThePilot() throws {
+        let data = try RandomStore(seed: 8, subjects: 14)
+        let registry = Registry(pilots: [pilot])
+        let (exact, c) = try SnapshotBuilder.buildWithContributions(store: data.store, pilot: pilot, catalogue: catalogue, day: t0.day,
+                                                                   revision: 1, msgID: "m")
+        let (sent, _) = SnapshotDisclosure.apply(exact, contributions: c, minCell: 11, state: DisclosureState())
+        let snapshot = try SnapshotParser.parse(Array(sent.json().utf8))
+        let board = try Dashboard.status(store: data.store, registry: registry, programme: nil, asOf: snapshot.asOf, snapshots: ["p-rand": snapshot])
+        let json = board.json()
+        // 14 subjects: few withdraw, few are active; the pilot's part of the pool is missing.
+        #expect(snapshot.enrolment.withdrawn == .lessThan(11), "\(snapshot.enrolment.withdrawn)")
+        #expect(board.programmes[0].withheldFor == ["p-rand"])
+        #expect(json.contains("\"withheld_for\":[\"p-rand\"]"), "\(json)")
+        #expect(json.contains("\"withdrawn\":{\"lt\":11}"), "\(json)")
+        #expect(board.table(colour: false).contains("<11"), "\(board.table(colour: false))")
+        #expect(board.csv().contains("<11"))
+        #expect(json.contains("\"snapshot\":{\"as_of\":\"\(snapshot.asOf)\",\"revision\":1,\"min_cell\":11"))
+    }
+}
