@@ -139,25 +139,13 @@ public enum Dashboard {
             let deviceRecords = try reader.devices(pilot: pilot.id)
             let status = pilotStatus(pilot, facts: facts, devices: deviceRecords, thresholds: thresholds, asOf: t)
 
-            var measured: [Indicator] = []
-            var eventCodes: [String] = []
-            for code in pilot.outcomes {
-                guard let indicator = catalogue.indicator(code) else { continue }
-                switch (indicator.kind, indicator.level) {
-                case (.event, _): eventCodes.append(code)
-                case (.measurement, .subject), (.score, .subject): measured.append(indicator)
-                default: continue
-                }
-            }
+            let (measured, listed) = viewIndicators(pilot, catalogue: catalogue)
             let pairs = try reader.outcomePairs(pilot: pilot.id, indicators: measured, asOf: t)
             let outcomes = zip(measured, pairs).map { ($0, Metrics.outcome($0, pairs: $1)) }
             // One read of the pilot's events: the indicators it has events of (at any time), and
             // the events up to T.
             let allEvents = try reader.pilotEvents(pilot: pilot.id)
-            for code in Set(allEvents.map(\.indicator)).sorted()
-            where !eventCodes.contains(code) && !Catalogue.requiredEvents.contains(code) {
-                eventCodes.append(code)
-            }
+            let eventCodes = eventCodes(listed: listed, events: allEvents)
             let events = allEvents.filter { $0.at <= t }
 
             let silentBefore = t.adding(millis: -Int64(status.thresholds.silentHours * 3_600_000))
@@ -174,6 +162,32 @@ public enum Dashboard {
                 devices: devices,
                 quality: QualityFigures(period: period, unenrolledSubjects: unenrolled))
         }
+    }
+
+    /// The pilot's outcome indicators the pilot view shows: measurements and scores of subjects
+    /// (paired outcomes), and event indicators (rates).
+    static func viewIndicators(_ pilot: Pilot, catalogue: Catalogue) -> (measured: [Indicator], events: [String]) {
+        var measured: [Indicator] = []
+        var events: [String] = []
+        for code in pilot.outcomes {
+            guard let indicator = catalogue.indicator(code) else { continue }
+            switch (indicator.kind, indicator.level) {
+            case (.event, _): events.append(code)
+            case (.measurement, .subject), (.score, .subject): measured.append(indicator)
+            default: continue
+            }
+        }
+        return (measured, events)
+    }
+
+    /// The event indicators the pilot view lists: its outcomes', then any other it has events of
+    /// (but enrolment and withdrawal).
+    static func eventCodes(listed: [String], events: [SubjectEvent]) -> [String] {
+        var codes = listed
+        for code in Set(events.map(\.indicator)).sorted() where !codes.contains(code) && !Catalogue.requiredEvents.contains(code) {
+            codes.append(code)
+        }
+        return codes
     }
 
     /// The indicators of the catalogue, of one programme when given, in catalogue order.

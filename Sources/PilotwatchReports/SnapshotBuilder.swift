@@ -26,23 +26,11 @@ public enum SnapshotBuilder {
             let s = Metrics.statistics(subjects, asOf: t)
 
             // Outcomes and events as the pilot view lists them.
-            var measured: [Indicator] = []
-            var eventCodes: [String] = []
-            for code in pilot.outcomes {
-                guard let indicator = catalogue.indicator(code) else { continue }
-                switch (indicator.kind, indicator.level) {
-                case (.event, _): eventCodes.append(code)
-                case (.measurement, .subject), (.score, .subject): measured.append(indicator)
-                default: continue
-                }
-            }
+            let (measured, listed) = Dashboard.viewIndicators(pilot, catalogue: catalogue)
             let pairs = try reader.outcomePairs(pilot: pilot.id, indicators: measured, asOf: t)
             let outcomes = zip(measured, pairs).map { Metrics.outcomeStatistics($0, pairs: $1) }
             let allEvents = try reader.pilotEvents(pilot: pilot.id)
-            for code in Set(allEvents.map(\.indicator)).sorted()
-            where !eventCodes.contains(code) && !Catalogue.requiredEvents.contains(code) {
-                eventCodes.append(code)
-            }
+            let eventCodes = Dashboard.eventCodes(listed: listed, events: allEvents)
             let events = Metrics.eventStatistics(eventCodes, subjects: subjects, events: allEvents.filter { $0.at <= t },
                                                  since: nil, asOf: t)
 
