@@ -301,3 +301,18 @@ func withRunningServe(_ body: (TestBroker, Workspace, ServeProcess) throws -> Vo
     try serve.waitUntilSubscribed()
     try body(broker, ws, serve)
 }
+
+/// Every file under `folder` (recursively) whose bytes contain one of `needles`, with the needle.
+func filesHolding(_ needles: [String], under folder: String) throws -> [String] {
+    var found: [String] = []
+    let enumerator = FileManager.default.enumerator(atPath: folder)
+    while let name = enumerator?.nextObject() as? String {
+        let path = folder + "/" + name
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), !isFolder.boolValue,
+              !name.hasSuffix(".log") || path.contains(".inbox"),  // serve's own log files are not the store's
+              let data = FileManager.default.contents(atPath: path) else { continue }
+        for needle in needles where data.range(of: Data(needle.utf8)) != nil { found.append("\(name): \(needle)") }
+    }
+    return found
+}

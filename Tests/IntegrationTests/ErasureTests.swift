@@ -34,18 +34,9 @@ private func ndjson(_ messages: [(topic: String, payload: String)]) -> Data {
     Data(messages.map { "{\"topic\":\"\($0.topic)\",\"payload\":\($0.payload)}\n" }.joined().utf8)
 }
 
-/// Every file under `folder` whose bytes hold `needle`.
+/// The files under `folder` whose bytes hold `needle`.
 private func filesHolding(_ needle: String, under folder: String) -> [String] {
-    var found: [String] = []
-    let enumerator = FileManager.default.enumerator(atPath: folder)
-    while let name = enumerator?.nextObject() as? String {
-        let path = folder + "/" + name
-        var isFolder: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), !isFolder.boolValue,
-              let data = FileManager.default.contents(atPath: path) else { continue }
-        if data.range(of: Data(needle.utf8)) != nil { found.append(name) }
-    }
-    return found
+    ((try? filesHolding([needle], under: folder)) ?? ["(cannot read \(folder))"]).map { String($0.prefix { $0 != ":" }) }
 }
 
 /// The JSON of a view, without what differs between two stores fed at different moments: the

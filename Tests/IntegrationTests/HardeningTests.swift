@@ -11,21 +11,6 @@ import Glibc
 /// Strings planted in refused payloads: none may be left in any file once they are refused.
 private let planted = ["jean.dupont@example.fr", "0612345678", "185057800608436", "Jean Dupont"]
 
-/// Every file under `folder` (recursively) whose bytes contain one of `needles`, with the needle.
-private func filesHolding(_ needles: [String], under folder: String) throws -> [String] {
-    var found: [String] = []
-    let enumerator = FileManager.default.enumerator(atPath: folder)
-    while let name = enumerator?.nextObject() as? String {
-        let path = folder + "/" + name
-        var isFolder: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), !isFolder.boolValue,
-              !name.hasSuffix(".log") || path.contains(".inbox"),  // serve's own log files are not the store's
-              let data = FileManager.default.contents(atPath: path) else { continue }
-        for needle in needles where data.range(of: Data(needle.utf8)) != nil { found.append("\(name): \(needle)") }
-    }
-    return found
-}
-
 /// A `sqlite3` process holding the database's write lock until `release()`: SQLite refuses
 /// every other writer (SQLITE_BUSY) meanwhile.
 // @unchecked Sendable: `release()` is called once, from one thread, after `init` returned.
