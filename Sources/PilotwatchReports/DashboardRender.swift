@@ -258,12 +258,27 @@ extension PilotBoard {
             o.field("period_start", since?.description)
             o.pilotFigures(figures, snapshot: status.snapshot)
             o.pilotHealth(status)
-            o.arrayField("milestones") { a in for m in milestones { a.object { $0.milestone(m) } } }
+            o.arrayField("milestones") { a in
+                for m in milestones {
+                    a.object { mo in
+                        if let mark = snapshotMarks["milestone@\(m.milestone.date)"] {
+                            // From a snapshot that gives this count as {lt}, held or withheld.
+                            mo.field("date", m.milestone.date.description)
+                            mo.field("target", m.milestone.enrolled)
+                            mark.write(&mo, "enrolled")
+                            mo.field("state", nil as String?)
+                        } else {
+                            mo.milestone(m)
+                        }
+                    }
+                }
+            }
+            let weeklyWithheld = snapshotMarks["weekly"] != nil
             o.arrayField("weekly") { a in
                 for p in weekly {
                     a.object { po in
                         po.field("week_ending", p.weekEnding.description)
-                        po.field("enrolments", p.enrolments)
+                        po.field("enrolments", weeklyWithheld ? nil : p.enrolments)
                         po.field("transmission_adherence", p.transmissionAdherence)
                     }
                 }
@@ -285,6 +300,8 @@ extension PilotBoard {
                         }
                         po.field("pct_in_target", f.pctInTarget)
                         po.field("improved_pct", f.improvedPct)
+                        // From a snapshot that does not give these figures exactly: how they are marked.
+                        if let mark = snapshotMarks["outcomes.\(f.indicator)"] { mark.write(&po, "snapshot_withheld") }
                     }
                 }
             }

@@ -115,6 +115,13 @@ public enum SnapshotBuilder {
             let good: ((Double) -> Bool)? = indicator.direction == .higher ? { $0 > 0 } : indicator.direction == .lower ? { $0 < 0 } : nil
             if let good { c.count(p + ".improved", keyed.filter { good($0.1.latest - $0.1.baseline) }.map(\.0)) }
         }
+        var followUp: [String: Double] = [:]
+        for s in subjects {
+            guard let e = s.enrolment(asOf: t) else { continue }
+            followUp[s.code + "|e"] = Double(e.millis)
+            followUp[s.code + "|w"] = s.withdrawal(asOf: t).map { Double($0.millis) } ?? -1
+        }
+        c[SnapshotDisclosure.followUpPath] = followUp
         var spans: [String: ClosedRange<Instant>] = [:]
         for s in subjects { if let span = Metrics.followUpSpan(s, since: nil, asOf: t) { spans[s.code] = span } }
         let days = Dictionary(spans.map { ($0.key, $0.value.lowerBound.days(to: $0.value.upperBound)) }, uniquingKeysWith: { a, _ in a })

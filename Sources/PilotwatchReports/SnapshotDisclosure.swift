@@ -114,9 +114,11 @@ public enum SnapshotDisclosure {
             else { s.enrolment.inFollowUp = w.hide("enrolment.in_follow_up", s.enrolment.inFollowUp) }
         }
         Self.cumulative(&s, &w, milestones: milestones, curveDays: curveDays)
+        Self.weeklyCounts(&s, &w)
 
         // 2. Differencing over time, for what is still to be published.
         w.holdChanges(&s, milestones: milestones, curveDays: curveDays)
+        Self.sameFigures(&s)
 
         // 3. Coarse times.
         s.lastObservationAt = exact.lastObservationAt.map { Instant(millis: $0.millis - (($0.millis % 3_600_000) + 3_600_000) % 3_600_000) }
@@ -124,12 +126,53 @@ public enum SnapshotDisclosure {
     }
 
     static func milestonePath(_ d: Day) -> String { "enrolment.milestone@\(d)" }
+    /// Each subject's follow-up (`code|e`: enrolment, `code|w`: withdrawal), for patient-days.
+    static let followUpPath = "events.follow_up"
     static func curvePath(_ d: Day) -> String { "enrolment.curve@\(d)" }
 
     /// The days of the curve's points, oldest first (every 7th day back from day(T)).
     static func curveDays(_ s: PilotSnapshot) -> [Day] {
         let n = s.enrolment.curve.count
         return (0..<n).map { s.asOf.day.advanced(by: -7 * (n - 1 - $0)) }
+    }
+
+    /// The figures that are one figure under two names take one value: the curve's point at
+    /// day(T) is `enrolled`, the latest week's adherence count and sum are the current ones
+    /// (`adherence_n` is `in_follow_up`).
+    static func sameFigures(_ s: inout PilotSnapshot) {
+        if !s.enrolment.inFollowUp.isShown {
+            // Hidden or held: adherence_n says the same, and the sum goes with its count.
+            s.activity.adherenceN = s.enrolment.inFollowUp
+            if s.activity.adherenceSum.isShown { s.activity.adherenceSum = .withheld }
+        }
+        if !s.activity.adherenceN.isShown, s.activity.adherenceSum.isShown { s.activity.adherenceSum = .withheld }
+        if let last = s.enrolment.curve.indices.last { s.enrolment.curve[last] = s.enrolment.enrolled }
+        if let last = s.activity.weekly.indices.last {
+            s.activity.weekly[last].adherenceN = s.activity.adherenceN
+            s.activity.weekly[last].adherenceSum = s.activity.adherenceSum
+        }
+    }
+
+    /// The weekly adherence counts are `in_follow_up` at each week's end: published ones differ by
+    /// 0 or at least `k` (with the curve's weekly enrolments they would count withdrawals), and
+    /// a week whose count goes goes with its sum.
+    static func weeklyCounts(_ s: inout PilotSnapshot, _ w: inout Work) {
+        let k = w.k
+        // From the latest week (in_follow_up itself) back: each published count differs from the
+        // next published one by 0 or at least k.
+        var next: Int? = s.enrolment.inFollowUp.exact
+        for i in s.activity.weekly.indices.dropLast().reversed() {
+            guard s.activity.weekly[i].adherenceN.isShown, let n = s.activity.weekly[i].adherenceN.count else {
+                s.activity.weekly[i].adherenceSum = .withheld
+                continue
+            }
+            if let ref = next, (1..<k).contains(abs(n - ref)) {
+                s.activity.weekly[i].adherenceN = w.hide("", s.activity.weekly[i].adherenceN)
+                s.activity.weekly[i].adherenceSum = .withheld
+            } else {
+                next = n
+            }
+        }
     }
 
     /// Published cumulative counts differ by 0 or at least `k` (as the export's chart).
@@ -165,6 +208,15 @@ public enum SnapshotDisclosure {
             if gapAllowed(v - last), nextValue.map({ gapAllowed($0 - v) }) ?? true { last = v }
             else { s.enrolment.curve[i] = w.hide(curvePath(day), s.enrolment.curve[i]) }
         }
+        // `enrolled - enrolled_30d` is the count 30 days back: it must keep the same distance
+        // from every published cumulative count.
+        if let total, let recent = s.enrolment.enrolled30d.exact {
+            let back = total - recent
+            let published = s.enrolment.curve.compactMap(\.exact) + s.enrolment.milestones.compactMap(\.exact)
+            if published.contains(where: { !gapAllowed(abs($0 - back)) }) {
+                s.enrolment.enrolled30d = w.hide("enrolment.enrolled_30d", s.enrolment.enrolled30d)
+            }
+        }
     }
 
     struct Work {
@@ -186,10 +238,11 @@ public enum SnapshotDisclosure {
             c[path].count < k ? .withheld : f
         }
 
-        /// A count of an attribute among `n` subjects: withheld when they are fewer than k,
-        /// `lt` for 1...k-1 otherwise.
+        /// A count of an attribute among `n` subjects: withheld when they are fewer than k, or when
+        /// those without it number 1...k-1 (`n - c` would name them); `lt` for 1...k-1 otherwise.
         func attribute(_ path: String, _ f: SnapshotFigure, among n: Int) -> SnapshotFigure {
             if n < k { return .withheld }
+            if let v = f.count, (1..<k).contains(n - v) { return .withheld }
             return count(path, f, group: nil)
         }
 
@@ -199,57 +252,88 @@ public enum SnapshotDisclosure {
             return .withheld
         }
 
-        /// Rule 2 over every figure still shown; records what is published.
+        /// Rule 2 over every figure still shown, by groups of figures that identities tie
+        /// together (one held, all held); records what is published.
         mutating func holdChanges(_ s: inout PilotSnapshot, milestones: [Milestone], curveDays: [Day]) {
-            func rule(_ path: String, _ f: inout SnapshotFigure) { f = hold(path, f) }
-            rule("enrolment.enrolled", &s.enrolment.enrolled)
-            rule("enrolment.withdrawn", &s.enrolment.withdrawn)
-            rule("enrolment.in_follow_up", &s.enrolment.inFollowUp)
-            rule("enrolment.enrolled_30d", &s.enrolment.enrolled30d)
-            for (i, m) in milestones.enumerated() { rule(SnapshotDisclosure.milestonePath(m.date), &s.enrolment.milestones[i]) }
-            for (i, d) in curveDays.enumerated() { rule(SnapshotDisclosure.curvePath(d), &s.enrolment.curve[i]) }
-            rule("activity.active_7d", &s.activity.active7d)
-            rule("activity.adherence_sum", &s.activity.adherenceSum)
-            rule("activity.adherence_n", &s.activity.adherenceN)
-            for i in s.activity.weekly.indices {
-                let day = s.asOf.day.advanced(by: -7 * (s.activity.weekly.count - 1 - i))
-                rule("activity.weekly@\(day).adherence_sum", &s.activity.weekly[i].adherenceSum)
-                rule("activity.weekly@\(day).adherence_n", &s.activity.weekly[i].adherenceN)
+            // References to the snapshot's figures, by path.
+            typealias Slot = (path: String, get: (PilotSnapshot) -> SnapshotFigure, set: (inout PilotSnapshot, SnapshotFigure) -> Void)
+            func slot(_ path: String, _ kp: WritableKeyPath<PilotSnapshot, SnapshotFigure>) -> Slot {
+                (path, { $0[keyPath: kp] }, { $0[keyPath: kp] = $1 })
+            }
+            var identity: [Slot] = [
+                slot("enrolment.enrolled", \.enrolment.enrolled), slot("enrolment.withdrawn", \.enrolment.withdrawn),
+                slot("enrolment.in_follow_up", \.enrolment.inFollowUp), slot("enrolment.enrolled_30d", \.enrolment.enrolled30d),
+                slot("activity.adherence_n", \.activity.adherenceN),
+            ]
+            for (i, m) in milestones.enumerated() { identity.append(slot(SnapshotDisclosure.milestonePath(m.date), \.enrolment.milestones[i])) }
+            for (i, d) in curveDays.enumerated().dropLast() { identity.append(slot(SnapshotDisclosure.curvePath(d), \.enrolment.curve[i])) }
+            let weeks = s.activity.weekly.count
+            for i in 0..<max(0, weeks - 1) {
+                let day = s.asOf.day.advanced(by: -7 * (weeks - 1 - i))
+                identity.append(slot("activity.weekly@\(day).adherence_n", \.activity.weekly[i].adherenceN))
+            }
+            var groups: [[Slot]] = [identity]
+            groups.append([slot("activity.active_7d", \.activity.active7d)])
+            groups.append([slot("activity.adherence_sum", \.activity.adherenceSum)])
+            for i in 0..<max(0, weeks - 1) {
+                let day = s.asOf.day.advanced(by: -7 * (weeks - 1 - i))
+                groups.append([slot("activity.weekly@\(day).adherence_sum", \.activity.weekly[i].adherenceSum)])
             }
             for i in s.outcomes.indices {
                 let p = "outcomes.\(s.outcomes[i].indicator)"
-                rule(p + ".n_paired", &s.outcomes[i].nPaired)
-                rule(p + ".sum_baseline", &s.outcomes[i].sumBaseline)
-                rule(p + ".sum_latest", &s.outcomes[i].sumLatest)
-                rule(p + ".sum_change", &s.outcomes[i].sumChange)
-                rule(p + ".m2_change", &s.outcomes[i].m2Change)
-                if var f = s.outcomes[i].inTarget { rule(p + ".in_target", &f); s.outcomes[i].inTarget = f }
-                if var f = s.outcomes[i].improved { rule(p + ".improved", &f); s.outcomes[i].improved = f }
+                var g = [slot(p + ".n_paired", \.outcomes[i].nPaired), slot(p + ".sum_baseline", \.outcomes[i].sumBaseline),
+                         slot(p + ".sum_latest", \.outcomes[i].sumLatest), slot(p + ".sum_change", \.outcomes[i].sumChange),
+                         slot(p + ".m2_change", \.outcomes[i].m2Change)]
+                if s.outcomes[i].inTarget != nil {
+                    g.append((p + ".in_target", { $0.outcomes[i].inTarget ?? .withheld }, { $0.outcomes[i].inTarget = $1 }))
+                }
+                if s.outcomes[i].improved != nil {
+                    g.append((p + ".improved", { $0.outcomes[i].improved ?? .withheld }, { $0.outcomes[i].improved = $1 }))
+                }
+                groups.append(g)
             }
-            for i in s.events.indices {
-                let p = "events.\(s.events[i].indicator)"
-                rule(p + ".events", &s.events[i].events)
-                rule(p + ".patient_days", &s.events[i].patientDays)
+            // Patient-days: one figure for all event indicators; their counts each alone.
+            groups.append(s.events.indices.map { slot("events.\(s.events[$0].indicator).patient_days", \.events[$0].patientDays) })
+            for i in s.events.indices { groups.append([slot("events.\(s.events[i].indicator).events", \.events[i].events)]) }
+            groups.append([slot("devices.seen", \.devices.seen)])
+            groups.append([slot("devices.silent_48h", \.devices.silent48h)])
+            groups.append([slot("devices.battery_low", \.devices.batteryLow)])
+            groups.append([slot("quality.unenrolled_subjects", \.quality.unenrolledSubjects)])
+
+            for group in groups where !group.isEmpty {
+                let shown = group.filter { $0.get(s).isShown }
+                let hold = shown.contains { small(changes($0.path)) }
+                for member in shown {
+                    if hold {
+                        member.set(&s, held(member.path))
+                    } else if case .value(let v) = member.get(s) {
+                        state.figures[member.path] = DisclosureState.Published(value: v, asOfMillis: asOf.millis, contributions: tracked(member.path))
+                    }
+                }
             }
-            rule("devices.seen", &s.devices.seen)
-            rule("devices.silent_48h", &s.devices.silent48h)
-            rule("devices.battery_low", &s.devices.batteryLow)
-            rule("quality.unenrolled_subjects", &s.quality.unenrolledSubjects)
         }
 
-        /// A shown figure whose contributions changed for 1...k-1 members since its last
-        /// published value repeats that value, held since then; otherwise it is published.
-        mutating func hold(_ path: String, _ f: SnapshotFigure) -> SnapshotFigure {
-            guard case .value(let v) = f else { return f }
-            let now = c[path]
-            if let last = state.figures[path] {
-                let members = Set(now.keys).union(last.contributions.keys)
-                let changed = members.filter { now[$0] != last.contributions[$0] }.count
-                if changed > 0 && changed < k { return .held(last.value, since: Instant(millis: last.asOfMillis)) }
-                if changed == 0 && last.value == v { return f }
-            }
-            state.figures[path] = DisclosureState.Published(value: v, asOfMillis: asOf.millis, contributions: now)
-            return f
+        func small(_ changed: Int) -> Bool { changed > 0 && changed < k }
+
+        /// What a figure's changes are counted on: its contributions; for patient-days, whether
+        /// each subject entered, left or ended its follow-up (its growth with time says nothing).
+        func tracked(_ path: String) -> [String: Double] {
+            path.hasSuffix(".patient_days") ? c[SnapshotDisclosure.followUpPath] : c[path]
+        }
+
+        /// Subjects whose contribution changed since the figure's last published value.
+        func changes(_ path: String) -> Int {
+            guard let last = state.figures[path] else { return 0 }
+            let now = tracked(path)
+            let members = Set(now.keys).union(last.contributions.keys)
+            return Set(members.filter { now[$0] != last.contributions[$0] }.map { $0.split(separator: "|").first.map(String.init) ?? $0 }).count
+        }
+
+        /// The last published value, held since its day end; withheld when there is none, or
+        /// when it was published for a later day end (a resend of an earlier one).
+        func held(_ path: String) -> SnapshotFigure {
+            guard let last = state.figures[path], last.asOfMillis <= asOf.millis else { return .withheld }
+            return .held(last.value, since: Instant(millis: last.asOfMillis))
         }
     }
 }

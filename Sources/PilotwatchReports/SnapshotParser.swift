@@ -23,6 +23,7 @@ public enum SnapshotParser {
     private struct Reader {
         var path: String
         var minCell = 0
+        var asOf = Instant(millis: 0)
 
         func fail(_ field: String, _ problem: String) -> Refusal { Refusal(.schema, "\(field): \(problem)") }
 
@@ -60,6 +61,9 @@ public enum SnapshotParser {
             guard let v else { throw fail(field, "missing") }
             switch v {
             case .null:
+                guard minCell > 0 || field.hasSuffix("in_target") || field.hasSuffix("improved") else {
+                    throw fail(field, "is null, but with min_cell 0 every figure is given")
+                }
                 return .withheld
             case .number:
                 return .value(count ? Double(try whole(v, field)) : try number(v, field))
@@ -73,8 +77,11 @@ public enum SnapshotParser {
                 }
                 guard Set(o.keys) == ["value", "held_since"] else { throw fail(field, "must be a number, {\"lt\": k} or {\"value\", \"held_since\"}") }
                 let value = count ? Double(try whole(o["value"], field + ".value")) : try number(o["value"], field + ".value")
+                guard minCell > 0 else { throw fail(field, "is held, but with min_cell 0 every figure is given as it is") }
                 let since = try string(o["held_since"], field + ".held_since")
-                guard let at = RFC3339.parse(since) else { throw fail(field + ".held_since", "\"\(since)\" is not a time") }
+                guard let at = RFC3339.parse(since), at == at.day.advanced(by: 1).start.adding(millis: -1), at < asOf else {
+                    throw fail(field + ".held_since", "\"\(since)\" is not the end of a UTC day before as_of")
+                }
                 return .held(value, since: at)
             default:
                 throw fail(field, "must be a number, not \(v.typeName)")
@@ -103,6 +110,7 @@ public enum SnapshotParser {
             guard let asOf = RFC3339.parse(asOfText), asOf == asOf.day.advanced(by: 1).start.adding(millis: -1) else {
                 throw fail("as_of", "\"\(asOfText)\" is not the end of a UTC day (YYYY-MM-DDT23:59:59.999Z)")
             }
+            self.asOf = asOf
             let revision = try number(o["revision"], "revision")
             guard revision >= 0, revision == revision.rounded(), revision < 1e15 else { throw fail("revision", "must be milliseconds since the epoch") }
             guard try whole(o["metrics_version"], "metrics_version") == PilotSnapshot.metricsVersion else {
@@ -115,12 +123,14 @@ public enum SnapshotParser {
             var registry = SnapshotRegistry(start: try day(reg["start"], "registry.start"), end: try day(reg["end"], "registry.end"),
                                             enrolmentTarget: try whole(reg["enrolment_target"], "registry.enrolment_target"),
                                             milestones: [], outcomes: [])
-            for (i, m) in (reg["milestones"]?.array ?? []).enumerated() {
+            guard let milestoneItems = reg["milestones"]?.array else { throw fail("registry.milestones", "must be an array") }
+            guard let outcomeRegistry = reg["outcomes"]?.array else { throw fail("registry.outcomes", "must be an array") }
+            for (i, m) in milestoneItems.enumerated() {
                 let mo = try object(m, "registry.milestones[\(i)]", keys: ["date", "enrolled"])
                 registry.milestones.append(Milestone(date: try day(mo["date"], "registry.milestones[\(i)].date"),
                                                      enrolled: try whole(mo["enrolled"], "registry.milestones[\(i)].enrolled")))
             }
-            for (i, x) in (reg["outcomes"]?.array ?? []).enumerated() {
+            for (i, x) in outcomeRegistry.enumerated() {
                 let f = "registry.outcomes[\(i)]"
                 let xo = try object(x, f, keys: ["indicator", "unit", "target", "windows"])
                 var target: ValueRange?
@@ -208,6 +218,9 @@ public enum SnapshotParser {
             if let l = o["last_observation_at"], l != .null {
                 let text = try string(l, "last_observation_at")
                 guard let at = RFC3339.parse(text), at <= asOf else { throw fail("last_observation_at", "\"\(text)\" is not a time at or before as_of") }
+                guard minCell == 0 || at.millis % 3_600_000 == 0 else {
+                    throw fail("last_observation_at", "\"\(text)\" is not on the hour (with min_cell > 0, times are coarse)")
+                }
                 last = at
             }
             let snapshot = PilotSnapshot(msgID: msgID, pilot: pilot, asOf: asOf, revision: Int64(revision), minCell: minCell, registry: registry,

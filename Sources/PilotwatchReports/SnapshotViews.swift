@@ -52,12 +52,21 @@ extension Dashboard {
         if let m = marks["enrolled"] { marks["enrolment_pct"] = m; marks["projected_target_date"] = m; marks["on_track"] = m }
         if let m = marks["enrolment_rate_30d"] { marks["projected_target_date"] = marks["projected_target_date"] ?? m; marks["on_track"] = marks["on_track"] ?? m }
 
-        let figures = Metrics.pilot(s, target: pilot.enrolmentTarget, end: pilot.end, asOf: at)
+        var figures = Metrics.pilot(s, target: pilot.enrolmentTarget, end: pilot.end, asOf: at)
+        // in_follow_up as the snapshot gives it (with a held withdrawn, enrolled - withdrawn is
+        // neither the site's value nor the published one).
+        figures.inFollowUp = snapshot.enrolment.inFollowUp.count ?? 0
+        for (key, f) in [("devices.seen", snapshot.devices.seen), ("devices.silent_48h", snapshot.devices.silent48h),
+                         ("devices.battery_low", snapshot.devices.batteryLow)] where !f.isShown {
+            marks[key] = f
+        }
         // Milestones at or before the snapshot's day carry their counts; later ones stand at `enrolled`.
         let past = pilot.milestones.sorted { $0.date < $1.date }.filter { $0.date <= at.day }
         let counts = pilot.milestones.sorted { $0.date < $1.date }.map { m -> Int in
             guard let i = past.firstIndex(of: m), i < snapshot.enrolment.milestones.count else { return s.enrolled }
-            return snapshot.enrolment.milestones[i].count ?? 0
+            let f = snapshot.enrolment.milestones[i]
+            if !f.isShown { marks["milestone@\(m.date)"] = f }
+            return f.count ?? 0
         }
         let milestones = Metrics.milestones(pilot.milestones, counts: counts, asOf: at)
         var lastWeek = MessageCounts()
@@ -84,10 +93,12 @@ extension Dashboard {
     static func restsOnMarked(_ rule: AlertRule, _ marks: [String: SnapshotFigure]) -> Bool {
         switch rule {
         case .behindTarget: return marks["on_track"] != nil
-        case .missedMilestone: return marks["enrolled"] != nil
+        case .missedMilestone: return marks["enrolled"] != nil || marks.keys.contains { $0.hasPrefix("milestone@") }
         case .lowActivity: return marks["active_7d"] != nil || marks["in_follow_up"] != nil
         case .lowAdherence: return marks["transmission_adherence"] != nil
         case .unenrolledSubjects: return marks["unenrolled_subjects"] != nil
+        case .devicesSilent: return marks["devices.seen"] != nil || marks["devices.silent_48h"] != nil
+        case .lowBattery: return marks["devices.seen"] != nil || marks["devices.battery_low"] != nil
         default: return false
         }
     }
@@ -122,6 +133,8 @@ extension Dashboard {
                 outcomes.append((indicator, f))
             } else {
                 if !o.nPaired.isShown { marks["outcomes.\(o.indicator).n_paired"] = o.nPaired }
+                // The means, change and interval are not given exactly.
+                marks["outcomes.\(o.indicator)"] = [o.sumChange, o.sumBaseline, o.sumLatest, o.m2Change].first { !$0.isShown } ?? .withheld
                 outcomes.append((indicator, OutcomeFigures(indicator: o.indicator, nPaired: o.nPaired.count ?? 0)))
             }
         }
@@ -155,6 +168,7 @@ extension Dashboard {
             guard let i = past.firstIndex(of: m), i < snapshot.enrolment.milestones.count else { return status.figures.enrolled }
             return snapshot.enrolment.milestones[i].count ?? 0
         }
+        for (key, mark) in status.snapshot?.marks ?? [:] where key.hasPrefix("milestone@") { marks[key] = mark }
         return PilotBoard(asOf: snapshot.asOf, since: nil, status: status,
                           milestones: Metrics.milestones(pilot.milestones, counts: milestoneCounts, asOf: snapshot.asOf),
                           weekly: weekly, outcomes: outcomes, events: events, devices: [],

@@ -95,6 +95,8 @@ struct SnapshotTests {
             (#""active_7d":"#, #""active_7d":1e999"#, "active_7d: 1e999 is not a finite number"),
             (#""enrolled_30d":"#, #""enrolled_30d":{"lt":11}"#, "enrolled_30d.lt"),
             (#""m2_change":"#, #""m2_change":-1"#, "m2_change"),
+            (#""withdrawn":"#, #""withdrawn":null"#, "with min_cell 0 every figure is given"),
+            (#""active_7d":"#, #""active_7d":{"value":1,"held_since":"2026-06-14T23:59:59.999Z"}"#, "with min_cell 0 every figure is given as it is"),
         ]
         for (find, replace, expected) in cases {
             guard good.contains(find) else { Issue.record("the snapshot has no \(find)"); continue }
@@ -172,9 +174,24 @@ struct SnapshotDisclosureTests {
                 if n >= 11 { #expect(a.m2Change == b.m2Change && a.sumBaseline == b.sumBaseline) }
                 if n < 11 { #expect(a.inTarget == nil || a.inTarget == .withheld) }
             }
-            // withdrawn cannot be worked out from enrolled - in_follow_up.
+            // withdrawn cannot be worked out from enrolled - in_follow_up, nor from adherence_n.
             let trio = [sent.enrolment.enrolled, sent.enrolment.withdrawn, sent.enrolment.inFollowUp]
             #expect(trio.filter { !$0.isShown }.count != 1)
+            #expect(sent.activity.adherenceN == sent.enrolment.inFollowUp)
+            #expect(sent.activity.weekly.last?.adherenceN == sent.enrolment.inFollowUp)
+            #expect(sent.enrolment.curve.last == sent.enrolment.enrolled)
+            // An attribute leaves no small remainder among the paired.
+            for o in sent.outcomes {
+                if let n = o.nPaired.exact, let c = o.inTarget?.exact { #expect(n - c == 0 || n - c >= 11) }
+                if let n = o.nPaired.exact, let c = o.improved?.exact { #expect(n - c == 0 || n - c >= 11) }
+            }
+            // Weekly counts that leave differ by 0 or at least 11.
+            let weeklyN = sent.activity.weekly.compactMap(\.adherenceN.exact)
+            for (x, y) in zip(weeklyN, weeklyN.dropFirst()) { #expect(abs(y - x) == 0 || abs(y - x) >= 11, "\(weeklyN)") }
+            // The count 30 days back keeps its distance from the published cumulative counts.
+            if let total = sent.enrolment.enrolled.exact, let recent = sent.enrolment.enrolled30d.exact {
+                for v in sent.enrolment.curve.compactMap(\.exact) { #expect(abs(v - (total - recent)) == 0 || abs(v - (total - recent)) >= 11) }
+            }
             // Published cumulative counts differ by 0 or at least 11.
             let shownCurve = sent.enrolment.curve.compactMap(\.exact)
             for (x, y) in zip(shownCurve, shownCurve.dropFirst()) { #expect(y - x == 0 || y - x >= 11, "\(shownCurve)") }
@@ -210,10 +227,19 @@ struct SnapshotDisclosureTests {
         // Day 2: 42 enrolled, 12 changed since the published 30: it leaves.
         #expect(sent[2].enrolment.enrolled == .value(42))
         #expect(sent[2].enrolment.enrolled30d == .value(12))
-        // Patient-days change for every subject each day (at least 11 of them): published.
-        #expect(sent[1].events.first?.patientDays.isShown == true)
-        // The held figure's value is the earlier published one, never the new one.
-        #expect(!sent[1].json().contains("\"enrolled\":33"))
+        // Patient-days grow with time for everyone; three subjects entering is what counts: held,
+        // then published once twelve have.
+        #expect(sent[1].events.first?.patientDays == .held(try #require(sent[0].events.first?.patientDays.value), since: end0))
+        #expect(sent[2].events.first?.patientDays.isShown == true)
+        // The same figure under other names is held with it: the curve's last point, the
+        // current adherence count (in_follow_up) and the latest week's.
+        #expect(sent[1].enrolment.curve.last == sent[1].enrolment.enrolled)
+        #expect(sent[1].activity.adherenceN == .held(30, since: end0))
+        #expect(sent[1].activity.weekly.last?.adherenceN == .held(30, since: end0))
+        #expect(sent[1].activity.adherenceSum == .withheld || !(sent[1].activity.adherenceSum.isShown && sent[1].activity.adherenceN.isShown == false))
+        // Nothing in the snapshot says 33.
+        let text = sent[1].json()
+        #expect(!text.contains(":33,") && !text.contains(":33}") && !text.contains(",33,") && !text.contains("[33,") && !text.contains(",33]"), "\(text)")
     }
 }
 
@@ -276,8 +302,15 @@ struct SnapshotStatusTests {
             #expect(fromSnapshot.outcomes.map(\.figures.nPaired) == raw.outcomes.map(\.figures.nPaired))
             for (a, b) in zip(fromSnapshot.outcomes, raw.outcomes) {
                 #expect(close(a.figures.meanChange, b.figures.meanChange) && close(a.figures.changeCI95?.upper, b.figures.changeCI95?.upper))
+                #expect(close(a.figures.changeCI95?.lower, b.figures.changeCI95?.lower))
+                #expect(close(a.figures.meanBaseline, b.figures.meanBaseline) && close(a.figures.meanLatest, b.figures.meanLatest))
+                #expect(close(a.figures.pctInTarget, b.figures.pctInTarget) && close(a.figures.improvedPct, b.figures.improvedPct))
             }
             #expect(fromSnapshot.events.map(\.events) == raw.events.map(\.events))
+            for (a, b) in zip(fromSnapshot.events, raw.events) {
+                #expect(close(a.patientDays, b.patientDays) && close(a.ratePer100PatientMonths, b.ratePer100PatientMonths))
+            }
+            #expect(fromSnapshot.quality.period.duplicate == raw.quality.period.duplicate)
             #expect(fromSnapshot.quality.period.accepted == raw.quality.period.accepted)
             #expect(fromSnapshot.quality.period.refusedByReason == raw.quality.period.refusedByReason)
             #expect(fromSnapshot.json().contains("\"snapshot\":{\"as_of\""))
