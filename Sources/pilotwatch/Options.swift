@@ -154,6 +154,9 @@ enum ConfigLoader {
             let (r, ps) = ConfigParser.registry(yaml: text, file: service.registryPath, catalogue: catalogue)
             registry = r; problems += ps
         }
+        if let registry, let federation = service.federation {
+            problems += federation.problems(against: registry, file: configPath)
+        }
         guard let registry, let catalogue, problems.isEmpty else { return (nil, problems) }
         return (Context(service: service, registry: registry, catalogue: catalogue), [])
     }
