@@ -12,7 +12,9 @@
 /// Refusing is a value, never a thrown error. Checks run in this order, and the first
 /// failure is the verdict:
 ///
-/// 1. `identifying_data` in the topic: a pilot or device id shaped like a direct identifier.
+/// 1. `identifying_data` in the topic: a pilot or device id shaped like a direct identifier;
+///    then `aggregate_pilot` (contract 1.1) for a well-shaped topic of a registered pilot whose
+///    entry says `reporting: aggregates`: its payload is not read, and is kept as hash only.
 /// 2. `too_large`: more than `ContractLimits.maxPayloadBytes`, checked before parsing
 ///    (such a payload is not scanned; keep no more than its hash).
 /// 3. `identifying_data` in the payload, so that identifying data wins over every other
@@ -50,6 +52,8 @@ public struct ContractValidator: Sendable {
     public let registry: Registry
     public let catalogue: Catalogue
     public let topicRoot: String
+    /// Reads snapshot payloads (contract 1.1); nil: snapshots are refused as `schema`.
+    public let snapshots: (any SnapshotChecking)?
 
     /// Lookups built once: a reference per pilot and indicator, so the hot path copies no large struct.
     private let pilotRules: [String: PilotRule]
@@ -60,10 +64,11 @@ public struct ContractValidator: Sendable {
     /// How many topic levels the root has (`pilots`: 1; `region/pilots`: 2).
     private let rootLevels: Int
 
-    public init(registry: Registry, catalogue: Catalogue, topicRoot: String = "pilots") {
+    public init(registry: Registry, catalogue: Catalogue, topicRoot: String = "pilots", snapshots: (any SnapshotChecking)? = nil) {
         self.registry = registry
         self.catalogue = catalogue
         self.topicRoot = topicRoot
+        self.snapshots = snapshots
         var pilots: [String: PilotRule] = [:]
         for p in registry.pilots where pilots[p.id] == nil { pilots[p.id] = PilotRule(p) }
         pilotRules = pilots
@@ -93,6 +98,15 @@ public struct ContractValidator: Sendable {
         let analysis = analyseTopic(topic)
         if let refusal = analysis.refusal, refusal.reason == .identifyingData { return .refused(nil, refusal) }
         let parsedTopic = analysis.topic
+        if let parsedTopic, parsedTopic.kind == .agg {
+            return snapshotVerdict(parsedTopic, analysis, payload: payload, receivedAt: receivedAt)
+        }
+        // A pilot that reports aggregates: whatever its devices send here is patient-level data
+        // the cluster must not hold, so it is refused before its bytes are read (hash only).
+        if let pilot = analysis.pilot, let site = pilot.pilot.site, let parsedTopic {
+            return .refused(parsedTopic, Refusal(.aggregatePilot,
+                "topic: pilot \(pilot.pilot.id) reports aggregates (its site \(site) sends day-end snapshots on \(topicRoot)/\(pilot.pilot.id)/\(site)/agg); its devices must publish to the site, not here"))
+        }
 
         guard payload.count <= ContractLimits.maxPayloadBytes else {
             return .refused(parsedTopic, Refusal(.tooLarge,
@@ -131,6 +145,44 @@ public struct ContractValidator: Sendable {
             return .status(parsedTopic, try deviceStatus(root))
         } catch {
             return .refused(parsedTopic, error)
+        }
+    }
+
+    // MARK: - Snapshots
+
+    /// The verdict on a snapshot topic `{root}/{pilot_id}/{site_id}/agg` (contract 1.1), in
+    /// this order: the pilot known (`unknown_pilot`); reporting aggregates, else
+    /// `pilot_mismatch`; the topic's site its registered site, else `unknown_site`; `too_large`;
+    /// then the payload, read by ``snapshots`` (`malformed_json`, `schema`, `pilot_mismatch`,
+    /// `registry_mismatch`). An accepted snapshot is scanned for identifier shapes too: it must
+    /// name no one.
+    private func snapshotVerdict(_ topic: Topic, _ analysis: TopicAnalysis, payload: [UInt8], receivedAt: Instant) -> Verdict {
+        if let refusal = analysis.refusal { return .refused(topic, refusal) }
+        guard let rule = analysis.pilot else {
+            return .refused(topic, Refusal(.unknownPilot, "topic: pilot \(quoteForDetail(topic.pilot)) is not in the pilot registry"))
+        }
+        let pilot = rule.pilot
+        guard let site = pilot.site else {
+            return .refused(topic, Refusal(.pilotMismatch,
+                "topic: pilot \(pilot.id) reports observations (its registry entry has no reporting: aggregates), so it takes no snapshots"))
+        }
+        guard topic.device == site else {
+            return .refused(topic, Refusal(.unknownSite,
+                "topic: site \(quoteForDetail(topic.device)) is not the site of pilot \(pilot.id) (its registered site is \(site))"))
+        }
+        guard payload.count <= ContractLimits.maxPayloadBytes else {
+            return .refused(topic, Refusal(.tooLarge,
+                "payload: \(payload.count) bytes is more than the limit of \(ContractLimits.maxPayloadBytes) bytes"))
+        }
+        guard let snapshots else {
+            return .refused(topic, Refusal(.schema, "payload: this instance does not read snapshots"))
+        }
+        do {
+            let receipt = try snapshots.check(payload, pilot: pilot, site: site, catalogue: catalogue)
+            if let identifying = identifyingRefusal(rawBytes: payload, receivedAt: receivedAt) { return .refused(topic, identifying) }
+            return .snapshot(topic, receipt)
+        } catch {
+            return .refused(topic, error)
         }
     }
 
@@ -227,7 +279,7 @@ public struct ContractValidator: Sendable {
             default: break
             }
             if r.isEmpty || (k == 0 && rootMatches) { continue }
-            if k == 3 && (equals(r, obsBytes) || equals(r, statusBytes)) { continue }
+            if k == 3 && (equals(r, obsBytes) || equals(r, statusBytes) || equals(r, aggBytes)) { continue }
             if k == 1, let known = pilotRule(slice(r)) {
                 pilot = known
                 continue
@@ -241,21 +293,23 @@ public struct ContractValidator: Sendable {
         }
         guard levelCount == rootLevels + 3 else {
             return refuse(.schema,
-                "topic: \(quoteForDetail(text)) has \(levelCount) level\(levelCount == 1 ? "" : "s"); expected \(topicRoot)/{pilot_id}/{device_id}/obs or .../status")
+                "topic: \(quoteForDetail(text)) has \(levelCount) level\(levelCount == 1 ? "" : "s"); expected \(topicRoot)/{pilot_id}/{device_id}/obs or .../status (or \(topicRoot)/{pilot_id}/{site_id}/agg)")
         }
         guard equals(levels.0, rootBytes) else {
             return refuse(.schema, "topic: root \(quoteForDetail(string(levels.0))) is not \(quoteForDetail(topicRoot))")
         }
-        if let problem = idProblem(slice(levels.1), what: "pilot id") { return refuse(.schema, "topic: " + problem) }
-        if let problem = idProblem(slice(levels.2), what: "device id") { return refuse(.schema, "topic: " + problem) }
         let kind: TopicKind
         if equals(levels.3, obsBytes) {
             kind = .obs
         } else if equals(levels.3, statusBytes) {
             kind = .status
+        } else if equals(levels.3, aggBytes) {
+            kind = .agg
         } else {
-            return refuse(.schema, "topic: last level \(quoteForDetail(string(levels.3))) must be obs or status")
+            return refuse(.schema, "topic: last level \(quoteForDetail(string(levels.3))) must be obs, status or agg")
         }
+        if let problem = idProblem(slice(levels.1), what: "pilot id") { return refuse(.schema, "topic: " + problem) }
+        if let problem = idProblem(slice(levels.2), what: kind == .agg ? "site id" : "device id") { return refuse(.schema, "topic: " + problem) }
         let parsed = Topic(pilot: pilot?.pilot.id ?? string(levels.1), device: string(levels.2), kind: kind)
         guard pilot != nil else {
             return TopicAnalysis(topic: parsed, pilot: nil,
@@ -598,6 +652,7 @@ public struct ContractValidator: Sendable {
 
 private let obsBytes = Array("obs".utf8)
 private let statusBytes = Array("status".utf8)
+private let aggBytes = Array("agg".utf8)
 
 /// A registered pilot and the earliest observation time it accepts. A class, so that
 /// handing it around copies one reference rather than every field of `Pilot`.

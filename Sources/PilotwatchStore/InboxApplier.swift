@@ -412,7 +412,7 @@ extension Verdict {
     /// The parsed topic, whatever the verdict.
     var topic: Topic? {
         switch self {
-        case .observations(let topic, _), .status(let topic, _): return topic
+        case .observations(let topic, _), .status(let topic, _), .snapshot(let topic, _): return topic
         case .refused(let topic, _): return topic
         }
     }
