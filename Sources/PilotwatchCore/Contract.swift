@@ -129,6 +129,9 @@ public protocol SnapshotChecking: Sendable {
     /// The snapshot's `msg_id`, `as_of` and `revision` (with `site` as given), or the refusal:
     /// `malformed_json`, `schema`, `pilot_mismatch` or `registry_mismatch`.
     func check(_ payload: [UInt8], pilot: Pilot, site: String, catalogue: Catalogue) throws(Refusal) -> SnapshotReceipt
+    /// Every field name a snapshot may hold: the identifying-data scan reads their values but
+    /// not the names themselves (`patient_days` names no patient).
+    var fieldNames: Set<String> { get }
 }
 
 /// What the contract says of one message.

@@ -88,7 +88,8 @@ public struct ContractValidator: Sendable {
     public func validate(topic: String, payload: [UInt8], receivedAt: Instant) -> Verdict {
         let verdict = contractVerdict(topic: topic, payload: payload, receivedAt: receivedAt)
         if case .refused(let parsed, let refusal) = verdict, refusal.reason.keepsPayload,
-           let identifying = identifyingRefusal(rawBytes: payload, receivedAt: receivedAt) {
+           let identifying = identifyingRefusal(rawBytes: payload, receivedAt: receivedAt,
+                                                knownNames: parsed?.kind == .agg ? snapshots?.fieldNames ?? [] : []) {
             return .refused(parsed, identifying)
         }
         return verdict
@@ -179,7 +180,9 @@ public struct ContractValidator: Sendable {
         }
         do {
             let receipt = try snapshots.check(payload, pilot: pilot, site: site, catalogue: catalogue)
-            if let identifying = identifyingRefusal(rawBytes: payload, receivedAt: receivedAt) { return .refused(topic, identifying) }
+            if let identifying = identifyingRefusal(rawBytes: payload, receivedAt: receivedAt, knownNames: snapshots.fieldNames) {
+                return .refused(topic, identifying)
+            }
             return .snapshot(topic, receipt)
         } catch {
             return .refused(topic, error)
@@ -210,9 +213,14 @@ public struct ContractValidator: Sendable {
     /// numbers and bytes that are not JSON. No pilot is known, so no value counts as the topic's
     /// pilot and recent dates (the last five years) read as timestamps. The detail names `what`
     /// and the field, never the value.
-    public func identifyingRefusal(rawBytes: [UInt8], receivedAt: Instant, naming what: String = "payload") -> Refusal? {
+    ///
+    /// `knownNames`: field names of the message's kind that are not read as names (a snapshot's
+    /// own fields, such as `patient_days`); their values are scanned all the same.
+    public func identifyingRefusal(rawBytes: [UInt8], receivedAt: Instant, naming what: String = "payload",
+                                   knownNames: Set<String> = []) -> Refusal? {
         var scan = IdentityScan(topicPilot: nil, indicatorRules: indicatorRules,
-                                tolerant: .tolerant(timestampsFrom: timestampsFrom(receivedAt: receivedAt, pilot: nil)))
+                                tolerant: .tolerant(timestampsFrom: timestampsFrom(receivedAt: receivedAt, pilot: nil)),
+                                knownNames: knownNames)
         let parsed = try? JSON.parse(rawBytes)
         if let parsed {
             do throws(Refusal) {
@@ -681,12 +689,17 @@ private struct IdentityScan {
     let topicPilot: String?
     let indicatorRules: [String: IndicatorRule]
     let tolerant: IdentifierGuard.Policy
+    /// Field names of the message kind that are not read as names (a snapshot's `patient_days`):
+    /// their values are still scanned.
+    let knownNames: Set<String>
     var lastSubject: String?
 
-    init(topicPilot: String?, indicatorRules: [String: IndicatorRule], tolerant: IdentifierGuard.Policy) {
+    init(topicPilot: String?, indicatorRules: [String: IndicatorRule], tolerant: IdentifierGuard.Policy,
+         knownNames: Set<String> = []) {
         self.topicPilot = topicPilot
         self.indicatorRules = indicatorRules
         self.tolerant = tolerant
+        self.knownNames = knownNames
     }
 
     /// Something identifying, found at a path built (innermost first) as the walk unwinds.
@@ -717,7 +730,7 @@ private struct IdentityScan {
         case .object(let o):
             for m in o.members {
                 let field = ContractField(m.key)
-                if field == nil, let hit = nameProblem(m.key) { throw hit }
+                if field == nil, !knownNames.contains(m.key), let hit = nameProblem(m.key) { throw hit }
                 do throws(Hit) {
                     try scan(m.value, key: field)
                 } catch {
@@ -840,7 +853,7 @@ private struct IdentityScan {
             while k < n && (payload[k] == 0x20 || payload[k] == 0x09 || payload[k] == 0x0A || payload[k] == 0x0D) { k += 1 }
             if k < n && payload[k] == UInt8(ascii: ":") {
                 let field = ContractField(token)
-                if field == nil {
+                if field == nil && !knownNames.contains(token) {
                     if let kind = IdentifierGuard.kind(of: token, policy: tolerant) {
                         return Refusal(.identifyingData, "\(what): a field name looks like \(withArticle(kind))")
                     }

@@ -13,6 +13,22 @@ import PilotwatchCore
 public struct SnapshotIntake: SnapshotChecking {
     public init() {}
 
+    public var fieldNames: Set<String> { Self.fieldNames }
+
+    /// Every field name of federation.md's snapshot message (and the reason codes that key
+    /// `quality.refused`). SnapshotIntakeTests checks that a built snapshot uses no other.
+    static let fieldNames: Set<String> = Set([
+        "msg_id", "kind", "pilot", "as_of", "revision", "metrics_version", "min_cell", "registry", "enrolment", "activity",
+        "outcomes", "events", "devices", "quality", "last_observation_at",
+        "start", "end", "enrolment_target", "milestones", "date", "enrolled", "indicator", "unit", "target", "min", "max",
+        "windows", "baseline_before_days", "baseline_after_days", "follow_up_days",
+        "withdrawn", "in_follow_up", "enrolled_30d", "curve", "active_7d", "adherence_sum", "adherence_n", "weekly",
+        "n_paired", "sum_baseline", "sum_latest", "sum_change", "m2_change", "in_target", "improved", "patient_days",
+        "seen", "silent_48h", "battery_low", "messages_7d", "refusals_7d",
+        "messages", "accepted", "refused", "duplicate_messages", "duplicate_observations", "unenrolled_subjects",
+        "lt", "value", "held_since",
+    ] + ReasonCode.allCases.map(\.rawValue))
+
     public func check(_ payload: [UInt8], pilot: Pilot, site: String, catalogue: Catalogue) throws(Refusal) -> SnapshotReceipt {
         let snapshot = try SnapshotParser.parse(payload)
         guard snapshot.pilot == pilot.id else {

@@ -9,6 +9,7 @@ import Testing
 
 /// Accepts any payload that is the text "ok", refusing anything else as `schema`.
 private struct StubSnapshots: SnapshotChecking {
+    var fieldNames: Set<String> { ["ok"] }
     func check(_ payload: [UInt8], pilot: Pilot, site: String, catalogue: Catalogue) throws(Refusal) -> SnapshotReceipt {
         guard payload == Array("{\"ok\":1}".utf8) else { throw Refusal(.schema, "payload: not ok") }
         return SnapshotReceipt(msgID: "m", site: site, asOf: Instant(millis: 86_400_000 - 1), revision: 1)
