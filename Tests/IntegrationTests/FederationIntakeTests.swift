@@ -163,6 +163,27 @@ struct FederationIntakeTests {
                         && ($0["detail"] as? String)?.contains(detail) == true },
                     "\(reason.rawValue) naming \(detail): \(rows.map { ($0["reason"] ?? "", $0["detail"] ?? "") })")
         }
+
+        // `pilotwatch snapshots`: what the cluster holds, per pilot and per day end; audited.
+        let table = try f.ws.run(["snapshots"])
+        #expect(table.status == 0, "\(table.stderr)")
+        #expect(table.stdout.contains("card-hf-agg-04") && table.stdout.contains("chu-lille") && table.stdout.contains("2000")
+                    && table.stdout.contains(f.day.description), "\(table.stdout)")
+        let json = try f.ws.run(["snapshots", "--format", "json"])
+        let summary = try #require(JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let pilots = try #require(summary["pilots"] as? [[String: Any]])
+        #expect(pilots.count == 1 && pilots[0]["revision"] as? Int == 2_000 && pilots[0]["day_ends"] as? Int == 1, "\(pilots)")
+        #expect(pilots[0]["latest_as_of"] as? String == f.day.advanced(by: 1).start.adding(millis: -1).description)
+        let one = try f.ws.run(["snapshots", "--pilot", "card-hf-agg-04", "--format", "json"])
+        let detail = try #require(JSONSerialization.jsonObject(with: Data(one.stdout.utf8)) as? [String: Any])
+        let list = try #require(detail["snapshots"] as? [[String: Any]])
+        #expect(list.count == 1 && list[0]["sha256"] as? String == SHA256.hex(Array(second.utf8)), "\(list)")
+        let unknown = try f.ws.run(["snapshots", "--pilot", "nope"])
+        #expect(unknown.status == 64 && unknown.stderr.contains("pilots that report aggregates: card-hf-agg-04"), "\(unknown.stderr)")
+        let trail = try String(contentsOfFile: f.ws.db + ".audit", encoding: .utf8)
+        #expect(trail.contains("\"command\":\"snapshots\""), "the view is audited like every view of the store")
+        let help = try f.ws.run(["snapshots", "--help"], addConfig: false)
+        #expect(help.status == 0 && help.stdout.contains("reporting: aggregates") && help.stdout.contains("Examples:"))
     }
 
     @Test func observationsForAnAggregatePilotLeaveNoTraceOfTheirSubject() throws {
