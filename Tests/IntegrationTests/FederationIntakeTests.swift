@@ -84,6 +84,39 @@ struct FederationFixture {
     }
 }
 
+/// The retained message on `topic`, or nil when there is none within 2 s. (`mosquitto_sub -W`
+/// cannot be relied on: a child of Foundation's `Process` inherits blocked signals, so it is
+/// stopped with SIGKILL.)
+func retained(port: Int, topic: String) throws -> String? {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_sub")
+    p.arguments = ["-h", "127.0.0.1", "-p", String(port), "-t", topic, "-C", "1", "-i", "sub-" + UUID().uuidString.prefix(8)]
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    let pid = p.processIdentifier
+    let stop = DispatchWorkItem { kill(pid, SIGKILL) }
+    DispatchQueue.global().asyncAfter(deadline: .now() + 2, execute: stop)
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    stop.cancel()
+    let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    return p.terminationStatus == 0 && !text.isEmpty ? text : nil
+}
+
+/// Waits until the retained message on `topic` satisfies `done`; returns it.
+func waitForRetained(port: Int, topic: String, timeout: Double = 30, _ done: (String) -> Bool) throws -> String {
+    let deadline = Date().addingTimeInterval(timeout)
+    var last: String?
+    while Date() < deadline {
+        last = try retained(port: port, topic: topic)
+        if let last, done(last) { return last }
+        Thread.sleep(forTimeInterval: 0.2)
+    }
+    throw TestFailure("timed out waiting for the retained message on \(topic); last: \(last ?? "none")")
+}
+
 extension ServeProcess {
     /// Waits until serve has subscribed to the snapshot topics too.
     func waitUntilSubscribedToSnapshots(timeout: Double = 30) throws {
@@ -163,6 +196,20 @@ struct FederationIntakeTests {
                         && ($0["detail"] as? String)?.contains(detail) == true },
                     "\(reason.rawValue) naming \(detail): \(rows.map { ($0["reason"] ?? "", $0["detail"] ?? "") })")
         }
+
+        // The site's retained status names its last accepted snapshot and its last refusal.
+        let status = try waitForRetained(port: broker.port, topic: "pilots/_cluster/sites/chu-lille/status") {
+            $0.contains("\"reason\":\"identifying_data\"")
+        }
+        let object = try #require(JSONSerialization.jsonObject(with: Data(status.utf8)) as? [String: Any])
+        #expect(object["site"] as? String == "chu-lille")
+        let accepted = try #require((object["pilots"] as? [[String: Any]])?.first)
+        #expect(accepted["pilot"] as? String == "card-hf-agg-04" && accepted["revision"] as? Int == 2_000, "\(status)")
+        #expect(accepted["as_of"] as? String == f.day.advanced(by: 1).start.adding(millis: -1).description)
+        let refusal = try #require(object["last_refusal"] as? [String: Any])
+        #expect(refusal["pilot"] as? String == "card-hf-agg-04" && (refusal["detail"] as? String)?.contains("patients") == true)
+        // No status for a site the registry does not name.
+        #expect(try retained(port: broker.port, topic: "pilots/_cluster/sites/other-site/status") == nil)
 
         // `pilotwatch snapshots`: what the cluster holds, per pilot and per day end; audited.
         let table = try f.ws.run(["snapshots"])

@@ -132,6 +132,7 @@ struct Serve: ParsableCommand {
         // What was stored, from the inbox or handed over, in the log's counts and the metrics.
         let recordOutcomes: @Sendable ([IngestOutcome]) -> Void = { counts.add($0); serveMetrics?.applied(outcomes: $0) }
 
+        let feedback = makeSiteFeedback(ctx, mqttConfig: mqttConfig, store: store, logger: logger)
         let start = try store.inboxPosition()
         let backlogLimit = Int64(maxBacklog) << 20
         let policy = applyDelay == 0
@@ -150,7 +151,8 @@ struct Serve: ParsableCommand {
                 subscriber.stop()
             },
             onCommit: { serveMetrics?.commitDuration($0) },
-            onVisible: { visibility.record(received: $0, committed: $1) })
+            onVisible: { visibility.record(received: $0, committed: $1) },
+            onStored: { feedback?.record($0, $1) })
         var metricsServer: MetricsHTTPServer?
         if let metricsAddress, let serveMetrics {
             metricsServer = try MetricsEndpoint.make(at: metricsAddress, metrics: serveMetrics, inbox: inbox, applier: applier,
@@ -241,6 +243,7 @@ struct Serve: ParsableCommand {
         channel.stop()
         // Everything acknowledged goes into SQLite before exiting.
         let applyError = applier.finish()
+        feedback?.stop()
         beats.stop()
         alerts.stop(clean: receiveError == nil && applyError == nil)
         logger.info("\(counts.line())")
@@ -273,6 +276,24 @@ struct Serve: ParsableCommand {
                                                       backlogLimit: Int64(maxBacklog) << 20,
                                                       lagBound: max(30, 2 * applyDelay)),
                          publisher: publisher, metrics: metrics, logger: logger)
+    }
+
+    /// The sites' retained statuses (federation.md, "Feedback"), on a connection of their own
+    /// (client id `{client_id}-sites`); nil when no pilot reports aggregates.
+    private func makeSiteFeedback(_ ctx: Context, mqttConfig: MQTTConfiguration, store: Store, logger: Logger) -> SiteFeedback? {
+        guard ctx.registry.pilots.contains(where: { $0.site != nil }) else { return nil }
+        var config = mqttConfig
+        config.clientID = String((mqttConfig.clientID + "-sites").prefix(128))
+        config.subscriptions = []
+        config.connectTimeout = min(config.connectTimeout, 3)
+        var publisher: MQTTPublisher?
+        do {
+            publisher = try MQTTPublisher(configuration: config, logger: logger, maxUnacknowledged: 100, flowControlTimeout: 5)
+        } catch {
+            logger.warning("sites: no connection to the broker for the sites' statuses (snapshots are stored, statuses not published): \(error)")
+        }
+        let held = (try? store.snapshotSummaries()) ?? []
+        return SiteFeedback(root: ctx.service.topicRoot, registry: ctx.registry, held: held, publisher: publisher, logger: logger)
     }
 
     /// Applies the retention policy (audited as `db purge (serve)`); a failure is logged and
