@@ -58,4 +58,20 @@ struct SnapshotStoreTests {
         #expect(Set(rejects.map(\.reason)) == [.unknownSite, .registryMismatch, .aggregatePilot])
         #expect(try store.snapshots().isEmpty)
     }
+
+    @Test func aReplayedSnapshotRefusalIsStoredAndUncountedStoreWide() throws {
+        let dir = try TempDir()
+        let store = try Store(path: dir.file("s.sqlite"))
+        let topic = Topic(pilot: "hf-agg", device: "site-a", kind: .agg)
+        _ = try store.ingest([refusedItem(topic, .registryMismatch)])
+        let reject = try #require(try store.rejects(RejectFilter()).first)
+        // The registry was fixed: the replay re-validates it as a snapshot.
+        let summary = try store.replay([(reject.id, snapshotItem(revision: 7))])
+        #expect(summary.accepted == 1)
+        let stats = try store.stats()
+        #expect(stats.refused == 0 && stats.refusedByReason.values.allSatisfy { $0 == 0 }, "\(stats.refusedByReason)")
+        #expect(try store.snapshots().map(\.revision) == [7])
+        #expect(try store.read { try $0.devices(pilot: "hf-agg") }.isEmpty, "a site is not a device")
+        #expect(try store.rejects(RejectFilter()).isEmpty)
+    }
 }
