@@ -83,7 +83,7 @@ let package = Package(
         .testTarget(name: "PilotwatchMonitoringTests", dependencies: ["PilotwatchMonitoring", "PilotwatchStore", "PilotwatchCore", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["PilotwatchCore", "PilotwatchStore", "MQTT", "TestSupport", "pilotwatch"],
+            dependencies: ["PilotwatchCore", "PilotwatchStore", "PilotwatchReports", "MQTT", "TestSupport", "pilotwatch"],
             swiftSettings: strict
         ),
     ]

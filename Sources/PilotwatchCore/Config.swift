@@ -45,6 +45,8 @@ public struct ServiceConfig: Sendable, Hashable {
     public var alerts = AlertSettings()
     /// How long refused payloads (and, later, other data) are kept (`retention:`).
     public var retention = RetentionSettings()
+    /// A site instance's `federation:` section (nil: this instance sends no snapshots).
+    public var federation: FederationSettings?
 
     public init(file: String, databasePath: String, registryPath: String, cataloguePath: String) {
         self.file = file; self.databasePath = databasePath; self.registryPath = registryPath; self.cataloguePath = cataloguePath
@@ -73,7 +75,7 @@ public enum ConfigParser {
     public static func service(yaml: String, file: String) -> (ServiceConfig?, [ConfigProblem]) {
         var r = YAMLReader(file: file)
         guard let root = r.root(yaml) else { return (nil, r.problems) }
-        r.checkKeys(root, allowed: ["broker", "topic_root", "database", "registry", "catalogue", "alerts", "retention"], path: "")
+        r.checkKeys(root, allowed: ["broker", "topic_root", "database", "registry", "catalogue", "alerts", "retention", "federation"], path: "")
         let folder = ConfigPath.folder(of: file)
         let db = r.string(root, "database", path: "config", required: true)
         let registry = r.string(root, "registry", path: "config", required: true)
@@ -92,6 +94,7 @@ public enum ConfigParser {
         }
         if let anode = root["alerts"] { config.alerts = AlertSettings.read(&r, anode, folder: folder) }
         if let rnode = root["retention"] { config.retention = RetentionSettings.read(&r, rnode, path: "retention", over: config.retention) }
+        if let fnode = root["federation"] { config.federation = FederationSettings.read(&r, fnode, folder: folder) }
         if let bnode = root["broker"] {
             if case .mapping(let b) = bnode {
                 r.checkKeys(b, allowed: ["host", "port", "client_id", "username", "password_file", "tls", "keepalive",
@@ -246,7 +249,7 @@ public enum ConfigParser {
             let path = "pilots[\(i)]"
             guard case .mapping(let m) = node else { r.problem(node, "\(path) must be a mapping"); continue }
             r.checkKeys(m, allowed: ["id", "name", "programme", "lead", "call", "funders", "start", "end",
-                                     "enrolment_target", "milestones", "outcomes", "alerts", "retention"], path: path)
+                                     "enrolment_target", "milestones", "outcomes", "alerts", "retention", "reporting", "site"], path: path)
             let id = r.string(m, "id", path: path, required: true)
             let label = id.map { "pilots[\($0)]" } ?? path
             if let id {
@@ -291,6 +294,7 @@ public enum ConfigParser {
                 }
             }
             let retention = m["retention"].map { RetentionOverrides.read(&r, $0, path: "\(label).retention") } ?? RetentionOverrides()
+            let reporting = readReporting(&r, m, label: label)
             if let catalogue, let programme {
                 for code in outcomes {
                     guard let ind = catalogue.indicator(code) else {
@@ -306,7 +310,8 @@ public enum ConfigParser {
             if let id, let name, let programme, let lead, let call, let funders, let start, let end, let target {
                 out.append(Pilot(id: id, name: name, programme: programme, lead: lead, call: call, funders: funders,
                                  start: start, end: end, enrolmentTarget: target,
-                                 milestones: milestones.sorted { $0.date < $1.date }, outcomes: outcomes, alerts: alerts, retention: retention))
+                                 milestones: milestones.sorted { $0.date < $1.date }, outcomes: outcomes, alerts: alerts, retention: retention,
+                                 reporting: reporting ?? .observations))
             }
         }
         if let catalogue {
@@ -318,6 +323,30 @@ public enum ConfigParser {
             }
         }
         return (r.problems.isEmpty ? Registry(pilots: out, programmes: programmes) : nil, r.problems)
+    }
+
+    /// A pilot entry's `reporting:` and `site:`: `observations` (the default, no site) or
+    /// `aggregates` with the site id that reports them. Nil (with a problem) when they disagree.
+    private static func readReporting(_ r: inout YAMLReader, _ m: Node.Mapping, label: String) -> Reporting? {
+        let mode = r.string(m, "reporting", path: label, required: false)
+        let site = r.string(m, "site", path: label, required: false)
+        if let site, let rule = SettingRules.siteIDProblem(site) {
+            r.problem(m["site"], "\(label).site: \(SettingRules.quoted(site)) \(rule)")
+            return nil
+        }
+        switch (mode, site) {
+        case (nil, nil), ("observations", nil):
+            return .observations
+        case ("aggregates", let site?):
+            return .aggregates(site: site)
+        case ("aggregates", nil):
+            r.problem(m["reporting"], "\(label): reporting: aggregates needs the site that sends them; add site: SITE_ID (the site instance's federation.site_id)")
+        case (nil, _?), ("observations", _?):
+            r.problem(m["site"], "\(label).site: a site reports aggregates; add reporting: aggregates, or remove site for a pilot whose devices report observations")
+        default:
+            r.problem(m["reporting"], "\(label).reporting: \(SettingRules.quoted(mode ?? "")) is not observations or aggregates")
+        }
+        return nil
     }
 
     private static func enumValue<E: RawRepresentable & CaseIterable>(

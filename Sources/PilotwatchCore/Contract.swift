@@ -1,4 +1,4 @@
-/// The reason codes of the wire contract (`mqtt-contract.md`, version 1, and `store_error` of 1.1).
+/// The reason codes of the wire contract (`mqtt-contract.md`, version 1, and those of 1.1).
 public enum ReasonCode: String, Sendable, Codable, CaseIterable, Hashable {
     case malformedJSON = "malformed_json"
     case schema
@@ -17,6 +17,14 @@ public enum ReasonCode: String, Sendable, Codable, CaseIterable, Hashable {
     /// Contract 1.1: the message names a subject that was erased (`subjects erase`); kept as
     /// hash only.
     case erasedSubject = "erased_subject"
+    /// Contract 1.1: an observation or status message for a pilot whose registry entry says
+    /// `reporting: aggregates`; the cluster keeps no patient-level payload for such a pilot, so
+    /// it is kept as hash only.
+    case aggregatePilot = "aggregate_pilot"
+    /// Contract 1.1: a snapshot whose topic's site is not the pilot's registered `site`.
+    case unknownSite = "unknown_site"
+    /// Contract 1.1: a snapshot computed with other registry facts than the cluster's.
+    case registryMismatch = "registry_mismatch"
 
     /// The reason codes of contract version 1, the ones a v1 store's schema knows.
     public static let version1: [ReasonCode] = [
@@ -26,8 +34,11 @@ public enum ReasonCode: String, Sendable, Codable, CaseIterable, Hashable {
 
     /// Whether the message's bytes may be kept (quarantine, inbox): not for a refusal whose
     /// message is kept as hash only: identifying data, a payload too large to be scanned
-    /// for it (nor ever accepted, so nothing to replay), and a message about an erased subject.
-    public var keepsPayload: Bool { self != .identifyingData && self != .tooLarge && self != .erasedSubject }
+    /// for it (nor ever accepted, so nothing to replay), a message about an erased subject, and
+    /// patient-level data misrouted to the cluster for an aggregate pilot.
+    public var keepsPayload: Bool {
+        self != .identifyingData && self != .tooLarge && self != .erasedSubject && self != .aggregatePilot
+    }
 
     /// Whether the refusal is the pilot's doing (counted in its refusal rate and flags), not the
     /// service's own (`store_error`).
@@ -44,12 +55,14 @@ public struct Refusal: Sendable, Hashable, Error, CustomStringConvertible {
     public var description: String { "\(reason.rawValue): \(detail)" }
 }
 
-/// The two message kinds of the contract, by topic suffix.
+/// The message kinds of the contract, by topic suffix: observations and device statuses (v1),
+/// and a site instance's day-end snapshots (`agg`, 1.1).
 public enum TopicKind: String, Sendable, Hashable {
-    case obs, status
+    case obs, status, agg
 }
 
-/// A parsed topic `{root}/{pilot_id}/{device_id}/{obs|status}`.
+/// A parsed topic `{root}/{pilot_id}/{device_id}/{obs|status}`, or `{root}/{pilot_id}/{site_id}/agg`
+/// (then `device` holds the site id).
 public struct Topic: Sendable, Hashable {
     public var pilot: String
     public var device: String
@@ -93,10 +106,40 @@ public struct DeviceStatus: Sendable, Hashable {
     }
 }
 
+/// A snapshot the contract accepts (contract 1.1): what the store keys and orders it by. The
+/// store keeps the payload itself as received.
+public struct SnapshotReceipt: Sendable, Hashable {
+    public var msgID: String
+    /// The pilot's registered site, which published it.
+    public var site: String
+    /// The day end it describes.
+    public var asOf: Instant
+    /// The site's computation time (ms): a higher one replaces a lower one for the same `as_of`.
+    public var revision: Int64
+    public init(msgID: String, site: String, asOf: Instant, revision: Int64) {
+        self.msgID = msgID; self.site = site; self.asOf = asOf; self.revision = revision
+    }
+}
+
+/// Reads the payload of a snapshot for a registered pilot that reports aggregates, from its
+/// registered site: the schema, the pilot field and the registry echo (against `pilot` and
+/// `catalogue`, the cluster's). The snapshot model and its parser live with the reports that
+/// build and read snapshots (`SnapshotIntake` in PilotwatchReports); the validator asks this.
+public protocol SnapshotChecking: Sendable {
+    /// The snapshot's `msg_id`, `as_of` and `revision` (with `site` as given), or the refusal:
+    /// `malformed_json`, `schema`, `pilot_mismatch` or `registry_mismatch`.
+    func check(_ payload: [UInt8], pilot: Pilot, site: String, catalogue: Catalogue) throws(Refusal) -> SnapshotReceipt
+    /// Every field name a snapshot may hold: the identifying-data scan reads their values but
+    /// not the names themselves (`patient_days` names no patient).
+    var fieldNames: Set<String> { get }
+}
+
 /// What the contract says of one message.
 public enum Verdict: Sendable, Hashable {
     case observations(Topic, ObservationMessage)
     case status(Topic, DeviceStatus)
+    /// A pilot snapshot (contract 1.1) on `{root}/{pilot}/{site}/agg`.
+    case snapshot(Topic, SnapshotReceipt)
     /// `topic` is set when the topic itself parsed (so the pilot and device are known).
     case refused(Topic?, Refusal)
 }

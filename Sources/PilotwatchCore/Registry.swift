@@ -22,18 +22,43 @@ public struct Pilot: Sendable, Hashable {
     public var alerts: AlertOverrides
     /// The entry's `retention:` block: how long this pilot's data is kept, where it differs.
     public var retention: RetentionOverrides
+    /// How the pilot reports to this instance: observations from its devices (the default), or
+    /// day-end snapshots from its site instance (federation.md).
+    public var reporting: Reporting
 
     public init(id: String, name: String, programme: String, lead: String, call: String, funders: [String],
                 start: Day, end: Day, enrolmentTarget: Int, milestones: [Milestone], outcomes: [String],
-                alerts: AlertOverrides = AlertOverrides(), retention: RetentionOverrides = RetentionOverrides()) {
+                alerts: AlertOverrides = AlertOverrides(), retention: RetentionOverrides = RetentionOverrides(),
+                reporting: Reporting = .observations) {
         self.id = id; self.name = name; self.programme = programme; self.lead = lead; self.call = call
         self.funders = funders; self.start = start; self.end = end; self.enrolmentTarget = enrolmentTarget
         self.milestones = milestones; self.outcomes = outcomes; self.alerts = alerts
-        self.retention = retention
+        self.retention = retention; self.reporting = reporting
+    }
+
+    /// The site that reports this pilot's aggregates, or nil when its devices report observations.
+    public var site: String? {
+        if case .aggregates(let site) = reporting { return site }
+        return nil
     }
 
     /// This pilot's thresholds: `base` (the service's) with the entry's own.
     public func alertThresholds(_ base: AlertThresholds) -> AlertThresholds { alerts.applied(to: base) }
+}
+
+/// How a pilot reports (`reporting:` in its registry entry).
+///
+/// ```yaml
+/// - id: hf-nord-02
+///   reporting: aggregates
+///   site: chu-lille      # the site instance that publishes its snapshots
+/// ```
+public enum Reporting: Sendable, Hashable {
+    /// Devices publish observations to this instance (contract v1; the default).
+    case observations
+    /// The pilot's site instance publishes day-end snapshots on `{root}/{pilot}/{site}/agg`;
+    /// observations for it are refused as `aggregate_pilot`.
+    case aggregates(site: String)
 }
 
 /// An enrolment milestone: `enrolled` subjects by `date`.

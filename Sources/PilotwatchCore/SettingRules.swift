@@ -22,6 +22,14 @@ package enum SettingRules {
         return ok ? nil : "must be one or more levels of a-z 0-9 . _ - separated by /, without + or #"
     }
 
+    /// A site id (`site:` of a pilot entry, `federation.site_id`): 1-64 characters of
+    /// `a-z 0-9 . _ -` starting with a letter or digit, no `..`; it is a topic level and the
+    /// site's broker account name, so never a slash.
+    package static func siteIDProblem(_ s: String) -> String? {
+        isValidCode(s) && !s.contains("..") ? nil
+            : "must be 1-64 characters of a-z 0-9 . _ - starting with a letter or digit (no slash, no ..), such as chu-lille"
+    }
+
     /// `broker.client_id`: printable ASCII without spaces, as the persistent session's fixed id.
     package static func clientIDProblem(_ s: String) -> String? {
         let u = s.utf8

@@ -12,7 +12,9 @@
 /// Refusing is a value, never a thrown error. Checks run in this order, and the first
 /// failure is the verdict:
 ///
-/// 1. `identifying_data` in the topic: a pilot or device id shaped like a direct identifier.
+/// 1. `identifying_data` in the topic: a pilot or device id shaped like a direct identifier;
+///    then `aggregate_pilot` (contract 1.1) for a well-shaped topic of a registered pilot whose
+///    entry says `reporting: aggregates`: its payload is not read, and is kept as hash only.
 /// 2. `too_large`: more than `ContractLimits.maxPayloadBytes`, checked before parsing
 ///    (such a payload is not scanned; keep no more than its hash).
 /// 3. `identifying_data` in the payload, so that identifying data wins over every other
@@ -50,6 +52,8 @@ public struct ContractValidator: Sendable {
     public let registry: Registry
     public let catalogue: Catalogue
     public let topicRoot: String
+    /// Reads snapshot payloads (contract 1.1); nil: snapshots are refused as `schema`.
+    public let snapshots: (any SnapshotChecking)?
 
     /// Lookups built once: a reference per pilot and indicator, so the hot path copies no large struct.
     private let pilotRules: [String: PilotRule]
@@ -60,10 +64,11 @@ public struct ContractValidator: Sendable {
     /// How many topic levels the root has (`pilots`: 1; `region/pilots`: 2).
     private let rootLevels: Int
 
-    public init(registry: Registry, catalogue: Catalogue, topicRoot: String = "pilots") {
+    public init(registry: Registry, catalogue: Catalogue, topicRoot: String = "pilots", snapshots: (any SnapshotChecking)? = nil) {
         self.registry = registry
         self.catalogue = catalogue
         self.topicRoot = topicRoot
+        self.snapshots = snapshots
         var pilots: [String: PilotRule] = [:]
         for p in registry.pilots where pilots[p.id] == nil { pilots[p.id] = PilotRule(p) }
         pilotRules = pilots
@@ -83,7 +88,8 @@ public struct ContractValidator: Sendable {
     public func validate(topic: String, payload: [UInt8], receivedAt: Instant) -> Verdict {
         let verdict = contractVerdict(topic: topic, payload: payload, receivedAt: receivedAt)
         if case .refused(let parsed, let refusal) = verdict, refusal.reason.keepsPayload,
-           let identifying = identifyingRefusal(rawBytes: payload, receivedAt: receivedAt) {
+           let identifying = identifyingRefusal(rawBytes: payload, receivedAt: receivedAt,
+                                                knownNames: parsed?.kind == .agg ? snapshots?.fieldNames ?? [] : []) {
             return .refused(parsed, identifying)
         }
         return verdict
@@ -93,6 +99,15 @@ public struct ContractValidator: Sendable {
         let analysis = analyseTopic(topic)
         if let refusal = analysis.refusal, refusal.reason == .identifyingData { return .refused(nil, refusal) }
         let parsedTopic = analysis.topic
+        if let parsedTopic, parsedTopic.kind == .agg {
+            return snapshotVerdict(parsedTopic, analysis, payload: payload, receivedAt: receivedAt)
+        }
+        // A pilot that reports aggregates: whatever its devices send here is patient-level data
+        // the cluster must not hold, so it is refused before its bytes are read (hash only).
+        if let pilot = analysis.pilot, let site = pilot.pilot.site, let parsedTopic {
+            return .refused(parsedTopic, Refusal(.aggregatePilot,
+                "topic: pilot \(pilot.pilot.id) reports aggregates (its site \(site) sends day-end snapshots on \(topicRoot)/\(pilot.pilot.id)/\(site)/agg); its devices must publish to the site, not here"))
+        }
 
         guard payload.count <= ContractLimits.maxPayloadBytes else {
             return .refused(parsedTopic, Refusal(.tooLarge,
@@ -134,6 +149,46 @@ public struct ContractValidator: Sendable {
         }
     }
 
+    // MARK: - Snapshots
+
+    /// The verdict on a snapshot topic `{root}/{pilot_id}/{site_id}/agg` (contract 1.1), in
+    /// this order: the pilot known (`unknown_pilot`); reporting aggregates, else
+    /// `pilot_mismatch`; the topic's site its registered site, else `unknown_site`; `too_large`;
+    /// then the payload, read by ``snapshots`` (`malformed_json`, `schema`, `pilot_mismatch`,
+    /// `registry_mismatch`). An accepted snapshot is scanned for identifier shapes too: it must
+    /// name no one.
+    private func snapshotVerdict(_ topic: Topic, _ analysis: TopicAnalysis, payload: [UInt8], receivedAt: Instant) -> Verdict {
+        if let refusal = analysis.refusal { return .refused(topic, refusal) }
+        guard let rule = analysis.pilot else {
+            return .refused(topic, Refusal(.unknownPilot, "topic: pilot \(quoteForDetail(topic.pilot)) is not in the pilot registry"))
+        }
+        let pilot = rule.pilot
+        guard let site = pilot.site else {
+            return .refused(topic, Refusal(.pilotMismatch,
+                "topic: pilot \(pilot.id) reports observations (its registry entry has no reporting: aggregates), so it takes no snapshots"))
+        }
+        guard topic.device == site else {
+            return .refused(topic, Refusal(.unknownSite,
+                "topic: site \(quoteForDetail(topic.device)) is not the site of pilot \(pilot.id) (its registered site is \(site))"))
+        }
+        guard payload.count <= ContractLimits.maxPayloadBytes else {
+            return .refused(topic, Refusal(.tooLarge,
+                "payload: \(payload.count) bytes is more than the limit of \(ContractLimits.maxPayloadBytes) bytes"))
+        }
+        guard let snapshots else {
+            return .refused(topic, Refusal(.schema, "payload: this instance does not read snapshots"))
+        }
+        do {
+            let receipt = try snapshots.check(payload, pilot: pilot, site: site, catalogue: catalogue)
+            if let identifying = identifyingRefusal(rawBytes: payload, receivedAt: receivedAt, knownNames: snapshots.fieldNames) {
+                return .refused(topic, identifying)
+            }
+            return .snapshot(topic, receipt)
+        } catch {
+            return .refused(topic, error)
+        }
+    }
+
     /// Parses `{root}/{pilot_id}/{device_id}/{obs|status}`; refuses a topic shaped wrong
     /// (`schema`), naming an unknown pilot (`unknown_pilot`), or carrying an id shaped like
     /// a direct identifier (`identifying_data`).
@@ -158,9 +213,14 @@ public struct ContractValidator: Sendable {
     /// numbers and bytes that are not JSON. No pilot is known, so no value counts as the topic's
     /// pilot and recent dates (the last five years) read as timestamps. The detail names `what`
     /// and the field, never the value.
-    public func identifyingRefusal(rawBytes: [UInt8], receivedAt: Instant, naming what: String = "payload") -> Refusal? {
+    ///
+    /// `knownNames`: field names of the message's kind that are not read as names (a snapshot's
+    /// own fields, such as `patient_days`); their values are scanned all the same.
+    public func identifyingRefusal(rawBytes: [UInt8], receivedAt: Instant, naming what: String = "payload",
+                                   knownNames: Set<String> = []) -> Refusal? {
         var scan = IdentityScan(topicPilot: nil, indicatorRules: indicatorRules,
-                                tolerant: .tolerant(timestampsFrom: timestampsFrom(receivedAt: receivedAt, pilot: nil)))
+                                tolerant: .tolerant(timestampsFrom: timestampsFrom(receivedAt: receivedAt, pilot: nil)),
+                                knownNames: knownNames)
         let parsed = try? JSON.parse(rawBytes)
         if let parsed {
             do throws(Refusal) {
@@ -227,7 +287,7 @@ public struct ContractValidator: Sendable {
             default: break
             }
             if r.isEmpty || (k == 0 && rootMatches) { continue }
-            if k == 3 && (equals(r, obsBytes) || equals(r, statusBytes)) { continue }
+            if k == 3 && (equals(r, obsBytes) || equals(r, statusBytes) || equals(r, aggBytes)) { continue }
             if k == 1, let known = pilotRule(slice(r)) {
                 pilot = known
                 continue
@@ -241,21 +301,23 @@ public struct ContractValidator: Sendable {
         }
         guard levelCount == rootLevels + 3 else {
             return refuse(.schema,
-                "topic: \(quoteForDetail(text)) has \(levelCount) level\(levelCount == 1 ? "" : "s"); expected \(topicRoot)/{pilot_id}/{device_id}/obs or .../status")
+                "topic: \(quoteForDetail(text)) has \(levelCount) level\(levelCount == 1 ? "" : "s"); expected \(topicRoot)/{pilot_id}/{device_id}/obs or .../status (or \(topicRoot)/{pilot_id}/{site_id}/agg)")
         }
         guard equals(levels.0, rootBytes) else {
             return refuse(.schema, "topic: root \(quoteForDetail(string(levels.0))) is not \(quoteForDetail(topicRoot))")
         }
-        if let problem = idProblem(slice(levels.1), what: "pilot id") { return refuse(.schema, "topic: " + problem) }
-        if let problem = idProblem(slice(levels.2), what: "device id") { return refuse(.schema, "topic: " + problem) }
         let kind: TopicKind
         if equals(levels.3, obsBytes) {
             kind = .obs
         } else if equals(levels.3, statusBytes) {
             kind = .status
+        } else if equals(levels.3, aggBytes) {
+            kind = .agg
         } else {
-            return refuse(.schema, "topic: last level \(quoteForDetail(string(levels.3))) must be obs or status")
+            return refuse(.schema, "topic: last level \(quoteForDetail(string(levels.3))) must be obs, status or agg")
         }
+        if let problem = idProblem(slice(levels.1), what: "pilot id") { return refuse(.schema, "topic: " + problem) }
+        if let problem = idProblem(slice(levels.2), what: kind == .agg ? "site id" : "device id") { return refuse(.schema, "topic: " + problem) }
         let parsed = Topic(pilot: pilot?.pilot.id ?? string(levels.1), device: string(levels.2), kind: kind)
         guard pilot != nil else {
             return TopicAnalysis(topic: parsed, pilot: nil,
@@ -598,6 +660,7 @@ public struct ContractValidator: Sendable {
 
 private let obsBytes = Array("obs".utf8)
 private let statusBytes = Array("status".utf8)
+private let aggBytes = Array("agg".utf8)
 
 /// A registered pilot and the earliest observation time it accepts. A class, so that
 /// handing it around copies one reference rather than every field of `Pilot`.
@@ -626,12 +689,17 @@ private struct IdentityScan {
     let topicPilot: String?
     let indicatorRules: [String: IndicatorRule]
     let tolerant: IdentifierGuard.Policy
+    /// Field names of the message kind that are not read as names (a snapshot's `patient_days`):
+    /// their values are still scanned.
+    let knownNames: Set<String>
     var lastSubject: String?
 
-    init(topicPilot: String?, indicatorRules: [String: IndicatorRule], tolerant: IdentifierGuard.Policy) {
+    init(topicPilot: String?, indicatorRules: [String: IndicatorRule], tolerant: IdentifierGuard.Policy,
+         knownNames: Set<String> = []) {
         self.topicPilot = topicPilot
         self.indicatorRules = indicatorRules
         self.tolerant = tolerant
+        self.knownNames = knownNames
     }
 
     /// Something identifying, found at a path built (innermost first) as the walk unwinds.
@@ -662,7 +730,7 @@ private struct IdentityScan {
         case .object(let o):
             for m in o.members {
                 let field = ContractField(m.key)
-                if field == nil, let hit = nameProblem(m.key) { throw hit }
+                if field == nil, !knownNames.contains(m.key), let hit = nameProblem(m.key) { throw hit }
                 do throws(Hit) {
                     try scan(m.value, key: field)
                 } catch {
@@ -785,7 +853,7 @@ private struct IdentityScan {
             while k < n && (payload[k] == 0x20 || payload[k] == 0x09 || payload[k] == 0x0A || payload[k] == 0x0D) { k += 1 }
             if k < n && payload[k] == UInt8(ascii: ":") {
                 let field = ContractField(token)
-                if field == nil {
+                if field == nil && !knownNames.contains(token) {
                     if let kind = IdentifierGuard.kind(of: token, policy: tolerant) {
                         return Refusal(.identifyingData, "\(what): a field name looks like \(withArticle(kind))")
                     }

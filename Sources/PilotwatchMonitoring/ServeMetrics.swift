@@ -119,15 +119,17 @@ public final class ServeMetrics: @unchecked Sendable {
         lock.withLock { pending.received(at: first.receivedAt, through: end) }
     }
 
-    /// What the store did with one committed batch.
+    /// What the store did with one committed batch. A stored snapshot counts as an accepted
+    /// message (with no observations), a snapshot already held as a duplicate.
     public func applied(outcomes: [IngestOutcome]) {
         var accepted = 0, duplicate = 0, status = 0, observations = 0
         var refused: [ReasonCode: Int] = [:]
         for outcome in outcomes {
             switch outcome {
             case .accepted(let new, _): accepted += 1; observations += new
-            case .duplicateMessage: duplicate += 1
+            case .duplicateMessage, .duplicateSnapshot: duplicate += 1
             case .status: status += 1
+            case .snapshot: accepted += 1
             case .refused(let reason): refused[reason, default: 0] += 1
             }
         }

@@ -61,6 +61,7 @@ public final class InboxApplier: @unchecked Sendable {
     private let onTrouble: @Sendable (String) -> Void
     private let onCommit: @Sendable (Duration) -> Void
     private let onVisible: @Sendable ([Instant], Instant) -> Void
+    private let onStored: @Sendable ([IngestItem], [IngestOutcome]) -> Void
     private var started = false
     private let maxRecords: Int
     private let niceness: Int32
@@ -93,7 +94,9 @@ public final class InboxApplier: @unchecked Sendable {
     ///
     /// `onCommit` gets how long each transaction the store committed took (for monitoring);
     /// `onVisible`, once a batch is committed, when each of its records was received
-    /// (acknowledged) and when it became visible to the views.
+    /// (acknowledged) and when it became visible to the views; `onStored`, once a batch is
+    /// committed, its items with their outcomes, one for one (on the applier's thread: hand
+    /// anything slow to another).
     ///
     /// `niceness` lowers the applier thread's scheduling priority (Linux), so that under load the
     /// CPU goes first to receiving and acknowledging; `policy` says how long SQLite work waits
@@ -105,7 +108,8 @@ public final class InboxApplier: @unchecked Sendable {
                 onTrouble: @escaping @Sendable (String) -> Void = { _ in },
                 onFailure: @escaping @Sendable (any Error) -> Void = { _ in },
                 onCommit: @escaping @Sendable (Duration) -> Void = { _ in },
-                onVisible: @escaping @Sendable (_ received: [Instant], _ committed: Instant) -> Void = { _, _ in }) {
+                onVisible: @escaping @Sendable (_ received: [Instant], _ committed: Instant) -> Void = { _, _ in },
+                onStored: @escaping @Sendable (_ items: [IngestItem], _ outcomes: [IngestOutcome]) -> Void = { _, _ in }) {
         self.inbox = inbox
         self.store = store
         self.applied = position
@@ -118,6 +122,7 @@ public final class InboxApplier: @unchecked Sendable {
         self.onTrouble = onTrouble
         self.onCommit = onCommit
         self.onVisible = onVisible
+        self.onStored = onStored
     }
 
     /// Starts the applier's thread. Once only.
@@ -267,14 +272,18 @@ public final class InboxApplier: @unchecked Sendable {
                 // A record already overwritten (refused as hash only, applied once before a
                 // restore put an older store back) has nothing left to apply.
                 let kept = zip(records, spans).filter { !$0.0.isScrubbed }
-                let outcomes = try store(kept.map { makeItem($0.0) }, spans: kept.map(\.1), next: next)
+                let items = kept.map { makeItem($0.0) }
+                let outcomes = try store(items, spans: kept.map(\.1), next: next)
                 onVisible(kept.map(\.0.receivedAt), Instant(seconds: Date().timeIntervalSince1970))
                 at = next
                 condition.lock()
                 applied = next
                 condition.broadcast()
                 condition.unlock()
-                if !outcomes.isEmpty { onApplied(outcomes) }
+                if !outcomes.isEmpty {
+                    onApplied(outcomes)
+                    onStored(items, outcomes)
+                }
                 if next.segment > inbox.oldestSegment { try inbox.removeSegments(before: next.segment) }
             } catch {
                 condition.lock()
@@ -412,7 +421,7 @@ extension Verdict {
     /// The parsed topic, whatever the verdict.
     var topic: Topic? {
         switch self {
-        case .observations(let topic, _), .status(let topic, _): return topic
+        case .observations(let topic, _), .status(let topic, _), .snapshot(let topic, _): return topic
         case .refused(let topic, _): return topic
         }
     }

@@ -38,6 +38,7 @@ import PilotwatchCore
 /// | `inbox_scrub` | `(segment, offset)` | inbox record refused as hash only, whose bytes are being overwritten (v4) |
 /// | `service_heartbeat` | `id = 1` | `serve`'s last sign of life: broker connection, backlog, apply lag (v5) |
 /// | `alert` | `id`, unique open `(rule, target)` | alert raised by `serve`: values, cleared at, delivery pending (v6) |
+/// | `snapshot` | `(pilot, as_of)` | day-end snapshot of an aggregate pilot, its latest revision, as received (v8) |
 ///
 /// A device's status is the last one *received* (`status_received_at`), not the one with the
 /// latest `at`: a device clock that runs ahead must not freeze its health view. `status_at` is
@@ -94,6 +95,9 @@ enum Schema {
         }
         migrator.registerMigration("v7-erasure") { db in
             try db.execute(sql: v7)
+        }
+        migrator.registerMigration("v8-snapshots") { db in
+            try db.execute(sql: v8)
         }
         return migrator
     }
@@ -214,6 +218,24 @@ enum Schema {
         BEGIN
             DELETE FROM reject_payload WHERE reject_id = NEW.id;
         END;
+        """
+
+    /// Federation (contract 1.1): the day-end snapshots that site instances sent for pilots that
+    /// report aggregates, one row per pilot and day end (`as_of`, the day's last millisecond):
+    /// a higher revision replaces the row, so superseded revisions are gone. `payload` is the
+    /// message as received (JSON text, hashed in `sha256`); it holds pilot-level aggregates only.
+    static let v8 = """
+        CREATE TABLE snapshot (
+            pilot TEXT NOT NULL CHECK (length(pilot) BETWEEN 1 AND 64),
+            as_of INTEGER NOT NULL CHECK ((as_of + 1) % 86400000 = 0),
+            site TEXT NOT NULL CHECK (length(site) BETWEEN 1 AND 64 AND site NOT LIKE '%/%'),
+            revision INTEGER NOT NULL CHECK (revision >= 0),
+            msg_id TEXT NOT NULL CHECK (length(msg_id) BETWEEN 1 AND 128),
+            received_at INTEGER NOT NULL,
+            payload TEXT NOT NULL CHECK (json_valid(payload)),
+            sha256 TEXT NOT NULL CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'),
+            PRIMARY KEY (pilot, as_of)
+        ) WITHOUT ROWID;
         """
 
     /// The reason codes v1 of the schema allows: contract version 1's, fixed (a migration never changes).

@@ -222,7 +222,7 @@ public final class Store: Sendable {
         try write("replaying \(results.count) quarantined messages") { batch in
             var summary = ReplaySummary()
             let find = try batch.db.cachedStatement(sql: """
-                SELECT received_at, pilot, device, reason FROM reject WHERE id = ?
+                SELECT received_at, pilot, device, reason, topic FROM reject WHERE id = ?
                 """)
             for (rejectID, item) in results {
                 guard let row = try Row.fetchOne(find, arguments: [rejectID]) else { summary.missing += 1; continue }
@@ -231,11 +231,13 @@ public final class Store: Sendable {
                     throw StoreError.sqlite(operation: "replaying reject \(rejectID)", message: "unknown reason \(reasonText)")
                 }
                 let old = ReplayedReject(id: rejectID, receivedAt: Instant(millis: row[0]), pilot: row[1],
-                                         device: row[2], reason: reason)
+                                         device: row[2], reason: reason, isSnapshot: (row[4] as String).hasSuffix("/agg"))
                 switch try batch.apply(screen(item), replacing: old) {
                 case .accepted(let stored, _): summary.accepted += 1; summary.newObservations += stored
                 case .duplicateMessage: summary.duplicates += 1
                 case .status: summary.statuses += 1
+                case .snapshot: summary.accepted += 1
+                case .duplicateSnapshot: summary.duplicates += 1
                 case .refused: summary.stillRefused += 1
                 }
             }

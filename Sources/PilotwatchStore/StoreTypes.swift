@@ -78,6 +78,11 @@ public enum IngestOutcome: Sendable, Equatable {
     case duplicateMessage
     /// A device status message, applied to the device.
     case status
+    /// A pilot snapshot stored (contract 1.1); `replaced` when it replaced a lower revision of
+    /// the same day end.
+    case snapshot(replaced: Bool)
+    /// A snapshot whose day end is held with an equal or higher revision: acknowledged, not stored.
+    case duplicateSnapshot
     /// Refused and recorded in quarantine.
     case refused(ReasonCode)
 }

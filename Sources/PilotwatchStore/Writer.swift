@@ -41,6 +41,8 @@ struct ReplayedReject {
     var pilot: String?
     var device: String?
     var reason: ReasonCode
+    /// A snapshot's refusal (topic `.../agg`): counted store-wide, with no device.
+    var isSnapshot = false
 }
 
 /// Message and observation counters (deltas within a batch; negative when replay moves a refusal).
@@ -318,11 +320,17 @@ struct BatchWriter {
             if let old { try deleteReject(old.id) }
             return .status
 
+        case .snapshot(let topic, let receipt):
+            let outcome = try storeSnapshot(topic, receipt, payload: item.payload, receivedAt: receivedAt)
+            if let old { try deleteReject(old.id) }
+            return outcome
+
         case .refused(let topic, let refusal):
             // `store_error` is the service's own: counted store-wide (pilot 0), never against
-            // the pilot or the device.
+            // the pilot or the device. So is a refused snapshot: its site sent it, not the
+            // pilot's devices, and its site is no device (the site's status topic tells it).
             var pilotID: Int64 = 0
-            if let topic {
+            if let topic, topic.kind != .agg {
                 let id = try self.pilotID(topic.pilot, seenAt: receivedAt)
                 let deviceID = try deviceID(pilot: id, code: topic.device, seenAt: receivedAt)
                 touch(device: deviceID, at: receivedAt)
@@ -432,7 +440,7 @@ struct BatchWriter {
     private mutating func uncount(_ old: ReplayedReject) throws {
         let day = old.receivedAt.day.index
         var pilotID: Int64 = 0
-        if let pilot = old.pilot, old.reason.countsAgainstPilot {
+        if let pilot = old.pilot, old.reason.countsAgainstPilot, !old.isSnapshot {
             pilotID = try self.pilotID(pilot, seenAt: old.receivedAt)
             if let device = old.device {
                 let deviceID = try deviceID(pilot: pilotID, code: device, seenAt: old.receivedAt)

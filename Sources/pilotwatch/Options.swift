@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PilotwatchCore
+import PilotwatchReports
 
 /// The flags every command takes. Each overrides the configuration file and is itself
 /// overridden by nothing; environment variables (`PILOTWATCH_CONFIG`, `PILOTWATCH_DB`,
@@ -44,9 +45,9 @@ struct Context {
     var registry: Registry
     var catalogue: Catalogue
 
-    /// The wire contract as this configuration defines it.
+    /// The wire contract as this configuration defines it, snapshots (contract 1.1) included.
     var validator: ContractValidator {
-        ContractValidator(registry: registry, catalogue: catalogue, topicRoot: service.topicRoot)
+        ContractValidator(registry: registry, catalogue: catalogue, topicRoot: service.topicRoot, snapshots: SnapshotIntake())
     }
 
     /// Loads the three files, applying environment variables and flags, and fails with every
@@ -153,6 +154,9 @@ enum ConfigLoader {
         case .success(let text):
             let (r, ps) = ConfigParser.registry(yaml: text, file: service.registryPath, catalogue: catalogue)
             registry = r; problems += ps
+        }
+        if let registry, let federation = service.federation {
+            problems += federation.problems(against: registry, file: configPath)
         }
         guard let registry, let catalogue, problems.isEmpty else { return (nil, problems) }
         return (Context(service: service, registry: registry, catalogue: catalogue), [])

@@ -215,6 +215,48 @@ struct DeployTests {
         #expect(!FileManager.default.fileExists(atPath: ws.dir + "/acl"))
     }
 
+    /// A site account (contract 1.1) publishes snapshots under its own site id and nowhere else;
+    /// a device account cannot publish a snapshot topic at all.
+    @Test func aSiteAccountPublishesOnlyItsOwnSnapshots() throws {
+        let broker = try DeployedBroker()
+        let ws = try Workspace(pilots: Workspace.defaultPilots + "\n" + aggregatePilotEntry)
+        defer { ws.remove() }
+        let devices = try broker.provision(ws, ["--pilot", respPilot, "--count", "1"])
+        let unknown = try ws.run(["devices", "provision-site", "--site", "chu-paris", "--password-file", broker.passwordFile,
+                                  "--acl-file", broker.aclFile])
+        #expect(unknown.status == 64 && unknown.stderr.contains("registered sites: chu-lille"), "\(unknown.stderr)")
+        let made = try ws.run(["devices", "provision-site", "--site", "chu-lille", "--password-file", broker.passwordFile,
+                               "--acl-file", broker.aclFile])
+        #expect(made.status == 0, "\(made.stderr)")
+        #expect(!made.stderr.contains("added the site lines"), "the deployed ACL already grants them: \(made.stderr)")
+        let password = try #require(made.stdout.components(separatedBy: "password ").last?.components(separatedBy: ";").first)
+        let again = try ws.run(["devices", "provision-site", "--site", "chu-lille", "--password-file", broker.passwordFile,
+                                "--acl-file", broker.aclFile])
+        #expect(again.status != 0 && again.stderr.contains("--rotate"), "\(again.stderr)")
+        try broker.start()
+        defer { broker.stop() }
+
+        let site = DeviceLogin(username: "chu-lille", password: password)
+        let own = try broker.publish(as: site, topic: "pilots/card-hf-agg-04/chu-lille/agg", message: "{}")
+        #expect(own.status == 0 && !own.errorOutput.contains("Not authorized"), "\(own.errorOutput)")
+        for topic in ["pilots/card-hf-agg-04/chu-paris/agg", "pilots/card-hf-agg-04/chu-lille/obs", "pilots/_cluster/sites/chu-lille/status"] {
+            let denied = try broker.publish(as: site, topic: topic, message: "{}")
+            #expect(denied.errorOutput.contains("Not authorized"), "site publishing to \(topic): \(denied.errorOutput)")
+        }
+        let device = DeviceLogin(username: "\(respPilot)/dev-001", password: try #require(devices["\(respPilot)/dev-001"]))
+        let forged = try broker.publish(as: device, topic: "pilots/\(respPilot)/dev-001/agg", message: "{}")
+        #expect(forged.errorOutput.contains("Not authorized"), "a device publishing a snapshot: \(forged.errorOutput)")
+
+        // A fresh ACL made by provision-site grants the service's read and the site lines.
+        let fresh = ws.dir + "/fresh-acl"
+        let created = try ws.run(["devices", "provision-site", "--site", "chu-lille", "--rotate", "--password-file", ws.dir + "/passwd",
+                                  "--acl-file", fresh])
+        #expect(created.status == 0, "\(created.stderr)")
+        let acl = try String(contentsOfFile: fresh, encoding: .utf8)
+        #expect(acl.contains("topic read pilots/+/+/agg") && acl.contains("pattern write pilots/+/%u/agg")
+                    && acl.contains("pattern read pilots/_cluster/sites/%u/status"), "\(acl)")
+    }
+
     /// `db backup` writes a copy with the same content that `db check` accepts, and does not
     /// overwrite an existing file without --force.
     @Test func backupGivesACopyThatCheckAccepts() throws {

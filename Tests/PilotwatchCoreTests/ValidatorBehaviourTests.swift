@@ -252,9 +252,9 @@ struct MultiLevelRootTests {
     }
 
     @Test(arguments: [
-        ("pilots/resp-copd-idf-01/dev-0042/obs", "topic: \"pilots/resp-copd-idf-01/dev-0042/obs\" has 4 levels; expected region-idf/pilots/{pilot_id}/{device_id}/obs or .../status"),
+        ("pilots/resp-copd-idf-01/dev-0042/obs", "topic: \"pilots/resp-copd-idf-01/dev-0042/obs\" has 4 levels; expected region-idf/pilots/{pilot_id}/{device_id}/obs or .../status (or region-idf/pilots/{pilot_id}/{site_id}/agg)"),
         ("region-est/pilots/resp-copd-idf-01/dev-0042/obs", "topic: root \"region-est/pilots\" is not \"region-idf/pilots\""),
-        ("region-idf/pilots/resp-copd-idf-01/obs", "topic: \"region-idf/pilots/resp-copd-idf-01/obs\" has 4 levels; expected region-idf/pilots/{pilot_id}/{device_id}/obs or .../status"),
+        ("region-idf/pilots/resp-copd-idf-01/obs", "topic: \"region-idf/pilots/resp-copd-idf-01/obs\" has 4 levels; expected region-idf/pilots/{pilot_id}/{device_id}/obs or .../status (or region-idf/pilots/{pilot_id}/{site_id}/agg)"),
     ])
     func anotherRootOrShapeIsSchema(_ topic: String, _ detail: String) {
         #expect(Self.verdict(topic).refusal == Refusal(.schema, detail))

@@ -11,8 +11,8 @@ import Darwin
 struct Devices: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "devices",
-        abstract: "Manage the broker accounts of pilot devices.",
-        subcommands: [Provision.self]
+        abstract: "Manage the broker accounts of pilot devices (and of site instances).",
+        subcommands: [Provision.self, ProvisionSite.self]
     )
 
     struct Provision: ParsableCommand {
@@ -130,7 +130,7 @@ struct Devices: ParsableCommand {
             }
             let aclChange = try acl.plannedChange()
 
-            try passwords.add(accounts, tool: tool)
+            try passwords.add(accounts.map { ($0.username, $0.password) }, tool: tool)
             // The accounts exist now: their passwords are printed before anything else can fail.
             let rotated = Set(taken.map(\.username))
             print(DeviceAccount.render(accounts, rotated: rotated, topicRoot: ctx.service.topicRoot, format: format))
@@ -351,7 +351,7 @@ struct MosquittoPasswordFile {
     ///
     /// The passwords reach `mosquitto_passwd` on its standard input, never on a command line
     /// (which other users could read in the process list) nor in a file.
-    func add(_ accounts: [DeviceAccount], tool: String) throws {
+    func add(_ accounts: [(username: String, password: String)], tool: String) throws {
         let staged = try StagedFile(replacing: path, newMode: 0o640, newGroup: "mosquitto")
         for account in accounts {
             let p = Process()
@@ -406,10 +406,23 @@ struct DeviceACL {
     let path: String
     let topicRoot: String
     let serviceAccount: String
+    /// The pattern lines the accounts need (devices' by default).
+    let patterns: [String]
+    /// Topics the service account must read beyond observations and statuses.
+    let serviceReads: [String]
 
-    var patterns: [String] { ["pattern write \(topicRoot)/%u/obs", "pattern write \(topicRoot)/%u/status"] }
+    init(path: String, topicRoot: String, serviceAccount: String, patterns: [String]? = nil, serviceReads: [String] = []) {
+        self.path = path; self.topicRoot = topicRoot; self.serviceAccount = serviceAccount
+        self.patterns = patterns ?? ["pattern write \(topicRoot)/%u/obs", "pattern write \(topicRoot)/%u/status"]
+        self.serviceReads = serviceReads
+    }
 
-    /// What must change for the ACL to grant the device patterns, or nil when it already does.
+    /// A site account (named `{site_id}`) publishes snapshots under its own site id and reads its status.
+    static func sitePatterns(root: String) -> [String] {
+        ["pattern write \(root)/+/%u/agg", "pattern read \(root)/_cluster/sites/%u/status"]
+    }
+
+    /// What must change for the ACL to grant the patterns (and the service's reads), or nil when it already does.
     func plannedChange() throws -> Change? {
         guard FileManager.default.fileExists(atPath: path) else {
             let folder = ConfigPath.folder(of: path)
@@ -417,14 +430,14 @@ struct DeviceACL {
             guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
                 throw CLIError("the folder of the ACL file \(path) does not exist; create it or pass --acl-file")
             }
+            let reads = (["\(topicRoot)/+/+/obs", "\(topicRoot)/+/+/status"] + serviceReads).map { "topic read \($0)" }
             return .create("""
             # mosquitto ACL written by `pilotwatch devices provision` (see deploy/mosquitto/acl).
             # The pilotwatch service reads every pilot's observations and statuses.
             user \(serviceAccount)
-            topic read \(topicRoot)/+/+/obs
-            topic read \(topicRoot)/+/+/status
+            \(reads.joined(separator: "\n"))
 
-            # Device accounts are named {pilot_id}/{device_id}: each may publish only to its own topics.
+            # Device accounts are named {pilot_id}/{device_id}, site accounts {site_id}: each may publish only to its own topics.
             \(patterns.joined(separator: "\n"))
 
             """)
@@ -433,18 +446,28 @@ struct DeviceACL {
             throw CLIError("cannot read the ACL file \(path); run as root or as its owner")
         }
         let text = String(decoding: data, as: UTF8.self)
-        let present = Set(text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).compactMap { line -> String? in
+        var present = Set<String>()
+        for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
             let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-            guard words.count == 3, words[0] == "pattern", words[1] == "write" || words[1] == "readwrite" else { return nil }
-            return "pattern write " + words[2]
-        })
+            guard words.count == 3, words[0] == "pattern" || words[0] == "topic" else { continue }
+            let kind = words[0], topic = words[2]
+            if words[1] == "readwrite" || words[1] == "write" { present.insert("\(kind) write \(topic)") }
+            if words[1] == "readwrite" || words[1] == "read" { present.insert("\(kind) read \(topic)") }
+        }
         let missing = patterns.filter { !present.contains($0) }
-        if missing.isEmpty { return nil }
+        let missingReads = serviceReads.map { "topic read \($0)" }.filter { !present.contains($0) }
+        if missing.isEmpty && missingReads.isEmpty { return nil }
         var appended = text
         if !appended.isEmpty && !appended.hasSuffix("\n") { appended += "\n" }
-        appended += "\n# Added by `pilotwatch devices provision`: device accounts are named {pilot_id}/{device_id}\n"
-        appended += "# and may publish only to their own topics.\n"
-        appended += missing.joined(separator: "\n") + "\n"
+        if !missingReads.isEmpty {
+            appended += "\n# Added by `pilotwatch devices provision`: what the pilotwatch service reads.\n"
+            appended += "user \(serviceAccount)\n" + missingReads.joined(separator: "\n") + "\n"
+        }
+        if !missing.isEmpty {
+            appended += "\n# Added by `pilotwatch devices provision`: device accounts are named {pilot_id}/{device_id},\n"
+            appended += "# site accounts {site_id}; each may publish only to its own topics.\n"
+            appended += missing.joined(separator: "\n") + "\n"
+        }
         return .append(appended)
     }
 

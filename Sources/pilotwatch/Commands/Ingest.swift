@@ -154,8 +154,9 @@ struct IngestTally {
         for o in outcomes {
             switch o {
             case .accepted(let n, let d): accepted += 1; observations += n; duplicateObservations += d
-            case .duplicateMessage: duplicate += 1
+            case .duplicateMessage, .duplicateSnapshot: duplicate += 1
             case .status: status += 1
+            case .snapshot: accepted += 1  // a snapshot message, with no observations
             case .refused(let r): refused[r, default: 0] += 1
             }
         }

@@ -5,6 +5,7 @@ import Logging
 import MQTT
 import PilotwatchCore
 import PilotwatchMonitoring
+import PilotwatchReports
 import PilotwatchStore
 
 struct Serve: ParsableCommand {
@@ -13,7 +14,10 @@ struct Serve: ParsableCommand {
         abstract: "Run the subscriber: validate every message and store it, until SIGTERM or SIGINT.",
         discussion: """
         Subscribes at QoS 1 to {root}/+/+/obs and {root}/+/+/status with a persistent session, so \
-        that what the broker queued while pilotwatch was down arrives when it returns.
+        that what the broker queued while pilotwatch was down arrives when it returns; and to \
+        {root}/+/+/agg, where site instances publish day-end snapshots of the pilots whose registry \
+        entry says reporting: aggregates (contract 1.1). Snapshots take the same way as \
+        observations (inbox, then SQLite); `pilotwatch snapshots` lists what is held.
 
         A message is acknowledged to the broker only once it is stored: written to the inbox, an \
         append-only journal next to the database ({database}.inbox/), and flushed to disk with \
@@ -128,6 +132,7 @@ struct Serve: ParsableCommand {
         // What was stored, from the inbox or handed over, in the log's counts and the metrics.
         let recordOutcomes: @Sendable ([IngestOutcome]) -> Void = { counts.add($0); serveMetrics?.applied(outcomes: $0) }
 
+        let feedback = makeSiteFeedback(ctx, mqttConfig: mqttConfig, store: store, logger: logger)
         let start = try store.inboxPosition()
         let backlogLimit = Int64(maxBacklog) << 20
         let policy = applyDelay == 0
@@ -146,7 +151,8 @@ struct Serve: ParsableCommand {
                 subscriber.stop()
             },
             onCommit: { serveMetrics?.commitDuration($0) },
-            onVisible: { visibility.record(received: $0, committed: $1) })
+            onVisible: { visibility.record(received: $0, committed: $1) },
+            onStored: { feedback?.record($0, $1) })
         var metricsServer: MetricsHTTPServer?
         if let metricsAddress, let serveMetrics {
             metricsServer = try MetricsEndpoint.make(at: metricsAddress, metrics: serveMetrics, inbox: inbox, applier: applier,
@@ -237,6 +243,7 @@ struct Serve: ParsableCommand {
         channel.stop()
         // Everything acknowledged goes into SQLite before exiting.
         let applyError = applier.finish()
+        feedback?.stop()
         beats.stop()
         alerts.stop(clean: receiveError == nil && applyError == nil)
         logger.info("\(counts.line())")
@@ -269,6 +276,24 @@ struct Serve: ParsableCommand {
                                                       backlogLimit: Int64(maxBacklog) << 20,
                                                       lagBound: max(30, 2 * applyDelay)),
                          publisher: publisher, metrics: metrics, logger: logger)
+    }
+
+    /// The sites' retained statuses (federation.md, "Feedback"), on a connection of their own
+    /// (client id `{client_id}-sites`); nil when no pilot reports aggregates.
+    private func makeSiteFeedback(_ ctx: Context, mqttConfig: MQTTConfiguration, store: Store, logger: Logger) -> SiteFeedback? {
+        guard ctx.registry.pilots.contains(where: { $0.site != nil }) else { return nil }
+        var config = mqttConfig
+        config.clientID = String((mqttConfig.clientID + "-sites").prefix(128))
+        config.subscriptions = []
+        config.connectTimeout = min(config.connectTimeout, 3)
+        var publisher: MQTTPublisher?
+        do {
+            publisher = try MQTTPublisher(configuration: config, logger: logger, maxUnacknowledged: 100, flowControlTimeout: 5)
+        } catch {
+            logger.warning("sites: no connection to the broker for the sites' statuses (snapshots are stored, statuses not published): \(error)")
+        }
+        let held = (try? store.snapshotSummaries()) ?? []
+        return SiteFeedback(root: ctx.service.topicRoot, registry: ctx.registry, held: held, publisher: publisher, logger: logger)
     }
 
     /// Applies the retention policy (audited as `db purge (serve)`); a failure is logged and
@@ -325,7 +350,7 @@ struct Serve: ParsableCommand {
                 // subscribed with.
                 let ctx = try reload()
                 let current = ContractValidator(registry: ctx.registry, catalogue: ctx.catalogue,
-                                                topicRoot: validator.withLock { $0.topicRoot })
+                                                topicRoot: validator.withLock { $0.topicRoot }, snapshots: SnapshotIntake())
                 validator.withLock { $0 = current }
                 logger.notice("rejects replay handed over: reloaded the registry (\(ctx.registry.pilots.count) pilots) and the catalogue (\(ctx.catalogue.indicators.count) indicators), used from now on")
                 let (candidates, summary) = try StoreWork.replay(store: store, validator: current, filter: filter,
@@ -386,7 +411,7 @@ func mqttConfiguration(_ s: ServiceConfig) throws -> MQTTConfiguration {
         username: s.broker.username, password: password, tls: tls,
         keepAlive: s.broker.keepAlive, sessionExpirySeconds: UInt32(s.broker.sessionExpirySeconds),
         receiveMaximum: s.broker.receiveMaximum,
-        subscriptions: ["\(s.topicRoot)/+/+/obs", "\(s.topicRoot)/+/+/status"])
+        subscriptions: ["\(s.topicRoot)/+/+/obs", "\(s.topicRoot)/+/+/status", "\(s.topicRoot)/+/+/agg"])
 }
 
 /// Creates the folder that holds the database `path` when it is missing (the store, its lock,
@@ -418,7 +443,7 @@ func openStore(_ path: String, readOnly: Bool = false) throws -> Store {
 /// Running totals for the periodic log line; updated by the network thread, read by the timer.
 final class IngestCounts: Sendable {
     private struct State {
-        var received = 0, accepted = 0, duplicate = 0, status = 0, observations = 0
+        var received = 0, accepted = 0, duplicate = 0, status = 0, observations = 0, snapshots = 0
         var refused: [ReasonCode: Int] = [:]
     }
     private let state = Mutex(State())
@@ -430,12 +455,13 @@ final class IngestCounts: Sendable {
             for o in outcomes {
                 switch o {
                 case .accepted(let n, _): s.accepted += 1; s.observations += n
-                case .duplicateMessage: s.duplicate += 1
+                case .duplicateMessage, .duplicateSnapshot: s.duplicate += 1
                 case .status: s.status += 1
+                case .snapshot: s.snapshots += 1
                 case .refused(let r): s.refused[r, default: 0] += 1
                 }
             }
-            return s.accepted + s.duplicate + s.status + s.refused.values.reduce(0, +)
+            return s.accepted + s.duplicate + s.status + s.snapshots + s.refused.values.reduce(0, +)
         }
     }
 
@@ -451,7 +477,7 @@ final class IngestCounts: Sendable {
         state.withLock { s in
             let refused = s.refused.values.reduce(0, +)
             let byReason = s.refused.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue)=\($0.value)" }.joined(separator: " ")
-            return "counts: received=\(s.received) accepted=\(s.accepted) duplicate=\(s.duplicate) status=\(s.status) refused=\(refused)\(byReason.isEmpty ? "" : " (\(byReason))") observations=\(s.observations)"
+            return "counts: received=\(s.received) accepted=\(s.accepted) duplicate=\(s.duplicate) status=\(s.status) snapshots=\(s.snapshots) refused=\(refused)\(byReason.isEmpty ? "" : " (\(byReason))") observations=\(s.observations)"
         }
     }
 }
