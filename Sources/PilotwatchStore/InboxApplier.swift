@@ -96,7 +96,7 @@ public final class InboxApplier: @unchecked Sendable {
     /// `niceness` lowers the applier thread's scheduling priority (Linux), so that under load the
     /// CPU goes first to receiving and acknowledging; `policy` says how long SQLite work waits
     /// while a burst is arriving.
-    public init(inbox: Inbox, store: Store, from position: InboxPosition, maxRecords: Int = 512, niceness: Int32 = 0,
+    public init(inbox: Inbox, store: Store, from position: InboxPosition, maxRecords: Int = 4096, niceness: Int32 = 0,
                 policy: ApplyPolicy = ApplyPolicy(),
                 makeItem: @escaping @Sendable (InboxRecord) -> IngestItem,
                 onApplied: @escaping @Sendable ([IngestOutcome]) -> Void = { _ in },
@@ -203,7 +203,7 @@ public final class InboxApplier: @unchecked Sendable {
         // names the calling thread (setpriority(2), NOTES).
         _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, niceness)
         #endif
-        var reader = inbox.reader()
+        var reader = InboxChunkReader(inbox: inbox)
         defer { reader.close() }
         var at = position
         while true {
