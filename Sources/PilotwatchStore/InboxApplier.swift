@@ -19,18 +19,24 @@ import PilotwatchCore
 /// While a burst is arriving (``wake()`` called again within ``ApplyPolicy/quiet``), the applier
 /// waits, so that receiving and acknowledging have the machine to themselves; it catches up once
 /// the burst is over, or earlier when it has been waiting for ``ApplyPolicy/maxDelay`` (since the
-/// first record after it last caught up) or ``ApplyPolicy/maxDeferredBytes`` are waiting. Once
-/// a bound has made it start, it goes on until it has caught up. What the inbox held when
-/// ``start()`` was called (acknowledged before a restart) is applied at once. Measured on the
-/// ingest benchmark (2 cores, publisher, broker and serve on the same machine): with SQLite work
-/// running alongside, the publisher's rate through the broker fell by a quarter even at the
-/// lowest scheduling priority (`SCHED_IDLE`), and deferring it raised the acknowledged rate by
-/// as much, with the same time until everything is in SQLite.
+/// first record after it last caught up) or ``ApplyPolicy/maxDeferredBytes`` are waiting. At
+/// light load it does not wait that long: once the first waiting record is ``ApplyPolicy/due``
+/// old, it starts if the machine has ``ApplyPolicy/spareShare`` of its CPU time to spare (idle,
+/// or used by the applier itself; see ``SpareCPU``), and asks again every 250 ms. A steady
+/// stream never has the quiet that ends a burst: at light load the due rule makes it visible
+/// within about `due`; at full load (no CPU to spare) acknowledging keeps the machine, and the
+/// bounds say how far the views may lag. Once a bound or the due rule has made it start, it goes
+/// on until it has caught up. What the inbox held when ``start()`` was called (acknowledged
+/// before a restart) is applied at once. Measured on the ingest benchmark (2 cores, publisher,
+/// broker and serve on the same machine): with SQLite work running alongside a full-speed
+/// stream, the publisher's rate through the broker fell by a quarter even at the lowest
+/// scheduling priority (`SCHED_IDLE`), and deferring it raised the acknowledged rate by as much,
+/// with the same time until everything is in SQLite.
 // @unchecked Sendable: `inbox`, `store` and the closures are immutable and thread-safe (Store and
 // Inbox document their own rules: the applier thread is the inbox's only reader, only scrubber and
 // only remover of segments); every mutable property (`started`, `stopping`, `finished`, `failure`,
-// `applied`, `lastArrival`, `replayEnd`) is read and written only with `condition` locked;
-// `deferringSince` only on the applier's thread.
+// `applied`, `lastArrival`, `replayEnd`, `work`) is read and written only with `condition` locked;
+// `deferringSince` and `spare` only on the applier's thread.
 public final class InboxApplier: @unchecked Sendable {
     /// When SQLite work gives way to receiving.
     public struct ApplyPolicy: Sendable {
@@ -40,17 +46,25 @@ public final class InboxApplier: @unchecked Sendable {
         public let maxDelay: Duration
         /// How many bytes may wait for SQLite while a burst goes on.
         public let maxDeferredBytes: Int64
+        /// At light load, how old the first waiting record may grow before the applier starts.
+        public let due: Duration
+        /// The share of the machine's CPU time (0...1) that must be spare for the load to count
+        /// as light (see ``SpareCPU``); where that cannot be read, the load counts as light.
+        public let spareShare: Double
 
-        /// `quiet` 50 ms; `maxDelay` 10 s; `maxDeferredBytes` 64 MiB. Durations are capped at a day.
+        /// `quiet` 50 ms; `maxDelay` 10 s; `maxDeferredBytes` 64 MiB; `due` 0.5 s with a quarter
+        /// of the CPU spare. Durations are capped at a day.
         public init(quiet: Duration = .milliseconds(50), maxDelay: Duration = .seconds(10),
-                    maxDeferredBytes: Int64 = 64 << 20) {
+                    maxDeferredBytes: Int64 = 64 << 20, due: Duration = .milliseconds(500), spareShare: Double = 0.25) {
             self.quiet = min(max(quiet, .zero), .seconds(86_400))
             self.maxDelay = min(max(maxDelay, .zero), .seconds(86_400))
             self.maxDeferredBytes = maxDeferredBytes
+            self.due = min(max(due, .zero), .seconds(86_400))
+            self.spareShare = spareShare.isNaN ? 0 : min(max(spareShare, 0), 1)
         }
 
         /// Applies as soon as records arrive (no deferral).
-        public static let immediate = ApplyPolicy(quiet: .zero, maxDelay: .zero, maxDeferredBytes: 0)
+        public static let immediate = ApplyPolicy(quiet: .zero, maxDelay: .zero, maxDeferredBytes: 0, due: .zero, spareShare: 0)
     }
 
     private let inbox: Inbox
@@ -70,6 +84,8 @@ public final class InboxApplier: @unchecked Sendable {
     /// The inbox's end when ``start()`` was called: records up to it are applied without waiting.
     private var replayEnd = InboxPosition.start
     private var deferringSince: ContinuousClock.Instant?
+    private var spare = SpareCPU()
+    private var work = ApplyWork()
     private var stopping = false
     private var finished = false
     private var failure: (any Error)?
@@ -145,6 +161,14 @@ public final class InboxApplier: @unchecked Sendable {
         return applied
     }
 
+    /// How many records the applier has stored and how long it took, reading, validating and
+    /// committing them (waits excluded): the apply path's own rate.
+    public var applyWork: ApplyWork {
+        condition.lock()
+        defer { condition.unlock() }
+        return work
+    }
+
     /// The error that stopped the applier, if one did.
     public var error: (any Error)? {
         condition.lock()
@@ -167,7 +191,8 @@ public final class InboxApplier: @unchecked Sendable {
         return failure
     }
 
-    /// With `condition` locked: waits while a burst is arriving, within the policy's bounds.
+    /// With `condition` locked: waits while a burst is arriving, within the policy's bounds, and
+    /// at light load until the first waiting record is due.
     private func waitForBurstToEnd() {
         let first: ContinuousClock.Instant
         if let lastArrival {
@@ -179,6 +204,7 @@ public final class InboxApplier: @unchecked Sendable {
         } else {
             return  // what the inbox held at the start: acknowledged before a restart
         }
+        if deferringSince == nil { spare.restart() }
         let since = deferringSince ?? ContinuousClock.now
         deferringSince = since
         var last = first
@@ -186,10 +212,15 @@ public final class InboxApplier: @unchecked Sendable {
             let now = ContinuousClock.now
             let quietAt = last + policy.quiet
             let giveUpAt = since + policy.maxDelay
+            let dueAt = since + policy.due
             if now >= quietAt || now >= giveUpAt || inbox.backlogBytes(after: applied) >= policy.maxDeferredBytes {
                 return
             }
-            let wait = min(quietAt, giveUpAt) - now
+            if now >= dueAt, spare.sample().map({ $0 >= policy.spareShare }) ?? true {
+                return  // light load: what is due fits beside receiving
+            }
+            let until = min(quietAt, giveUpAt, now < dueAt ? dueAt : now + .milliseconds(250))
+            let wait = until - now
             _ = condition.wait(until: Date(timeIntervalSinceNow: Double(wait.components.attoseconds) / 1e18
                                                                + Double(wait.components.seconds)))
             last = lastArrival ?? last
@@ -215,6 +246,7 @@ public final class InboxApplier: @unchecked Sendable {
             waitForBurstToEnd()
             let stop = stopping
             condition.unlock()
+            let batchStarted = ContinuousClock.now
             do {
                 let (records, spans, next) = try reader.readSpans(from: at, maxRecords: maxRecords, maxBytes: 4 << 20)
                 if records.isEmpty && next == at {
@@ -234,6 +266,8 @@ public final class InboxApplier: @unchecked Sendable {
                 at = next
                 condition.lock()
                 applied = next
+                work.add(records: kept.count, bytes: spans.reduce(0) { $0 + $1.length }, took: ContinuousClock.now - batchStarted)
+                if inbox.end <= next { deferringSince = nil }  // caught up: the next record starts a new wait
                 condition.broadcast()
                 condition.unlock()
                 if !outcomes.isEmpty { onApplied(outcomes) }
@@ -365,6 +399,19 @@ public final class InboxApplier: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         return stopping
+    }
+}
+
+/// Records the applier has stored, their bytes in the inbox, and the time spent on them.
+public struct ApplyWork: Sendable, Equatable {
+    public var records = 0
+    public var bytes: Int64 = 0
+    public var busy = Duration.zero
+
+    mutating func add(records: Int, bytes: Int64, took: Duration) {
+        self.records += records
+        self.bytes += bytes
+        busy += took
     }
 }
 

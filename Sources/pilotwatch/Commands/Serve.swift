@@ -21,10 +21,12 @@ struct Serve: ParsableCommand {
         it to SQLite, recording in the same transaction how far it got; at start, serve first \
         applies whatever the inbox holds past that point (messages acknowledged before a crash). \
         So a burst is acknowledged at the speed of the disk, and SQLite catches up behind it: \
-        while a burst is arriving, SQLite work waits (it would slow receiving by a quarter), for \
-        at most --apply-delay seconds or 64 MiB (half of --max-backlog when that is less); if \
-        more than --max-backlog MiB wait in the inbox, serve stops taking messages from the broker \
-        (keeping its connection alive) until SQLite has caught up.
+        at light load (a quarter of the machine's CPU time to spare), a message is applied once \
+        it has waited --apply-due seconds; at full load SQLite work waits while messages keep \
+        arriving (it would slow receiving by a quarter), for at most --apply-delay seconds or \
+        64 MiB (half of --max-backlog when that is less); if more than --max-backlog MiB wait in \
+        the inbox, serve stops taking messages from the broker (keeping its connection alive) \
+        until SQLite has caught up.
 
         On SIGTERM or SIGINT it acknowledges what it has stored, disconnects, applies everything \
         left in the inbox and exits 0. If the database refuses a batch, serve stores it one \
@@ -64,6 +66,11 @@ struct Serve: ParsableCommand {
     var applyDelay: Double = 10
 
     @Option(help: ArgumentHelp(
+        "At light load, seconds a message may wait before SQLite work starts (at most --apply-delay).",
+        valueName: "seconds"))
+    var applyDue: Double = 0.5
+
+    @Option(help: ArgumentHelp(
         "Serve Prometheus metrics at http://HOST:PORT/metrics (a port alone listens on 127.0.0.1). Off by default.",
         valueName: "host:port"))
     var metrics: String?
@@ -92,6 +99,9 @@ struct Serve: ParsableCommand {
         guard maxBacklog >= 1 else { throw ValidationError("--max-backlog \(maxBacklog) must be at least 1 (MiB)") }
         guard applyDelay >= 0, applyDelay <= 3600 else {
             throw ValidationError("--apply-delay \(applyDelay) must be between 0 and 3600 (seconds)")
+        }
+        guard applyDue >= 0, applyDue <= 3600 else {
+            throw ValidationError("--apply-due \(applyDue) must be between 0 and 3600 (seconds)")
         }
         if let alertsEvery, !(alertsEvery >= 0.5 && alertsEvery <= 3600) {
             throw ValidationError("--alerts-every \(alertsEvery) must be between 0.5 and 3600 (seconds)")
@@ -127,7 +137,8 @@ struct Serve: ParsableCommand {
         let policy = applyDelay == 0
             ? InboxApplier.ApplyPolicy.immediate
             : InboxApplier.ApplyPolicy(maxDelay: .milliseconds(Int64(applyDelay * 1000)),
-                                       maxDeferredBytes: min(64 << 20, backlogLimit / 2))
+                                       maxDeferredBytes: min(64 << 20, backlogLimit / 2),
+                                       due: .milliseconds(Int64(min(applyDue, applyDelay) * 1000)))
         let applier = InboxApplier(
             inbox: inbox, store: store, from: start, niceness: 10, policy: policy,
             makeItem: { $0.item(validatedBy: validator.withLock { $0 }) },
@@ -235,6 +246,9 @@ struct Serve: ParsableCommand {
         alerts.stop(clean: receiveError == nil && applyError == nil)
         logger.info("\(counts.line())")
         logger.info("\(visibility.summary())")
+        let work = applier.applyWork
+        let busy = Double(work.busy.components.seconds) + Double(work.busy.components.attoseconds) / 1e18
+        logger.info("apply path: \(work.records) messages, \(work.bytes) bytes in \(String(format: "%.3f", busy)) s of applying")
         if receiveError != nil || applyError != nil { throw ExitCode.failure }
         logger.notice("pilotwatch serve stopped cleanly")
     }
