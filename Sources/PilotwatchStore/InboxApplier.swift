@@ -19,24 +19,28 @@ import PilotwatchCore
 /// While a burst is arriving (``wake()`` called again within ``ApplyPolicy/quiet``), the applier
 /// waits, so that receiving and acknowledging have the machine to themselves; it catches up once
 /// the burst is over, or earlier when it has been waiting for ``ApplyPolicy/maxDelay`` (since the
-/// first record after it last caught up) or ``ApplyPolicy/maxDeferredBytes`` are waiting. At
-/// light load it does not wait that long: once the first waiting record is ``ApplyPolicy/due``
-/// old, it starts if the machine has ``ApplyPolicy/spareShare`` of its CPU time to spare (idle,
-/// or used by the applier itself; see ``SpareCPU``), and asks again every 250 ms. A steady
+/// first record after it last caught up) or ``ApplyPolicy/maxDeferredBytes`` are waiting; once a
+/// bound has made it start, it goes on until it has caught up.
+///
+/// At light load it does not wait that long: once the first waiting record is
+/// ``ApplyPolicy/due`` old, it starts if keeping up with what arrived meanwhile would take it at
+/// most ``ApplyPolicy/lightShare`` of one core (see ``ApplyLoad``), asking again every 250 ms;
+/// started by that rule, it applies what the inbox held then and waits again. A steady
 /// stream never has the quiet that ends a burst: at light load the due rule makes it visible
-/// within about `due`; at full load (no CPU to spare) acknowledging keeps the machine, and the
-/// bounds say how far the views may lag. Once a bound or the due rule has made it start, it goes
-/// on until it has caught up. What the inbox held when ``start()`` was called (acknowledged
-/// before a restart) is applied at once. Measured on the ingest benchmark (2 cores, publisher,
-/// broker and serve on the same machine): with SQLite work running alongside a full-speed
-/// stream, the publisher's rate through the broker fell by a quarter even at the lowest
-/// scheduling priority (`SCHED_IDLE`), and deferring it raised the acknowledged rate by as much,
-/// with the same time until everything is in SQLite.
+/// within about `due`; near full speed (and while draining a backlog the broker queued)
+/// acknowledging keeps the machine, and the bounds say how far the views may lag.
+///
+/// What the inbox held when ``start()`` was called (acknowledged before a restart) is applied at
+/// once. Measured on the ingest benchmark (2 cores, publisher, broker and serve on the same
+/// machine): with SQLite work running alongside a full-speed stream, the publisher's rate
+/// through the broker fell by a quarter even at the lowest scheduling priority (`SCHED_IDLE`),
+/// and deferring it raised the acknowledged rate by as much, with the same time until everything
+/// is in SQLite.
 // @unchecked Sendable: `inbox`, `store` and the closures are immutable and thread-safe (Store and
 // Inbox document their own rules: the applier thread is the inbox's only reader, only scrubber and
 // only remover of segments); every mutable property (`started`, `stopping`, `finished`, `failure`,
 // `applied`, `lastArrival`, `replayEnd`, `work`) is read and written only with `condition` locked;
-// `deferringSince` and `spare` only on the applier's thread.
+// `deferringSince`, `dueEnd` and `load` only on the applier's thread.
 public final class InboxApplier: @unchecked Sendable {
     /// When SQLite work gives way to receiving.
     public struct ApplyPolicy: Sendable {
@@ -48,23 +52,24 @@ public final class InboxApplier: @unchecked Sendable {
         public let maxDeferredBytes: Int64
         /// At light load, how old the first waiting record may grow before the applier starts.
         public let due: Duration
-        /// The share of the machine's CPU time (0...1) that must be spare for the load to count
-        /// as light (see ``SpareCPU``); where that cannot be read, the load counts as light.
-        public let spareShare: Double
+        /// The share of one core that keeping up may take for the load to count as light (see
+        /// ``ApplyLoad``); before the first batch is measured, any.
+        public let lightShare: Double
 
-        /// `quiet` 50 ms; `maxDelay` 10 s; `maxDeferredBytes` 64 MiB; `due` 0.5 s with a quarter
-        /// of the CPU spare. Durations are capped at a day.
+        /// `quiet` 50 ms; `maxDelay` 10 s; `maxDeferredBytes` 64 MiB; `due` 0.5 s when keeping up
+        /// takes at most a quarter of a core. Durations are capped at a day.
         public init(quiet: Duration = .milliseconds(50), maxDelay: Duration = .seconds(10),
-                    maxDeferredBytes: Int64 = 64 << 20, due: Duration = .milliseconds(500), spareShare: Double = 0.25) {
+                    maxDeferredBytes: Int64 = 64 << 20, due: Duration = .milliseconds(500),
+                    lightShare: Double = 0.25) {
             self.quiet = min(max(quiet, .zero), .seconds(86_400))
             self.maxDelay = min(max(maxDelay, .zero), .seconds(86_400))
             self.maxDeferredBytes = maxDeferredBytes
             self.due = min(max(due, .zero), .seconds(86_400))
-            self.spareShare = spareShare.isNaN ? 0 : min(max(spareShare, 0), 1)
+            self.lightShare = lightShare.isNaN ? 0 : max(lightShare, 0)
         }
 
         /// Applies as soon as records arrive (no deferral).
-        public static let immediate = ApplyPolicy(quiet: .zero, maxDelay: .zero, maxDeferredBytes: 0, due: .zero, spareShare: 0)
+        public static let immediate = ApplyPolicy(quiet: .zero, maxDelay: .zero, maxDeferredBytes: 0, due: .zero, lightShare: .infinity)
     }
 
     private let inbox: Inbox
@@ -84,7 +89,9 @@ public final class InboxApplier: @unchecked Sendable {
     /// The inbox's end when ``start()`` was called: records up to it are applied without waiting.
     private var replayEnd = InboxPosition.start
     private var deferringSince: ContinuousClock.Instant?
-    private var spare = SpareCPU()
+    private var load = ApplyLoad()
+    /// Where the records due when the light-load rule started the applier end.
+    private var dueEnd: InboxPosition?
     private var work = ApplyWork()
     private var stopping = false
     private var finished = false
@@ -204,7 +211,8 @@ public final class InboxApplier: @unchecked Sendable {
         } else {
             return  // what the inbox held at the start: acknowledged before a restart
         }
-        if deferringSince == nil { spare.restart() }
+        if deferringSince == nil { load.startWaiting(arrived: arrivedBytes) }
+        if let dueEnd, applied < dueEnd { return }  // still applying what was due
         let since = deferringSince ?? ContinuousClock.now
         deferringSince = since
         var last = first
@@ -216,8 +224,9 @@ public final class InboxApplier: @unchecked Sendable {
             if now >= quietAt || now >= giveUpAt || inbox.backlogBytes(after: applied) >= policy.maxDeferredBytes {
                 return
             }
-            if now >= dueAt, spare.sample().map({ $0 >= policy.spareShare }) ?? true {
-                return  // light load: what is due fits beside receiving
+            if now >= dueAt, load.share(arrived: arrivedBytes, at: now).map({ $0 <= policy.lightShare }) ?? true {
+                dueEnd = inbox.end
+                return  // light load: keeping up fits beside receiving
             }
             let until = min(quietAt, giveUpAt, now < dueAt ? dueAt : now + .milliseconds(250))
             let wait = until - now
@@ -226,6 +235,9 @@ public final class InboxApplier: @unchecked Sendable {
             last = lastArrival ?? last
         }
     }
+
+    /// With `condition` locked: every byte the inbox has received (applied, or waiting).
+    private var arrivedBytes: Int64 { work.bytes + inbox.backlogBytes(after: applied) }
 
     private func loop() {
         #if os(Linux)
@@ -247,6 +259,7 @@ public final class InboxApplier: @unchecked Sendable {
             let stop = stopping
             condition.unlock()
             let batchStarted = ContinuousClock.now
+            let cpuStarted = ApplyLoad.threadCPU()
             do {
                 let (records, spans, next) = try reader.readSpans(from: at, maxRecords: maxRecords, maxBytes: 4 << 20)
                 if records.isEmpty && next == at {
@@ -266,8 +279,14 @@ public final class InboxApplier: @unchecked Sendable {
                 at = next
                 condition.lock()
                 applied = next
-                work.add(records: kept.count, bytes: spans.reduce(0) { $0 + $1.length }, took: ContinuousClock.now - batchStarted)
-                if inbox.end <= next { deferringSince = nil }  // caught up: the next record starts a new wait
+                let bytes = spans.reduce(0) { $0 + $1.length }
+                work.add(records: kept.count, bytes: bytes, took: ContinuousClock.now - batchStarted)
+                load.applied(bytes: bytes, cpu: ApplyLoad.threadCPU() - cpuStarted)
+                if inbox.end <= next || dueEnd.map({ next >= $0 }) == true {
+                    // Caught up, or applied what was due: the next record starts a new wait.
+                    deferringSince = nil
+                    dueEnd = nil
+                }
                 condition.broadcast()
                 condition.unlock()
                 if !outcomes.isEmpty { onApplied(outcomes) }

@@ -98,22 +98,3 @@ import Testing
         #expect(Array("123456789".utf8).withUnsafeBytes { CRC32Sliced.checksum($0) } == 0xCBF4_3926)
     }
 }
-
-@Suite struct SpareCPUTests {
-    @Test func theShareIsReadFromTheKernelAndLiesBetweenNothingAndAll() {
-        var spare = SpareCPU()
-        spare.restart()
-        var share: Double?
-        let end = Date(timeIntervalSinceNow: 5)
-        var spin = 0
-        while share == nil && Date() < end {
-            for i in 0..<100_000 { spin &+= i }  // CPU time of this thread counts as spare
-            share = spare.sample()
-        }
-        #if os(Linux)
-        #expect(share.map { (0...1).contains($0) } == true, "got \(String(describing: share)) after \(spin)")
-        #else
-        #expect(share == nil)
-        #endif
-    }
-}

@@ -345,10 +345,10 @@ extension InboxApplierTests {
 
     @Test func atLightLoadWhatIsDueIsAppliedWhileTheBurstGoesOn() throws {
         let dir = try TempDir()
-        // Quiet and the bounds out of reach; any spare CPU counts as light load.
+        // Quiet and the bounds out of reach; any load counts as light.
         let (inbox, store, applier) = try Self.deferring(
             dir, .init(quiet: .seconds(600), maxDelay: .seconds(600), maxDeferredBytes: 1 << 40,
-                       due: .milliseconds(300), spareShare: 0))
+                       due: .milliseconds(300), lightShare: .infinity))
         var sent = 0
         let end = Date(timeIntervalSinceNow: 20)
         while applier.position == .start && Date() < end {

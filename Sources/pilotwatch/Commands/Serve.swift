@@ -21,12 +21,12 @@ struct Serve: ParsableCommand {
         it to SQLite, recording in the same transaction how far it got; at start, serve first \
         applies whatever the inbox holds past that point (messages acknowledged before a crash). \
         So a burst is acknowledged at the speed of the disk, and SQLite catches up behind it: \
-        at light load (a quarter of the machine's CPU time to spare), a message is applied once \
-        it has waited --apply-due seconds; at full load SQLite work waits while messages keep \
-        arriving (it would slow receiving by a quarter), for at most --apply-delay seconds or \
-        64 MiB (half of --max-backlog when that is less); if more than --max-backlog MiB wait in \
-        the inbox, serve stops taking messages from the broker (keeping its connection alive) \
-        until SQLite has caught up.
+        at light load (keeping up takes the applier at most a quarter of a core), a message is \
+        applied once it has waited --apply-due seconds; near full speed SQLite work waits while \
+        messages keep arriving (it would slow receiving by a quarter), for at most --apply-delay \
+        seconds or 64 MiB (half of --max-backlog when that is less); if more than --max-backlog \
+        MiB wait in the inbox, serve stops taking messages from the broker (keeping its \
+        connection alive) until SQLite has caught up.
 
         On SIGTERM or SIGINT it acknowledges what it has stored, disconnects, applies everything \
         left in the inbox and exits 0. If the database refuses a batch, serve stores it one \
