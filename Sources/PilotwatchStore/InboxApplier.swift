@@ -98,7 +98,8 @@ public final class InboxApplier: @unchecked Sendable {
     private var failure: (any Error)?
     private var applied: InboxPosition
 
-    /// `makeItem` validates a record (it runs on the applier's thread); `onApplied` gets each
+    /// `makeItem` validates a record (it runs on the applier's threads, one batch ahead of the
+    /// commits); `onApplied` gets each
     /// committed batch's outcomes; `onTrouble` hears, in one line each, what the applier did
     /// about a store that refused work (retried a busy database, quarantined a message as
     /// `store_error`, waited for a database that refuses everything); `onFailure` is called
@@ -248,6 +249,8 @@ public final class InboxApplier: @unchecked Sendable {
         #endif
         var reader = InboxChunkReader(inbox: inbox)
         defer { reader.close() }
+        // The next batch is read and validated while this one is committed.
+        let preparer = BatchPreparer(inbox: inbox, maxRecords: maxRecords, niceness: niceness, makeItem: makeItem)
         var at = position
         while true {
             condition.lock()
@@ -261,8 +264,10 @@ public final class InboxApplier: @unchecked Sendable {
             let batchStarted = ContinuousClock.now
             let cpuStarted = ApplyLoad.threadCPU()
             do {
-                let (records, spans, next) = try reader.readSpans(from: at, maxRecords: maxRecords, maxBytes: 4 << 20)
-                if records.isEmpty && next == at {
+                let prepared = try preparer.take(from: at)
+                let batch = try prepared ?? PreparedBatch.read(&reader, from: at, maxRecords: maxRecords, makeItem: makeItem)
+                let (spans, next) = (batch.spans, batch.next)
+                if spans.isEmpty && next == at {
                     if inbox.end <= next {
                         if stop { break }
                         continue
@@ -271,17 +276,15 @@ public final class InboxApplier: @unchecked Sendable {
                     throw InboxError.corrupt(path: Inbox.path(inbox.directory, at.segment), offset: at.offset,
                                              reason: "no record where the inbox says there are some (end: \(inbox.end))")
                 }
-                // A record already overwritten (refused as hash only, applied once before a
-                // restore put an older store back) has nothing left to apply.
-                let kept = zip(records, spans).filter { !$0.0.isScrubbed }
-                let outcomes = try store(kept.map { makeItem($0.0) }, spans: kept.map(\.1), next: next)
-                onVisible(kept.map(\.0.receivedAt), Instant(seconds: Date().timeIntervalSince1970))
+                if inbox.end > next { preparer.request(from: next) }
+                let outcomes = try store(batch.items, spans: batch.keptSpans, next: next)
+                onVisible(batch.receivedAt, Instant(seconds: Date().timeIntervalSince1970))
                 at = next
                 condition.lock()
                 applied = next
                 let bytes = spans.reduce(0) { $0 + $1.length }
-                work.add(records: kept.count, bytes: bytes, took: ContinuousClock.now - batchStarted)
-                load.applied(bytes: bytes, cpu: ApplyLoad.threadCPU() - cpuStarted)
+                work.add(records: batch.items.count, bytes: bytes, took: ContinuousClock.now - batchStarted)
+                load.applied(bytes: bytes, cpu: ApplyLoad.threadCPU() - cpuStarted + (prepared == nil ? 0 : batch.cpu))
                 if inbox.end <= next || dueEnd.map({ next >= $0 }) == true {
                     // Caught up, or applied what was due: the next record starts a new wait.
                     deferringSince = nil
@@ -299,6 +302,7 @@ public final class InboxApplier: @unchecked Sendable {
                 break
             }
         }
+        preparer.close()
         condition.lock()
         finished = true
         condition.broadcast()
