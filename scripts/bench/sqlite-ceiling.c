@@ -69,7 +69,8 @@ int main(int argc, char **argv) {
     snprintf(attach, sizeof attach, "ATTACH 'file:%s?mode=ro' AS src", argv[1]);
     sqlite3_close(db);
     if (sqlite3_open_v2(argv[2], &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, NULL) != SQLITE_OK) die(db, argv[2]);
-    exec(db, "PRAGMA synchronous = FULL; PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 32768;");
+    exec(db, "PRAGMA synchronous = FULL; PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 32768;"
+             "PRAGMA foreign_keys = ON;");
     exec(db, attach);
 
     /* Schema and the parent rows, untimed. */
