@@ -1,149 +1,108 @@
 #!/usr/bin/env bash
-# `make bench`: pilotwatch side by side with a baseline in the same run, with ratios.
+# `make bench`: pilotwatch side by side with baselines in the same run, with ratios; the median
+# of BENCH_RUNS (3) runs of scripts/bench/ingest-run.sh (which says what each run does).
 #
-# Ingest: N contract messages at QoS 1 from `pilotwatch loadgen` through a private mosquitto.
-#   (a) mosquitto_sub -q 1 receiving them all (the baseline: receive and discard)
-#   (b) pilotwatch serve storing them all: each burst written to its inbox journal and flushed
-#       (fdatasync) before its acknowledgements leave; SQLite catches up once the burst is over
-#       (serve --apply-delay), and the time until SQLite holds them all (validated, committed) is
-#       printed too
-# once live (publisher running) and once draining a backlog queued while the subscriber was down.
-# Peak memory is the maximum resident set size reported by /usr/bin/time.
+#   BENCH_MESSAGES  messages a run (200,000)
+#   BENCH_RUNS      runs (3); every figure printed is the median of the runs
+#   BENCH_BIG       also a run of serve alone with this many messages, live and draining, for
+#                   its peak memory (e.g. 1000000; off by default: a few minutes)
+#   BENCH_APPLY_DELAY, BENCH_SIM_DAYS  see scripts/bench/ingest-run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${BENCH_MESSAGES:-200000}
-# serve's --apply-delay for every run (empty: its default), to compare apply policies.
-delay=${BENCH_APPLY_DELAY:+--apply-delay $BENCH_APPLY_DELAY}
-bin=$(pwd)/.build/release/pilotwatch
+runs=${BENCH_RUNS:-3}
 work=$(mktemp -d /tmp/pilotwatch-bench.XXXXXX)
-state=$work/broker
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  scripts/broker.sh stop "$state" || true
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+trap 'rm -rf "$work"' EXIT INT TERM
+cc -O2 -o "$work/sqlite-ceiling" scripts/bench/sqlite-ceiling.c -lsqlite3
+/usr/bin/python3 -c "import paho.mqtt" 2> /dev/null || { echo "bench: no paho-mqtt for /usr/bin/python3; run scripts/install-deps.sh" >&2; exit 1; }
 
-port=$(scripts/broker.sh start "$state")
-cat > "$work/pilotwatch.yaml" <<YAML
-broker: {host: 127.0.0.1, port: $port, client_id: bench-pw, receive_maximum: 1000}
-topic_root: pilots
-database: $work/bench.sqlite
-registry: $(pwd)/config/pilots.yaml
-catalogue: $(pwd)/config/indicators.yaml
-YAML
-now() { date +%s.%N; }
-rate() { python3 -c "import sys; n,a,b=float(sys.argv[1]),float(sys.argv[2]),float(sys.argv[3]); print(f'{n/(b-a):.0f}')" "$@"; }
-secs() { python3 -c "import sys; print(f'{float(sys.argv[2])-float(sys.argv[1]):.2f}')" "$@"; }
-topic='pilots/+/+/obs'
-# Waits until serve's log says it has received (stored in its inbox) all N messages.
-# $1: its log, $2: its pid.
-await_received() {
-  until grep -q "received [0-9]* messages (--stop-after" "$1"; do
-    kill -0 "$2" 2>/dev/null || { echo "serve stopped before receiving everything; its log:" >&2; cat "$1" >&2; exit 1; }
-    sleep 0.01
-  done
-}
-
-echo "pilotwatch bench: $N messages, broker 127.0.0.1:$port, $(nproc) cores"
+echo "pilotwatch bench: $N messages, $runs runs (medians), $(nproc) cores"
+for r in $(seq 1 "$runs"); do
+  scripts/bench/ingest-run.sh "$N" "$work/run$r" "$work/sqlite-ceiling" > "$work/run$r.txt"
+  echo "  run $r: live $(awk '$1=="pw_live_sql"{print $2}' "$work/run$r.txt") msg/s until all in SQLite," \
+       "draining $(awk '$1=="pw_drain_sql"{print $2}' "$work/run$r.txt")"
+  rm -rf "$work/run$r"
+done
+if [ -n "${BENCH_BIG:-}" ]; then
+  BENCH_MEMORY_ONLY=1 scripts/bench/ingest-run.sh "$BENCH_BIG" "$work/big" "$work/sqlite-ceiling" > "$work/big.txt"
+  rm -rf "$work/big"
+fi
 echo
 
-# ---- live ------------------------------------------------------------------
-mosquitto_sub -h 127.0.0.1 -p "$port" -q 1 -t "$topic" -i bench-sub-live -C "$N" > /dev/null &
-sub=$!; pids+=("$sub"); sleep 0.5
-t0=$(now); "$bin" loadgen --port "$port" --count "$N" --run-id live-sub > "$work/loadgen1.txt"; wait "$sub"; t1=$(now)
-sub_live=$(rate "$N" "$t0" "$t1")
+/usr/bin/python3 - "$work" "$runs" "$N" "${BENCH_BIG:-}" <<'PY'
+import statistics, sys
+work, runs, n, big = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 
-/usr/bin/time -f %M -o "$work/rss-live" "$bin" serve --config "$work/pilotwatch.yaml" --stop-after "$N" --counts-every 3600 $delay 2> "$work/serve-live.log" &
-pw=$!; pids+=("$pw")
-for _ in $(seq 1 100); do grep -q subscribed "$work/serve-live.log" && break; sleep 0.1; done
-t0=$(now); "$bin" loadgen --port "$port" --count "$N" --run-id live-pw > "$work/loadgen2.txt" &
-gen=$!; pids+=("$gen")
-await_received "$work/serve-live.log" "$pw"; t1=$(now); wait "$gen"; wait "$pw"; t2=$(now)
-pw_live=$(rate "$N" "$t0" "$t1")
-pw_live_sql=$(rate "$N" "$t0" "$t2")
-rss_live=$(cat "$work/rss-live")
-stored=$(sqlite3 "$work/bench.sqlite" "SELECT count(*) FROM message")
+def load(path):
+    out = {}
+    for line in open(path):
+        k, _, v = line.rstrip("\n").partition(" ")
+        out[k] = v
+    return out
 
-# ---- draining a backlog ----------------------------------------------------
-mosquitto_sub -h 127.0.0.1 -p "$port" -q 1 -t "$topic" -i bench-sub-drain -c -W 1 > /dev/null 2>&1 || true
-sed -i "s/client_id: bench-pw,/client_id: bench-pw-drain,/" "$work/pilotwatch.yaml"
-"$bin" serve --config "$work/pilotwatch.yaml" 2> "$work/serve-reg.log" &
-reg=$!; for _ in $(seq 1 100); do grep -q subscribed "$work/serve-reg.log" && break; sleep 0.1; done
-kill -TERM "$reg"; wait "$reg" || true
-"$bin" loadgen --port "$port" --count "$N" --run-id drain > "$work/loadgen3.txt"
+rs = [load(f"{work}/run{r}.txt") for r in range(1, runs + 1)]
 
-t0=$(now); mosquitto_sub -h 127.0.0.1 -p "$port" -q 1 -t "$topic" -i bench-sub-drain -c -C "$N" > /dev/null; t1=$(now)
-sub_drain=$(rate "$N" "$t0" "$t1")
-t0=$(now)
-/usr/bin/time -f %M -o "$work/rss-drain" "$bin" serve --config "$work/pilotwatch.yaml" --stop-after "$N" --counts-every 3600 $delay 2> "$work/serve-drain.log" &
-pw=$!; pids+=("$pw")
-await_received "$work/serve-drain.log" "$pw"; t1=$(now); wait "$pw"; t2=$(now)
-pw_drain=$(rate "$N" "$t0" "$t1")
-pw_drain_sql=$(rate "$N" "$t0" "$t2")
-rss_drain=$(cat "$work/rss-drain")
-stored2=$(sqlite3 "$work/bench.sqlite" "SELECT count(*) FROM message")
-size=$(du -k "$work/bench.sqlite" | cut -f1)
+def m(key):
+    """The median of a figure over the runs."""
+    return statistics.median(float(r[key]) for r in rs)
 
-# ---- live again, with a slow and failing alerts.command ---------------------
-# serve evaluates the alert rules every 5 s (every 60 by default); the seed registry's pilots
-# raise alerts at once (the load generator's subjects are never enrolled, most pilots send
-# nothing), and each run of the command hangs until its 20 s timeout, then counts as failed and is
-# retried. It runs on the alert thread: the rate must not move. "Until all are in SQLite" is
-# read from the database here (serve's stop gives ingest_stopped's command up to 5 s).
-cat > "$work/slow-alert.sh" <<'SH'
-#!/bin/sh
-sleep 30
-exit 1
-SH
-chmod +x "$work/slow-alert.sh"
-sed -e "s/client_id: bench-pw-drain,/client_id: bench-pw-alerts,/" -e "s|database: .*|database: $work/alerts.sqlite|" \
-  "$work/pilotwatch.yaml" > "$work/alerts.yaml"
-printf 'alerts: {command: [%s], command_timeout: 20}\n' "$work/slow-alert.sh" >> "$work/alerts.yaml"
-"$bin" serve --config "$work/alerts.yaml" --stop-after "$N" --counts-every 3600 --alerts-every 5 $delay 2> "$work/serve-alerts.log" &
-pw=$!; pids+=("$pw")
-for _ in $(seq 1 100); do grep -q subscribed "$work/serve-alerts.log" 2>/dev/null && break; sleep 0.1; done
-sleep 3  # the first evaluation (after 2 s) has raised its alerts and the command hangs
-t0=$(now); "$bin" loadgen --port "$port" --count "$N" --run-id live-alerts > "$work/loadgen4.txt" &
-gen=$!; pids+=("$gen")
-await_received "$work/serve-alerts.log" "$pw"; t1=$(now)
-until [ "$(sqlite3 "$work/alerts.sqlite" "SELECT count(*) FROM message" 2>/dev/null || echo 0)" -ge "$N" ]; do sleep 0.05; done
-t2=$(now); wait "$gen"; wait "$pw"
-pw_alerts=$(rate "$N" "$t0" "$t1")
-pw_alerts_sql=$(rate "$N" "$t0" "$t2")
-raised=$(grep -c "alert raised" "$work/serve-alerts.log" || true)
-runs=$(grep -c "alert command failed" "$work/serve-alerts.log" || true)
+def row(label, base, ours, target=None):
+    ratio = ours / base
+    mark = "" if target is None else ("   (target >= %.2f: %s)" % (target, "met" if ratio >= target else "NOT met"))
+    print(f"{label:<38} {base:>12.0f} {ours:>12.0f} {ratio:>8.2f}{mark}")
 
-# ---- freshness: half the live maximum ---------------------------------------
-# The same stream paced at half of mosquitto_sub's live rate; serve logs, at its stop, how long
-# messages waited between their acknowledgement and the commit that made them visible.
-half=$((sub_live / 2))
-sed -e "s/client_id: bench-pw-drain,/client_id: bench-pw-half,/" -e "s|database: .*|database: $work/half.sqlite|" \
-  "$work/pilotwatch.yaml" > "$work/half.yaml"
-"$bin" serve --config "$work/half.yaml" --stop-after "$((N / 2))" --counts-every 3600 $delay 2> "$work/serve-half.log" &
-pw=$!; pids+=("$pw")
-for _ in $(seq 1 100); do grep -q subscribed "$work/serve-half.log" 2>/dev/null && break; sleep 0.1; done
-"$bin" loadgen --port "$port" --count "$((N / 2))" --rate "$half" --run-id half > "$work/loadgen5.txt"
-wait "$pw"
-visibility() { grep -o "visibility after acknowledgement: .*" "$1" | sed -e 's/visibility after acknowledgement: //' -e 's/n=[0-9]* //'; }
+def head(label, a, b):
+    print(f"{label:<38} {a:>12} {b:>12} {'ratio':>8}")
 
-printf '%-34s %12s %12s %8s\n' "ingest (messages/s)" "mosquitto_sub" "pilotwatch" "ratio"
-printf '%-34s %12s %12s %8s\n' "live, publisher running" "$sub_live" "$pw_live" "$(python3 -c "print(f'{$pw_live/$sub_live:.2f}')")"
-printf '%-34s %12s %12s %8s\n' "draining a queued backlog" "$sub_drain" "$pw_drain" "$(python3 -c "print(f'{$pw_drain/$sub_drain:.2f}')")"
-printf '%-34s %12s %12s\n' "  until all are in SQLite, live" "" "$pw_live_sql"
-printf '%-34s %12s %12s\n' "  until all are in SQLite, draining" "" "$pw_drain_sql"
-printf '%-34s %12s %12s %8s\n' "live, alerts.command hanging" "$pw_live" "$pw_alerts" "$(python3 -c "print(f'{$pw_alerts/$pw_live:.2f}')")"
-printf '%-34s %12s %12s %8s\n' "  until all are in SQLite" "$pw_live_sql" "$pw_alerts_sql" "$(python3 -c "print(f'{$pw_alerts_sql/$pw_live_sql:.2f}')")"
-echo "  (columns: pilotwatch without and with the hanging command; $raised alerts raised, a run of the"
-echo "   command hanging from before the first message to after the last; $runs runs stopped in all)"
-echo
-echo "visible to the views after acknowledgement (per message):"
-echo "  at full load (live run):       $(visibility "$work/serve-live.log")"
-echo "  at half load ($half msg/s): $(visibility "$work/serve-half.log")   [$(cat "$work/loadgen5.txt")]"
-echo
-echo "peak memory of pilotwatch serve: live $((rss_live / 1024)) MiB, draining $((rss_drain / 1024)) MiB"
-echo "stored messages: $stored after the live run, $stored2 after draining (expected $N and $((2 * N)))"
-echo "database size: $((size / 1024)) MiB; publisher: $(cat "$work/loadgen2.txt")"
-echo "every message is in the inbox journal (written, fdatasync) before its PUBACK is released;"
-echo "serve exits only once SQLite (WAL, synchronous=FULL) holds everything it acknowledged"
+sub_live, sub_drain = m("sub_live"), m("sub_drain")
+head("ingest (messages/s)", "mosquitto_sub", "pilotwatch")
+row("acknowledged, live", sub_live, m("pw_live"), 0.95)
+row("acknowledged, draining", sub_drain, m("pw_drain"))
+row("until all are in SQLite, live", sub_live, m("pw_live_sql"), 0.9)
+row("until all are in SQLite, draining", sub_drain, m("pw_drain_sql"), 0.5)
+print()
+head("until all are in SQLite (messages/s)", "paho+SQLite", "pilotwatch")
+row("live", m("paho_live"), m("pw_live_sql"), 2.5)
+row("draining", m("paho_drain"), m("pw_drain_sql"), 3.0)
+print()
+head("apply path (observations/s)", "SQLite alone", "pilotwatch")
+# Observations a second of the applier's own time (one observation a message here).
+apply_rate = lambda r: float(r["alone_apply_messages"]) / float(r["alone_apply_seconds"])
+ours = statistics.median(apply_rate(r) for r in rs)
+row("same rows, 4,096 messages a commit", m("ceiling_obs"), ours, 0.7)
+print(f"  (SQLite alone: scripts/bench/sqlite-ceiling.c inserting the same message and observation rows")
+print(f"   into the same schema with the same settings, no validation or roll-ups; pilotwatch: serve")
+print(f"   applying the {m('apply_held'):.0f} messages its inbox held at start, nothing else running,")
+print(f"   its own time reading, validating, storing, rolling up and committing)")
+print()
+head("live, alerts.command hanging", "without", "with")
+row("  acknowledged (messages/s)", m("pw_live"), m("pw_alerts"))
+row("  until all are in SQLite", m("pw_live_sql"), m("pw_alerts_sql"))
+print(f"  ({m('alerts_raised'):.0f} alerts raised, a run of the command hanging from before the first message")
+print(f"   to after the last; {m('alert_runs'):.0f} runs stopped in all)")
+print()
+print("visible to the views after acknowledgement (per message, ms):")
+print(f"  at full load (live run):        p50={m('vis_full_p50'):.0f} p99={m('vis_full_p99'):.0f} max={m('vis_full_max'):.0f}")
+p99 = m("vis_half_p99")
+print(f"  at half load ({m('half_rate'):.0f} msg/s):   p50={m('vis_half_p50'):.0f} p99={p99:.0f} max={m('vis_half_max'):.0f}"
+      f"   (target p99 <= 2000: {'met' if p99 <= 2000 else 'NOT met'})")
+print()
+print(f"simulator's mix ({rs[0]['sim_messages']} messages, {rs[0]['sim_observations']} observations stored; "
+      f"seeds/scenario.yaml), until all are in SQLite:")
+print(f"  {m('sim_msgs'):.0f} messages/s, {m('sim_obs'):.0f} observations/s")
+print()
+mib = lambda k: m(k) / 1024
+print(f"peak memory of pilotwatch serve ({n} messages): live {mib('rss_live'):.0f} MiB, draining {mib('rss_drain'):.0f} MiB")
+if big:
+    b = load(f"{work}/big.txt")
+    worst = max(float(b["rss_live"]), float(b["rss_drain"])) / 1024
+    print(f"peak memory of pilotwatch serve ({big} messages): live {float(b['rss_live'])/1024:.0f} MiB, "
+          f"draining {float(b['rss_drain'])/1024:.0f} MiB   (target < 64: {'met' if worst < 64 else 'NOT met'}); "
+          f"until all in SQLite {b['pw_live_sql']} msg/s live, {b['pw_drain_sql']} draining")
+stored = [(r["stored_live"], r["stored_drain"]) for r in rs]
+print(f"stored messages per run: {', '.join(f'{a} and {b}' for a, b in stored)} (expected {n} and {2 * n});"
+      f" paho stored {', '.join(r['paho_live_stored'] + '/' + r['paho_drain_stored'] for r in rs)}")
+print(f"database size: {rs[0]['size_mib']} MiB; publisher (run 1): {rs[0]['publisher'].strip(chr(34))}")
+print("every message is in the inbox journal (written, fdatasync) before its PUBACK is released;")
+print("serve exits only once SQLite (WAL, synchronous=FULL) holds everything it acknowledged")
+PY

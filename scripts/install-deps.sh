@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages pilotwatch needs, only those missing, through sudo when not root.
 set -euo pipefail
-packages=(mosquitto mosquitto-clients libmosquitto-dev libsqlite3-dev sqlite3 pkg-config openssl python3-venv time prometheus)
+packages=(mosquitto mosquitto-clients libmosquitto-dev libsqlite3-dev sqlite3 pkg-config openssl python3-venv time prometheus
+          python3-paho-mqtt gcc)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -19,18 +19,28 @@ import PilotwatchCore
 /// While a burst is arriving (``wake()`` called again within ``ApplyPolicy/quiet``), the applier
 /// waits, so that receiving and acknowledging have the machine to themselves; it catches up once
 /// the burst is over, or earlier when it has been waiting for ``ApplyPolicy/maxDelay`` (since the
-/// first record after it last caught up) or ``ApplyPolicy/maxDeferredBytes`` are waiting. Once
-/// a bound has made it start, it goes on until it has caught up. What the inbox held when
-/// ``start()`` was called (acknowledged before a restart) is applied at once. Measured on the
-/// ingest benchmark (2 cores, publisher, broker and serve on the same machine): with SQLite work
-/// running alongside, the publisher's rate through the broker fell by a quarter even at the
-/// lowest scheduling priority (`SCHED_IDLE`), and deferring it raised the acknowledged rate by
-/// as much, with the same time until everything is in SQLite.
+/// first record after it last caught up) or ``ApplyPolicy/maxDeferredBytes`` are waiting; once a
+/// bound has made it start, it goes on until it has caught up.
+///
+/// At light load it does not wait that long: once the first waiting record is
+/// ``ApplyPolicy/due`` old, it starts if keeping up with what arrived meanwhile would take it at
+/// most ``ApplyPolicy/lightShare`` of one core (see ``ApplyLoad``), asking again every 250 ms;
+/// started by that rule, it applies what the inbox held then and waits again. A steady
+/// stream never has the quiet that ends a burst: at light load the due rule makes it visible
+/// within about `due`; near full speed (and while draining a backlog the broker queued)
+/// acknowledging keeps the machine, and the bounds say how far the views may lag.
+///
+/// What the inbox held when ``start()`` was called (acknowledged before a restart) is applied at
+/// once. Measured on the ingest benchmark (2 cores, publisher, broker and serve on the same
+/// machine): with SQLite work running alongside a full-speed stream, the publisher's rate
+/// through the broker fell by a quarter even at the lowest scheduling priority (`SCHED_IDLE`),
+/// and deferring it raised the acknowledged rate by as much, with the same time until everything
+/// is in SQLite.
 // @unchecked Sendable: `inbox`, `store` and the closures are immutable and thread-safe (Store and
 // Inbox document their own rules: the applier thread is the inbox's only reader, only scrubber and
 // only remover of segments); every mutable property (`started`, `stopping`, `finished`, `failure`,
-// `applied`, `lastArrival`, `replayEnd`) is read and written only with `condition` locked;
-// `deferringSince` only on the applier's thread.
+// `applied`, `lastArrival`, `replayEnd`, `work`) is read and written only with `condition` locked;
+// `deferringSince`, `dueEnd` and `load` only on the applier's thread.
 public final class InboxApplier: @unchecked Sendable {
     /// When SQLite work gives way to receiving.
     public struct ApplyPolicy: Sendable {
@@ -40,17 +50,26 @@ public final class InboxApplier: @unchecked Sendable {
         public let maxDelay: Duration
         /// How many bytes may wait for SQLite while a burst goes on.
         public let maxDeferredBytes: Int64
+        /// At light load, how old the first waiting record may grow before the applier starts.
+        public let due: Duration
+        /// The share of one core that keeping up may take for the load to count as light (see
+        /// ``ApplyLoad``); before the first batch is measured, any.
+        public let lightShare: Double
 
-        /// `quiet` 50 ms; `maxDelay` 10 s; `maxDeferredBytes` 64 MiB. Durations are capped at a day.
+        /// `quiet` 50 ms; `maxDelay` 10 s; `maxDeferredBytes` 64 MiB; `due` 0.5 s when keeping up
+        /// takes at most a quarter of a core. Durations are capped at a day.
         public init(quiet: Duration = .milliseconds(50), maxDelay: Duration = .seconds(10),
-                    maxDeferredBytes: Int64 = 64 << 20) {
+                    maxDeferredBytes: Int64 = 64 << 20, due: Duration = .milliseconds(500),
+                    lightShare: Double = 0.25) {
             self.quiet = min(max(quiet, .zero), .seconds(86_400))
             self.maxDelay = min(max(maxDelay, .zero), .seconds(86_400))
             self.maxDeferredBytes = maxDeferredBytes
+            self.due = min(max(due, .zero), .seconds(86_400))
+            self.lightShare = lightShare.isNaN ? 0 : max(lightShare, 0)
         }
 
         /// Applies as soon as records arrive (no deferral).
-        public static let immediate = ApplyPolicy(quiet: .zero, maxDelay: .zero, maxDeferredBytes: 0)
+        public static let immediate = ApplyPolicy(quiet: .zero, maxDelay: .zero, maxDeferredBytes: 0, due: .zero, lightShare: .infinity)
     }
 
     private let inbox: Inbox
@@ -71,6 +90,10 @@ public final class InboxApplier: @unchecked Sendable {
     /// The inbox's end when ``start()`` was called: records up to it are applied without waiting.
     private var replayEnd = InboxPosition.start
     private var deferringSince: ContinuousClock.Instant?
+    private var load = ApplyLoad()
+    /// Where the records due when the light-load rule started the applier end.
+    private var dueEnd: InboxPosition?
+    private var work = ApplyWork()
     private var stopping = false
     private var finished = false
     private var failure: (any Error)?
@@ -78,7 +101,8 @@ public final class InboxApplier: @unchecked Sendable {
     /// Work handed to the applier's thread (``perform(_:)``), run between two batches.
     private var jobs: [@Sendable () -> Void] = []
 
-    /// `makeItem` validates a record (it runs on the applier's thread); `onApplied` gets each
+    /// `makeItem` validates a record (it runs on the applier's threads, one batch ahead of the
+    /// commits); `onApplied` gets each
     /// committed batch's outcomes; `onTrouble` hears, in one line each, what the applier did
     /// about a store that refused work (retried a busy database, quarantined a message as
     /// `store_error`, waited for a database that refuses everything); `onFailure` is called
@@ -101,7 +125,7 @@ public final class InboxApplier: @unchecked Sendable {
     /// `niceness` lowers the applier thread's scheduling priority (Linux), so that under load the
     /// CPU goes first to receiving and acknowledging; `policy` says how long SQLite work waits
     /// while a burst is arriving.
-    public init(inbox: Inbox, store: Store, from position: InboxPosition, maxRecords: Int = 512, niceness: Int32 = 0,
+    public init(inbox: Inbox, store: Store, from position: InboxPosition, maxRecords: Int = 4096, niceness: Int32 = 0,
                 policy: ApplyPolicy = ApplyPolicy(),
                 makeItem: @escaping @Sendable (InboxRecord) -> IngestItem,
                 onApplied: @escaping @Sendable ([IngestOutcome]) -> Void = { _ in },
@@ -168,13 +192,16 @@ public final class InboxApplier: @unchecked Sendable {
         return try box.get()
     }
 
-    /// Runs the work handed over; on the applier's thread, with `condition` unlocked.
-    private func runJobs() {
+    /// Runs the work handed over; on the applier's thread, with `condition` unlocked. True when
+    /// there was some.
+    @discardableResult
+    private func runJobs() -> Bool {
         condition.lock()
         let pending = jobs
         jobs = []
         condition.unlock()
         for job in pending { job() }
+        return !pending.isEmpty
     }
 
     /// How far the inbox is in the store.
@@ -182,6 +209,14 @@ public final class InboxApplier: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         return applied
+    }
+
+    /// How many records the applier has stored and how long it took, reading, validating and
+    /// committing them (waits excluded): the apply path's own rate.
+    public var applyWork: ApplyWork {
+        condition.lock()
+        defer { condition.unlock() }
+        return work
     }
 
     /// The error that stopped the applier, if one did.
@@ -206,7 +241,8 @@ public final class InboxApplier: @unchecked Sendable {
         return failure
     }
 
-    /// With `condition` locked: waits while a burst is arriving, within the policy's bounds.
+    /// With `condition` locked: waits while a burst is arriving, within the policy's bounds, and
+    /// at light load until the first waiting record is due.
     private func waitForBurstToEnd() {
         let first: ContinuousClock.Instant
         if let lastArrival {
@@ -218,6 +254,8 @@ public final class InboxApplier: @unchecked Sendable {
         } else {
             return  // what the inbox held at the start: acknowledged before a restart
         }
+        if deferringSince == nil { load.startWaiting(arrived: arrivedBytes) }
+        if let dueEnd, applied < dueEnd { return }  // still applying what was due
         let since = deferringSince ?? ContinuousClock.now
         deferringSince = since
         var last = first
@@ -225,10 +263,16 @@ public final class InboxApplier: @unchecked Sendable {
             let now = ContinuousClock.now
             let quietAt = last + policy.quiet
             let giveUpAt = since + policy.maxDelay
+            let dueAt = since + policy.due
             if now >= quietAt || now >= giveUpAt || inbox.backlogBytes(after: applied) >= policy.maxDeferredBytes {
                 return
             }
-            let wait = min(quietAt, giveUpAt) - now
+            if now >= dueAt, load.share(arrived: arrivedBytes, at: now).map({ $0 <= policy.lightShare }) ?? true {
+                dueEnd = inbox.end
+                return  // light load: keeping up fits beside receiving
+            }
+            let until = min(quietAt, giveUpAt, now < dueAt ? dueAt : now + .milliseconds(250))
+            let wait = until - now
             _ = condition.wait(until: Date(timeIntervalSinceNow: Double(wait.components.attoseconds) / 1e18
                                                                + Double(wait.components.seconds)))
             last = lastArrival ?? last
@@ -236,6 +280,9 @@ public final class InboxApplier: @unchecked Sendable {
     }
 
     private static let threadKey = "pilotwatch.inbox-applier"
+
+    /// With `condition` locked: every byte the inbox has received (applied, or waiting).
+    private var arrivedBytes: Int64 { work.bytes + inbox.backlogBytes(after: applied) }
 
     private func loop() {
         Thread.current.threadDictionary[Self.threadKey] = ObjectIdentifier(self)
@@ -245,8 +292,10 @@ public final class InboxApplier: @unchecked Sendable {
         // names the calling thread (setpriority(2), NOTES).
         _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, niceness)
         #endif
-        var reader = inbox.reader()
+        var reader = InboxChunkReader(inbox: inbox)
         defer { reader.close() }
+        // The next batch is read and validated while this one is committed.
+        let preparer = BatchPreparer(inbox: inbox, maxRecords: maxRecords, niceness: niceness, makeItem: makeItem)
         var at = position
         while true {
             condition.lock()
@@ -257,10 +306,17 @@ public final class InboxApplier: @unchecked Sendable {
             waitForBurstToEnd()
             let stop = stopping
             condition.unlock()
-            runJobs()
+            // Work handed over (an erasure) runs between batches; a batch validated before it
+            // is validated again (the erasure may have made some of its messages refusals).
+            let ranJobs = runJobs()
+            let batchStarted = ContinuousClock.now
+            let cpuStarted = ApplyLoad.threadCPU()
             do {
-                let (records, spans, next) = try reader.readSpans(from: at, maxRecords: maxRecords, maxBytes: 4 << 20)
-                if records.isEmpty && next == at {
+                let taken = try preparer.take(from: at)
+                let prepared = ranJobs ? nil : taken
+                let batch = try prepared ?? PreparedBatch.read(&reader, from: at, maxRecords: maxRecords, makeItem: makeItem)
+                let (spans, next) = (batch.spans, batch.next)
+                if spans.isEmpty && next == at {
                     if inbox.end <= next {
                         if stop { break }
                         continue
@@ -269,20 +325,25 @@ public final class InboxApplier: @unchecked Sendable {
                     throw InboxError.corrupt(path: Inbox.path(inbox.directory, at.segment), offset: at.offset,
                                              reason: "no record where the inbox says there are some (end: \(inbox.end))")
                 }
-                // A record already overwritten (refused as hash only, applied once before a
-                // restore put an older store back) has nothing left to apply.
-                let kept = zip(records, spans).filter { !$0.0.isScrubbed }
-                let items = kept.map { makeItem($0.0) }
-                let outcomes = try store(items, spans: kept.map(\.1), next: next)
-                onVisible(kept.map(\.0.receivedAt), Instant(seconds: Date().timeIntervalSince1970))
+                if inbox.end > next { preparer.request(from: next) }
+                let outcomes = try store(batch.items, spans: batch.keptSpans, next: next)
+                onVisible(batch.receivedAt, Instant(seconds: Date().timeIntervalSince1970))
                 at = next
                 condition.lock()
                 applied = next
+                let bytes = spans.reduce(0) { $0 + $1.length }
+                work.add(records: batch.items.count, bytes: bytes, took: ContinuousClock.now - batchStarted)
+                load.applied(bytes: bytes, cpu: ApplyLoad.threadCPU() - cpuStarted + (prepared == nil ? 0 : batch.cpu))
+                if inbox.end <= next || dueEnd.map({ next >= $0 }) == true {
+                    // Caught up, or applied what was due: the next record starts a new wait.
+                    deferringSince = nil
+                    dueEnd = nil
+                }
                 condition.broadcast()
                 condition.unlock()
                 if !outcomes.isEmpty {
                     onApplied(outcomes)
-                    onStored(items, outcomes)
+                    onStored(batch.items, outcomes)
                 }
                 if next.segment > inbox.oldestSegment { try inbox.removeSegments(before: next.segment) }
             } catch {
@@ -293,6 +354,7 @@ public final class InboxApplier: @unchecked Sendable {
                 break
             }
         }
+        preparer.close()
         condition.lock()
         finished = true
         condition.broadcast()
@@ -414,6 +476,19 @@ public final class InboxApplier: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         return stopping
+    }
+}
+
+/// Records the applier has stored, their bytes in the inbox, and the time spent on them.
+public struct ApplyWork: Sendable, Equatable {
+    public var records = 0
+    public var bytes: Int64 = 0
+    public var busy = Duration.zero
+
+    mutating func add(records: Int, bytes: Int64, took: Duration) {
+        self.records += records
+        self.bytes += bytes
+        busy += took
     }
 }
 

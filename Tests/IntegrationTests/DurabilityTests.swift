@@ -198,7 +198,8 @@ struct DurabilityTests {
                                (["--max-backlog", "lots"], "lots"),
                                (["--apply-delay=-1"], "--apply-delay -1.0 must be between 0 and 3600"),
                                (["--apply-delay", "7200"], "--apply-delay 7200.0 must be between 0 and 3600"),
-                               (["--apply-delay", "soon"], "soon")] {
+                               (["--apply-delay", "soon"], "soon"),
+                               (["--apply-due=-0.5"], "--apply-due -0.5 must be between 0 and 3600")] {
             let r = try ws.run(["serve"] + args)
             #expect(r.status != 0, "\(args) should fail")
             #expect(r.stderr.contains(needle), "\(args): \(r.stderr)")

@@ -315,7 +315,7 @@ extension InboxApplierTests {
         let dir = try TempDir()
         // Quiet after 2 s without an arrival; the other bounds out of reach.
         let (inbox, store, applier) = try Self.deferring(
-            dir, .init(quiet: .seconds(2), maxDelay: .seconds(600), maxDeferredBytes: 1 << 40))
+            dir, .init(quiet: .seconds(2), maxDelay: .seconds(600), maxDeferredBytes: 1 << 40, due: .seconds(600)))
         for chunk in stride(from: 0, to: 100, by: 4) {
             try inbox.append(Self.records(chunk..<(chunk + 4)))
             applier.wake()
@@ -343,9 +343,30 @@ extension InboxApplierTests {
         #expect(applier.finish() == nil)
     }
 
+    @Test func atLightLoadWhatIsDueIsAppliedWhileTheBurstGoesOn() throws {
+        let dir = try TempDir()
+        // Quiet and the bounds out of reach; any load counts as light.
+        let (inbox, store, applier) = try Self.deferring(
+            dir, .init(quiet: .seconds(600), maxDelay: .seconds(600), maxDeferredBytes: 1 << 40,
+                       due: .milliseconds(300), lightShare: .infinity))
+        var sent = 0
+        let end = Date(timeIntervalSinceNow: 20)
+        while applier.position == .start && Date() < end {
+            try inbox.append(Self.records(sent..<(sent + 4)))
+            sent += 4
+            applier.wake()
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        #expect(applier.position > .start, "applied within 20 s while records kept arriving every 20 ms")
+        #expect(try store.stats().accepted > 0)
+        #expect(applier.finish() == nil)
+        #expect(try store.stats().accepted == sent)
+        #expect(applier.applyWork.records == sent)
+    }
+
     @Test func theDelayBoundEndsTheWait() throws {
         // 600 s of quiet out of reach: only the 3 s delay can end the wait.
-        try Self.expectWaitThenApply(.init(quiet: .seconds(600), maxDelay: .seconds(3), maxDeferredBytes: 1 << 40),
+        try Self.expectWaitThenApply(.init(quiet: .seconds(600), maxDelay: .seconds(3), maxDeferredBytes: 1 << 40, due: .seconds(600)),
                                      wake: true, pause: 0.3, "waiting: the delay has not run out")
     }
 
@@ -358,7 +379,7 @@ extension InboxApplierTests {
 
         let dir = try TempDir()
         let (inbox, store, applier) = try Self.deferring(
-            dir, .init(quiet: .seconds(600), maxDelay: .seconds(600), maxDeferredBytes: tenRecords + 1))
+            dir, .init(quiet: .seconds(600), maxDelay: .seconds(600), maxDeferredBytes: tenRecords + 1, due: .seconds(600)))
         try inbox.append(Self.records(0..<10))
         applier.wake()
         Thread.sleep(forTimeInterval: 0.3)
@@ -377,7 +398,7 @@ extension InboxApplierTests {
         try store.adoptInbox(id: inbox.id, position: inbox.end)
         try inbox.append(Self.records(0..<10))  // acknowledged before a restart
         let applier = InboxApplier(inbox: inbox, store: store, from: .start,
-                                   policy: .init(quiet: .seconds(600), maxDelay: .seconds(600), maxDeferredBytes: 1 << 40),
+                                   policy: .init(quiet: .seconds(600), maxDelay: .seconds(600), maxDeferredBytes: 1 << 40, due: .seconds(600)),
                                    makeItem: Self.item)
         applier.start()
         #expect(Self.within(30) { applier.position == inbox.end })
@@ -404,14 +425,14 @@ extension InboxApplierTests {
 
     @Test func recordsNoticedBeforeTheirWakeStillWait() throws {
         // No wake(): the applier finds the records on its 1 s poll, then waits for quiet as for a burst.
-        try Self.expectWaitThenApply(.init(quiet: .seconds(3), maxDelay: .seconds(600), maxDeferredBytes: 1 << 40),
+        try Self.expectWaitThenApply(.init(quiet: .seconds(3), maxDelay: .seconds(600), maxDeferredBytes: 1 << 40, due: .seconds(600)),
                                      wake: false, pause: 1.5, "found on the poll, then waiting for quiet")
     }
 
     @Test func finishingAppliesWhatAWaitingApplierHolds() throws {
         let dir = try TempDir()
         let (inbox, store, applier) = try Self.deferring(
-            dir, .init(quiet: .seconds(600), maxDelay: .seconds(600), maxDeferredBytes: 1 << 40))
+            dir, .init(quiet: .seconds(600), maxDelay: .seconds(600), maxDeferredBytes: 1 << 40, due: .seconds(600)))
         try inbox.append(Self.records(0..<10))
         applier.wake()
         Thread.sleep(forTimeInterval: 0.1)
