@@ -116,6 +116,12 @@ public enum Dashboard {
                         if let stats = poolable(snapshot) { pooled.append((stats, pilot.enrolmentTarget)) } else { lacking.append(pilot.id) }
                         continue
                     }
+                    if pilot.site != nil {
+                        // Reports aggregates, and its site has sent nothing for T yet.
+                        pilots.append(pilotStatus(pilot, missingSnapshotAt: t, thresholds: thresholds))
+                        lacking.append(pilot.id)
+                        continue
+                    }
                     let facts = try reader.pilotFacts(pilot: pilot.id, asOf: t, subjects: subjects[pilot.id] ?? [])
                     pooled.append((Metrics.statistics(facts.subjects, asOf: t), pilot.enrolmentTarget))
                     pilots.append(pilotStatus(pilot, facts: facts, devices: devices[pilot.id] ?? [], thresholds: thresholds, asOf: t))

@@ -39,7 +39,7 @@ extension JSONWriter {
         field("last_observation_at", f.lastObservationAt?.description)
         if let snapshot {
             objectField("snapshot") { o in
-                o.field("as_of", snapshot.asOf.description)
+                o.field("as_of", snapshot.asOf?.description)
                 o.field("revision", Int(snapshot.revision))
                 o.field("min_cell", snapshot.minCell)
                 o.field("stale", snapshot.stale)

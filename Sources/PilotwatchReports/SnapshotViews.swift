@@ -5,7 +5,8 @@ import PilotwatchStore
 /// snapshot at or before the view's `T`. Figures are computed as of the snapshot's `as_of`, with
 /// the same functions as for a pilot whose rows the store holds.
 public struct SnapshotSource: Sendable, Hashable {
-    public var asOf: Instant
+    /// The snapshot's day end; nil when the site has sent none at or before `T`.
+    public var asOf: Instant?
     public var revision: Int64
     public var minCell: Int
     /// Older than a day plus the site's grace at the view's `T` (the site, not the pilot, may be
@@ -20,6 +21,18 @@ public struct SnapshotSource: Sendable, Hashable {
 }
 
 extension Dashboard {
+    /// The status row of a pilot that reports aggregates but has no snapshot at or before `T`:
+    /// every figure withheld, stale.
+    public static func pilotStatus(_ pilot: Pilot, missingSnapshotAt t: Instant, thresholds: AlertThresholds) -> PilotStatus {
+        let keys = ["enrolled", "withdrawn", "in_follow_up", "enrolment_pct", "enrolment_rate_30d", "projected_target_date",
+                    "on_track", "active_7d", "transmission_adherence", "unenrolled_subjects"]
+        let figures = Metrics.pilot(PilotStatistics(), target: pilot.enrolmentTarget, end: pilot.end, asOf: t)
+        return PilotStatus(pilot: pilot, figures: figures, nextMilestone: nil, lastWeek: MessageCounts(), refusalRate7d: nil,
+                           devices: DeviceCounts(), thresholds: pilot.alertThresholds(thresholds), conditions: [],
+                           snapshot: SnapshotSource(asOf: nil, revision: 0, minCell: 0, stale: true,
+                                                    marks: Dictionary(uniqueKeysWithValues: keys.map { ($0, SnapshotFigure.withheld) })))
+    }
+
     /// The grace a site has after a day end before its snapshot is late (federation.md, 2 h).
     public static let snapshotGraceSeconds = 7_200.0
 

@@ -271,3 +271,74 @@ struct FederationIntakeTests {
                 "the accepted neighbour's subject is stored (the search reads the right files)")
     }
 }
+
+@Suite("Federation end to end: the cluster shows an aggregate pilot as the site computes it", .serialized)
+struct FederationViewTests {
+    @Test func atMinCellZeroTheClusterPrintsTheSitesFigures() throws {
+        let broker = try TestBroker.start()
+        defer { broker.stop() }
+        let cluster = try FederationFixture(port: broker.port)
+        defer { cluster.remove() }
+        // The site: the same pilot, its devices reporting observations to it.
+        let siteEntry = aggregatePilotEntry.replacingOccurrences(of: "    reporting: aggregates\n    site: chu-lille\n", with: "")
+            .replacingOccurrences(of: "    reporting: aggregates\n    site: chu-lille", with: "")
+        let site = try Workspace(port: broker.port, pilots: Workspace.defaultPilots + "\n" + siteEntry)
+        defer { site.remove() }
+        let dayEnd = cluster.day.advanced(by: 1).start.adding(millis: -1)
+        func at(_ daysBefore: Double) -> String { dayEnd.adding(days: -daysBefore).description }
+        var lines: [String] = []
+        for i in 0..<14 {
+            let s = "p-site-\(1000 + i)"
+            var list = [obs(s, "enrolled", at: at(Double(120 - i * 5))), obs(s, "weight", 80 + Double(i), unit: "kg", at: at(Double(119 - i * 5)))]
+            for d in stride(from: 40.0, through: 1, by: -3) { list.append(obs(s, "weight", 79 + Double(i) - d / 20, unit: "kg", at: at(d))) }
+            if i % 4 == 0 { list.append(obs(s, "hospitalisation", at: at(10))) }
+            if i == 3 { list.append(obs(s, "withdrawn", at: at(5))) }
+            lines.append(#"{"topic":"pilots/card-hf-agg-04/dev-\#(i)/obs","payload":"# + obsMessage("m-\(i)", list) + "}")
+        }
+        let imported = try site.run(["ingest", "-"], stdin: Data((lines.joined(separator: "\n") + "\n").utf8))
+        #expect(imported.status == 0, "\(imported.stderr)")
+        #expect(try site.stats().accepted == 14)
+
+        // The snapshot the site sends for the day end, published as the site's account would.
+        let siteStore = try Store(path: site.db, options: StoreOptions(readOnly: true))
+        let snapshot = try SnapshotBuilder.build(store: siteStore, pilot: cluster.pilot, catalogue: cluster.catalogue,
+                                                 day: cluster.day, revision: 1, msgID: "chu-lille-day-1").json()
+        let serve = try cluster.ws.startServe(port: broker.port)
+        defer { serve.terminate() }
+        try serve.waitUntilSubscribed()
+        try publish(port: broker.port, topic: "pilots/card-hf-agg-04/chu-lille/agg", message: snapshot)
+        _ = try cluster.waitForSnapshots("the snapshot stored") { $0.count == 1 }
+
+        func json(_ ws: Workspace, _ args: [String]) throws -> [String: Any] {
+            let r = try ws.run(args + ["--as-of", dayEnd.description, "--format", "json"])
+            guard r.status == 0 else { throw TestFailure("\(args): \(r.stderr)") }
+            return try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any] ?? [:]
+        }
+        func row(_ o: [String: Any], _ key: String, _ id: String, _ field: String) -> [String: Any]? {
+            (o[key] as? [[String: Any]])?.first { $0[field] as? String == id }
+        }
+        let a = try #require(row(try json(cluster.ws, ["status"]), "pilots", "card-hf-agg-04", "pilot"))
+        let b = try #require(row(try json(site, ["status"]), "pilots", "card-hf-agg-04", "pilot"))
+        for key in ["enrolled", "withdrawn", "in_follow_up", "enrolment_pct", "enrolment_rate_30d", "projected_target_date",
+                    "on_track", "active_7d", "unenrolled_subjects", "last_observation_at", "next_milestone", "messages_7d", "flags"] {
+            #expect(String(describing: a[key]) == String(describing: b[key]), "\(key): cluster \(String(describing: a[key])) site \(String(describing: b[key]))")
+        }
+        let adherence = (a["transmission_adherence"] as? Double, b["transmission_adherence"] as? Double)
+        #expect(abs((adherence.0 ?? -1) - (adherence.1 ?? -2)) < 1e-9)
+        #expect((a["snapshot"] as? [String: Any])?["revision"] as? Int == 1)
+        let pa = try #require(row(try json(cluster.ws, ["status"]), "programmes", "cardiac", "programme"))
+        let pb = try #require(row(try json(site, ["status"]), "programmes", "cardiac", "programme"))
+        #expect(pa["enrolled"] as? Int == pb["enrolled"] as? Int && pa["active_7d"] as? Int == pb["active_7d"] as? Int)
+
+        let va = try json(cluster.ws, ["pilot", "card-hf-agg-04"]), vb = try json(site, ["pilot", "card-hf-agg-04"])
+        for key in ["outcomes", "events", "milestones"] {
+            let x = try #require(va[key] as? [Any]), y = try #require(vb[key] as? [Any])
+            #expect(!x.isEmpty && NSArray(array: x) == NSArray(array: y), "\(key): \(x)\n\(y)")
+        }
+        // Nothing of the site's subjects or devices reached a file of the cluster.
+        #expect(try filesHolding(["p-site-10", "dev-1"], under: cluster.ws.dir) == [])
+        // A period is refused for an aggregate pilot, saying why.
+        let since = try cluster.ws.run(["pilot", "card-hf-agg-04", "--since", "7d"])
+        #expect(since.status == 64 && since.stderr.contains("reports aggregates"), "\(since.stderr)")
+    }
+}

@@ -46,8 +46,21 @@ struct PilotView: ParsableCommand {
             try view.show(audit: audit) { now in
                 let t = fixedAsOf ?? now
                 let start = since.flatMap { parseTimeArgument($0, now: t) }
-                var board = try Dashboard.pilot(store: store, pilot: pilot, catalogue: ctx.catalogue, since: start, asOf: t,
+                var board: PilotBoard
+                if let site = pilot.site {
+                    // Reports aggregates: the latest day-end snapshot at or before T.
+                    guard start == nil else {
+                        throw CLIError("\(id) reports aggregates (site \(site)): its figures cover its whole life up to a day end; a period (--since) would rest on the difference of two day ends, which disclosure control does not allow", kind: .usage)
+                    }
+                    guard let snapshot = try ctx.aggregateSnapshots(store, asOf: t, pilots: [pilot])[id] else {
+                        throw CLIError("\(id) reports aggregates, and its site \(site) has sent no day-end snapshot at or before \(t) (`pilotwatch snapshots --pilot \(id)` lists what arrived)")
+                    }
+                    board = Dashboard.pilot(pilot, snapshot: snapshot, catalogue: ctx.catalogue, asOf: t,
                                             thresholds: ctx.service.alerts.thresholds)
+                } else {
+                    board = try Dashboard.pilot(store: store, pilot: pilot, catalogue: ctx.catalogue, since: start, asOf: t,
+                                                thresholds: ctx.service.alerts.thresholds)
+                }
                 if fixedAsOf == nil { board.ingest = try ctx.ingestHealth(store, now: now) }
                 switch view.format {
                 case .table: return board.table(colour: useColour)

@@ -43,8 +43,10 @@ struct Status: ParsableCommand {
                     asOf: fixedAsOf ?? .now) { audit in
             let store = try openStore(ctx.service.databasePath, readOnly: true)
             try view.show(audit: audit) { now in
-                var board = try Dashboard.status(store: store, registry: ctx.registry, programme: programme, asOf: fixedAsOf ?? now,
-                                             thresholds: ctx.service.alerts.thresholds)
+                let t = fixedAsOf ?? now
+                var board = try Dashboard.status(store: store, registry: ctx.registry, programme: programme, asOf: t,
+                                             thresholds: ctx.service.alerts.thresholds,
+                                             snapshots: try ctx.aggregateSnapshots(store, asOf: t))
                 if fixedAsOf == nil { board.ingest = try ctx.ingestHealth(store, now: now) }
                 switch view.format {
                 case .table: return board.table(colour: useColour)
