@@ -342,3 +342,55 @@ struct FederationViewTests {
         #expect(since.status == 64 && since.stderr.contains("reports aggregates"), "\(since.stderr)")
     }
 }
+
+@Suite("federate --dry-run: the snapshot a site would send")
+struct FederateCommandTests {
+    @Test func aSitePrintsItsDayEndSnapshotWithDisclosureControl() throws {
+        let ws = try Workspace()
+        defer { ws.remove() }
+        func configure(minCell: Int) throws {
+            try ws.writeService(port: 1883)
+            try (try String(contentsOfFile: ws.config, encoding: .utf8) + """
+
+            federation:
+              cluster: {host: cluster.example.org, port: 1883, username: chu-lille}
+              site_id: chu-lille
+              pilots: [card-hf-idf-03]
+              min_cell: \(minCell)
+
+            """).write(toFile: ws.config, atomically: true, encoding: .utf8)
+        }
+        let yesterday = Instant(seconds: Date().timeIntervalSince1970).day.advanced(by: -1)
+        let t = yesterday.start.adding(days: 0.5)
+        var lines: [String] = []
+        for i in 0..<5 {
+            let list = [obs("p-fed-\(1000 + i)", "enrolled", at: t.adding(days: -Double(30 + i)).description),
+                        obs("p-fed-\(1000 + i)", "weight", 80, unit: "kg", at: t.adding(days: -Double(2 + i)).description)]
+            lines.append(#"{"topic":"pilots/card-hf-idf-03/dev-f\#(i)/obs","payload":"# + obsMessage("f-\(i)", list) + "}")
+        }
+        #expect(try ws.run(["ingest", "-"], stdin: Data((lines.joined(separator: "\n") + "\n").utf8)).status == 0)
+
+        try configure(minCell: 0)
+        let exact = try ws.run(["federate", "--dry-run", "--as-of", yesterday.description, "--out", "-"])
+        #expect(exact.status == 0, "\(exact.stderr)")
+        let s0 = try SnapshotParser.parse(Array(exact.stdout.trimmingCharacters(in: .whitespacesAndNewlines).utf8))
+        #expect(s0.pilot == "card-hf-idf-03" && s0.minCell == 0 && s0.enrolment.enrolled == .value(5))
+        #expect(!exact.stdout.contains("p-fed-") && !exact.stdout.contains("dev-f"), "no pseudonym or device id")
+
+        try configure(minCell: 11)
+        let guarded = try ws.run(["federate", "--dry-run", "--as-of", yesterday.description])
+        #expect(guarded.status == 0, "\(guarded.stderr)")
+        let s11 = try SnapshotParser.parse(Array(guarded.stdout.trimmingCharacters(in: .whitespacesAndNewlines).utf8))
+        #expect(s11.minCell == 11 && s11.enrolment.enrolled == .lessThan(11), "5 enrolled leave as lt 11")
+        #expect(!guarded.stdout.contains("\"enrolled\":5"))
+
+        // Sending is not built: the command says so; an instance without federation: is refused.
+        let send = try ws.run(["federate"])
+        #expect(send.status == 64 && send.stderr.contains("--dry-run"), "\(send.stderr)")
+        try ws.writeService(port: 1883)
+        let none = try ws.run(["federate", "--dry-run"])
+        #expect(none.status == 64 && none.stderr.contains("no federation: section"), "\(none.stderr)")
+        // The trail records the run.
+        #expect(try String(contentsOfFile: ws.db + ".audit", encoding: .utf8).contains("\"command\":\"federate --dry-run\""))
+    }
+}

@@ -1,0 +1,100 @@
+import ArgumentParser
+import Foundation
+import PilotwatchCore
+import PilotwatchReports
+import PilotwatchStore
+
+/// `pilotwatch federate`: a site instance's day-end snapshots, as they would leave.
+struct Federate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "federate",
+        abstract: "Show the day-end snapshot a site instance sends the cluster for its pilots (contract 1.1).",
+        discussion: """
+        A site instance (`federation:` in pilotwatch.yaml) sends the cluster, for each pilot it \
+        forwards, one snapshot per UTC day end: the sufficient statistics of every figure, with \
+        disclosure control at federation.min_cell (no count of 1 to min_cell-1 people, no \
+        statistic resting on fewer, no small difference with what was published before, times \
+        cut to the hour). Nothing in it names a subject or a device.
+
+        Today this command prints the snapshot (--dry-run); sending it (serve's daily publishing \
+        through a durable outbox, and --resend) is not built yet. Differencing over time is \
+        judged against what this instance has published, which is nothing yet: a dry run applies \
+        the rules of a first snapshot.
+
+        Examples:
+          pilotwatch federate --dry-run --out -
+          pilotwatch federate --dry-run --pilot hf-nord-02 --as-of 2026-11-30 --out snapshot.json
+        """
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(help: "Build the snapshots and print them; send nothing (the only mode built so far).")
+    var dryRun = false
+
+    @Option(help: ArgumentHelp("The day end: a date, or a time whose day is meant (default: yesterday, UTC).", valueName: "date"))
+    var asOf: String?
+
+    @Option(help: ArgumentHelp("Only this pilot (default: every pilot in federation.pilots).", valueName: "id"))
+    var pilot: String?
+
+    @Option(help: ArgumentHelp("Where to write the snapshots, one JSON object a line: a file, or - for standard output.", valueName: "file"))
+    var out: String = "-"
+
+    func validate() throws {
+        guard dryRun else {
+            throw ValidationError("federate sends nothing yet: pass --dry-run to print the snapshots it would send")
+        }
+        if let pilot, !isValidCode(pilot) { throw ValidationError("--pilot \(pilot) is not a pilot id (1-64 characters of a-z 0-9 . _ -)") }
+    }
+
+    func run() throws {
+        let ctx = try Context.load(global)
+        guard let federation = ctx.service.federation else {
+            throw CLIError("this instance has no federation: section in \(global.configPath); a site instance names the cluster, its site_id and the pilots it forwards (see README.md, Federation)", kind: .usage)
+        }
+        let ids = pilot.map { [$0] } ?? federation.pilots
+        if let pilot, !federation.pilots.contains(pilot) {
+            throw CLIError("\(pilot) is not in federation.pilots (\(federation.pilots.joined(separator: ", ")))", kind: .usage)
+        }
+        let day: Day
+        if let asOf {
+            guard let t = try timeOption(asOf, "--as-of", endOfDay: true) else { throw CLIError("--as-of needs a date", kind: .usage) }
+            day = t.day
+        } else {
+            day = Instant.now.day.advanced(by: -1)
+        }
+        guard day < Instant.now.day else {
+            throw CLIError("--as-of \(day): that day has not ended yet (a snapshot describes a whole UTC day)", kind: .usage)
+        }
+        let database = ctx.service.databasePath
+        try audited("federate --dry-run", database: database, selection: "pilots=\(ids.joined(separator: ",")) day=\(day)",
+                    asOf: day.advanced(by: 1).start.adding(millis: -1)) { audit in
+            let store = try openStore(database, readOnly: true)
+            var lines: [String] = []
+            for id in ids {
+                guard let p = ctx.registry.pilot(id) else {
+                    throw CLIError("\(id) is in federation.pilots but not in the registry; `pilotwatch config check` says so too")
+                }
+                let revision = Instant.now.millis
+                let (exact, contributions) = try SnapshotBuilder.buildWithContributions(
+                    store: store, pilot: p, catalogue: ctx.catalogue, day: day, revision: revision,
+                    msgID: "\(federation.siteID)-\(id)-\(revision)", thresholds: ctx.service.alerts.thresholds)
+                let sent = SnapshotDisclosure.apply(exact, contributions: contributions, minCell: federation.minCell,
+                                                    state: DisclosureState()).snapshot
+                lines.append(sent.json())
+            }
+            let text = lines.joined(separator: "\n")
+            if out == "-" {
+                try audit.show(text)
+            } else {
+                let data = Data((text + "\n").utf8)
+                try audit.record(output: out, sha256: SHA256.hex(data), beforeOutput: true)
+                do { try data.write(to: URL(fileURLWithPath: out)) } catch {
+                    throw CLIError("cannot write \(out): \(error.localizedDescription)")
+                }
+                printError("wrote \(lines.count) snapshot(s) for \(day) to \(out)")
+            }
+        }
+    }
+}
