@@ -99,6 +99,9 @@ enum Schema {
         migrator.registerMigration("v8-snapshots") { db in
             try db.execute(sql: v8)
         }
+        migrator.registerMigration("v9-federation-outbox") { db in
+            try db.execute(sql: v9)
+        }
         return migrator
     }
 
@@ -235,6 +238,34 @@ enum Schema {
             payload TEXT NOT NULL CHECK (json_valid(payload)),
             sha256 TEXT NOT NULL CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'),
             PRIMARY KEY (pilot, as_of)
+        ) WITHOUT ROWID;
+        """
+
+    /// A site instance's side of federation: the day-end snapshots waiting to be acknowledged by
+    /// the cluster's broker (`federation_outbox`, removed on PUBACK), those sent (kept with their
+    /// hash), and per pilot what disclosure control has published (`federation_state`, JSON).
+    static let v9 = """
+        CREATE TABLE federation_outbox (
+            pilot TEXT NOT NULL CHECK (length(pilot) BETWEEN 1 AND 64),
+            as_of INTEGER NOT NULL,
+            revision INTEGER NOT NULL CHECK (revision >= 0),
+            msg_id TEXT NOT NULL CHECK (length(msg_id) BETWEEN 1 AND 128),
+            payload TEXT NOT NULL,
+            PRIMARY KEY (pilot, as_of)
+        ) WITHOUT ROWID;
+        CREATE TABLE federation_sent (
+            pilot TEXT NOT NULL CHECK (length(pilot) BETWEEN 1 AND 64),
+            as_of INTEGER NOT NULL,
+            revision INTEGER NOT NULL CHECK (revision >= 0),
+            msg_id TEXT NOT NULL,
+            sha256 TEXT NOT NULL CHECK (length(sha256) = 64),
+            sent_at INTEGER NOT NULL,
+            payload TEXT NOT NULL,
+            PRIMARY KEY (pilot, as_of)
+        ) WITHOUT ROWID;
+        CREATE TABLE federation_state (
+            pilot TEXT PRIMARY KEY CHECK (length(pilot) BETWEEN 1 AND 64),
+            state TEXT NOT NULL
         ) WITHOUT ROWID;
         """
 

@@ -384,7 +384,7 @@ struct FederateCommandTests {
         #expect(s11.minCell == 11 && s11.enrolment.enrolled == .lessThan(11), "5 enrolled leave as lt 11")
         #expect(!guarded.stdout.contains("\"enrolled\":5"))
 
-        // Sending is not built: the command says so; an instance without federation: is refused.
+        // Sending is serve's: the command says so; an instance without federation: is refused.
         let send = try ws.run(["federate"])
         #expect(send.status == 64 && send.stderr.contains("--dry-run"), "\(send.stderr)")
         try ws.writeService(port: 1883)
@@ -392,5 +392,75 @@ struct FederateCommandTests {
         #expect(none.status == 64 && none.stderr.contains("no federation: section"), "\(none.stderr)")
         // The trail records the run.
         #expect(try String(contentsOfFile: ws.db + ".audit", encoding: .utf8).contains("\"command\":\"federate --dry-run\""))
+    }
+}
+
+@Suite("Federation over two brokers: a site's serve sends its day ends, the cluster shows them", .serialized)
+struct FederationDeliveryTests {
+    @Test func everyDayEndArrivesOnceAndTheClusterPrintsTheSitesFigures() throws {
+        let clusterBroker = try TestBroker.start()
+        defer { clusterBroker.stop() }
+        let siteBroker = try TestBroker.start()
+        defer { siteBroker.stop() }
+        let cluster = try FederationFixture(port: clusterBroker.port)
+        defer { cluster.remove() }
+        let siteEntry = aggregatePilotEntry.replacingOccurrences(of: "\n    reporting: aggregates\n    site: chu-lille", with: "")
+        let site = try Workspace(port: siteBroker.port, pilots: Workspace.defaultPilots + "\n" + siteEntry, clientID: "site-serve")
+        defer { site.remove() }
+        try (try String(contentsOfFile: site.config, encoding: .utf8) + """
+
+        federation:
+          cluster: {host: 127.0.0.1, port: \(clusterBroker.port), username: chu-lille}
+          site_id: chu-lille
+          pilots: [card-hf-agg-04]
+          grace: 0
+          min_cell: 0
+
+        """).write(toFile: site.config, atomically: true, encoding: .utf8)
+        #expect(try site.run(["config", "check"]).status == 0)
+
+        let yesterdayEnd = Instant(seconds: Date().timeIntervalSince1970).day.start.adding(millis: -1)
+        var lines: [String] = []
+        for i in 0..<12 {
+            let s = "p-deliv-\(1000 + i)"
+            var list = [obs(s, "enrolled", at: yesterdayEnd.adding(days: -Double(90 - i * 4)).description)]
+            for d in stride(from: 30.0, through: 1, by: -5) { list.append(obs(s, "weight", 81 - d / 30, unit: "kg", at: yesterdayEnd.adding(days: -d).description)) }
+            lines.append(#"{"topic":"pilots/card-hf-agg-04/dev-d\#(i)/obs","payload":"# + obsMessage("d-\(i)", list) + "}")
+        }
+        #expect(try site.run(["ingest", "-"], stdin: Data((lines.joined(separator: "\n") + "\n").utf8)).status == 0)
+
+        let clusterServe = try cluster.ws.startServe(port: clusterBroker.port)
+        defer { clusterServe.terminate() }
+        try clusterServe.waitUntilSubscribed()
+        let siteServe = try site.startServe(port: siteBroker.port, extra: ["--federate-every", "1"])
+        defer { siteServe.terminate() }
+        try siteServe.waitUntilSubscribed()
+
+        // Every day end from the pilot's start through yesterday, once.
+        let start = cluster.pilot.start
+        let expected = start.distance(to: yesterdayEnd.day) + 1
+        let stored = try cluster.waitForSnapshots("\(expected) day ends", timeout: 120) { $0.count >= expected }
+        #expect(stored.count == expected)
+        #expect(Set(stored.map(\.asOf.day)).count == expected)
+        #expect(siteServe.logText.contains("acknowledged by the cluster's broker"), "\(siteServe.logText)")
+
+        // The cluster prints the site's figures for yesterday.
+        func row(_ ws: Workspace) throws -> [String: Any] {
+            let r = try ws.run(["status", "--as-of", yesterdayEnd.description, "--format", "json"])
+            let o = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+            return try #require((o?["pilots"] as? [[String: Any]])?.first { $0["pilot"] as? String == "card-hf-agg-04" })
+        }
+        let a = try row(cluster.ws), b = try row(site)
+        for key in ["enrolled", "withdrawn", "in_follow_up", "active_7d", "on_track", "last_observation_at"] {
+            #expect(String(describing: a[key]) == String(describing: b[key]), "\(key)")
+        }
+        // A restart sends nothing again.
+        #expect(siteServe.terminate() == 0)
+        let again = try site.startServe(port: siteBroker.port, extra: ["--federate-every", "1"])
+        defer { again.terminate() }
+        try again.waitUntilSubscribed()
+        Thread.sleep(forTimeInterval: 2)
+        #expect(try cluster.snapshots().count == expected)
+        #expect(try filesHolding(["p-deliv-10"], under: cluster.ws.dir) == [])
     }
 }

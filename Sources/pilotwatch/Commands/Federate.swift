@@ -16,10 +16,11 @@ struct Federate: ParsableCommand {
         statistic resting on fewer, no small difference with what was published before, times \
         cut to the hour). Nothing in it names a subject or a device.
 
-        Today this command prints the snapshot (--dry-run); sending it (serve's daily publishing \
-        through a durable outbox, and --resend) is not built yet. Differencing over time is \
-        judged against what this instance has published, which is nothing yet: a dry run applies \
-        the rules of a first snapshot.
+        `serve` sends them by itself: every --federate-every seconds it builds the day ends that \
+        are over (plus federation.grace) from the pilot's start or the last one built, puts them \
+        in a durable outbox in the store, and removes each once the cluster's broker acknowledged \
+        it. This command prints one day end (--dry-run), with the rules of a first publication \
+        (it does not touch what serve has published); resending (--resend) is not built yet.
 
         Examples:
           pilotwatch federate --dry-run --out -
@@ -29,7 +30,7 @@ struct Federate: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Flag(help: "Build the snapshots and print them; send nothing (the only mode built so far).")
+    @Flag(help: "Build the snapshots and print them; send nothing (serve sends them).")
     var dryRun = false
 
     @Option(help: ArgumentHelp("The day end: a date, or a time whose day is meant (default: yesterday, UTC).", valueName: "date"))
@@ -43,7 +44,7 @@ struct Federate: ParsableCommand {
 
     func validate() throws {
         guard dryRun else {
-            throw ValidationError("federate sends nothing yet: pass --dry-run to print the snapshots it would send")
+            throw ValidationError("serve sends the snapshots by itself (--federate-every); this command prints one day end: pass --dry-run")
         }
         if let pilot, !isValidCode(pilot) { throw ValidationError("--pilot \(pilot) is not a pilot id (1-64 characters of a-z 0-9 . _ -)") }
     }

@@ -88,6 +88,11 @@ struct Serve: ParsableCommand {
         valueName: "seconds"))
     var alertsEvery: Double?
 
+    @Option(help: ArgumentHelp(
+        "On a site instance (federation: in the configuration): seconds between two rounds of building and sending day-end snapshots.",
+        valueName: "seconds"))
+    var federateEvery: Double = 300
+
     @Option(help: ArgumentHelp("Stop after receiving this many messages (benchmarks).", visibility: .hidden))
     var stopAfter: Int?
 
@@ -106,6 +111,9 @@ struct Serve: ParsableCommand {
         }
         guard applyDue >= 0, applyDue <= 3600 else {
             throw ValidationError("--apply-due \(applyDue) must be between 0 and 3600 (seconds)")
+        }
+        guard federateEvery >= 0.5, federateEvery <= 86_400 else {
+            throw ValidationError("--federate-every \(federateEvery) must be between 0.5 and 86400 (seconds)")
         }
         if let alertsEvery, !(alertsEvery >= 0.5 && alertsEvery <= 3600) {
             throw ValidationError("--alerts-every \(alertsEvery) must be between 0.5 and 3600 (seconds)")
@@ -223,6 +231,12 @@ struct Serve: ParsableCommand {
         let alerts = makeAlertLoop(ctx, mqttConfig: mqttConfig, store: store, previous: previousHeartbeat,
                                    metrics: serveMetrics, logger: logger)
         alerts.start(firstAfter: min(2, alerts.every))
+        // A site instance sends its pilots' day-end snapshots to the cluster.
+        let federation = ctx.service.federation.map {
+            FederationLoop(ctx: ctx, federation: $0, store: store, logger: logger, every: federateEvery)
+        }
+        federation?.start()
+        defer { federation?.stop() }
         // The retention policy, a minute after the start and then daily (db purge by hand).
         let purger = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "pilotwatch.purge"))
         purger.schedule(deadline: .now() + 60, repeating: 86_400)
