@@ -21,6 +21,10 @@ public struct ErasureSummary: Sendable, Equatable, Codable {
     public var walEmptied = false
     /// Inbox records overwritten (set by the caller that holds the inbox).
     public var inboxRecords = 0
+    /// The subject's first data (milliseconds), as the store held it: the day ends from it on changed.
+    public var firstDataAtMillis: Int64?
+    /// Day ends of the pilot to be built and sent again to the cluster (a site instance).
+    public var dayEndsResent = 0
 
     public init() {}
 
@@ -29,6 +33,7 @@ public struct ErasureSummary: Sendable, Equatable, Codable {
         case dayRollups = "day_rollups", indicatorRollups = "indicator_rollups", messages, quarantined
         case devicesForgotten = "devices_forgotten", messagesNotAttributed = "messages_not_attributed"
         case walEmptied = "wal_emptied", inboxRecords = "inbox_records"
+        case firstDataAtMillis = "first_data_at_ms", dayEndsResent = "day_ends_resent"
     }
 }
 
@@ -238,6 +243,7 @@ private struct SubjectEraser {
         var touchedDevices: Set<Int64> = []
         if let pilotID, let subjectID = try Int64.fetchOne(db, sql: "SELECT id FROM subject WHERE pilot_id = ? AND code = ?",
                                                             arguments: [pilotID, subject]) {
+            s.firstDataAtMillis = try Int64.fetchOne(db, sql: "SELECT first_at FROM subject WHERE id = ?", arguments: [subjectID])
             for table in ["observation", "event"] {
                 touchedDevices.formUnion(try Int64.fetchAll(db, sql: "SELECT DISTINCT device_id FROM \(table) WHERE subject_id = ?",
                                                             arguments: [subjectID]))

@@ -73,4 +73,22 @@ extension Store {
     public func sentSnapshotCount(pilot: String) throws -> Int {
         try read { try Int.fetchOne($0.db, sql: "SELECT count(*) FROM federation_sent WHERE pilot = ?", arguments: [pilot]) ?? 0 }
     }
+
+    /// Makes the day ends of `pilot` from `day` on be built and sent again (late data, or an
+    /// erasure that changed them): they leave the outbox and the sent list, so that the next round
+    /// builds them with a new revision, which the cluster takes in place of the old. Returns how
+    /// many day ends were sent or waiting.
+    @discardableResult
+    public func requeueFederation(pilot: String, from day: Day) throws -> Int {
+        let from = day.start.millis
+        return try writeDirect("resending day ends") { db, _ in
+            try db.inTransaction {
+                try db.execute(sql: "DELETE FROM federation_outbox WHERE pilot = ? AND as_of >= ?", arguments: [pilot, from])
+                var n = db.changesCount
+                try db.execute(sql: "DELETE FROM federation_sent WHERE pilot = ? AND as_of >= ?", arguments: [pilot, from])
+                n += db.changesCount
+                return (.commit, n)
+            }
+        }
+    }
 }

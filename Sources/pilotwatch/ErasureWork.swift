@@ -8,8 +8,11 @@ enum ErasureWork {
     /// Erases the subject: first its tombstone goes into the file beside the database (a crash
     /// after that leaves a tombstone that the next start applies), then the store erases it and
     /// records the inbox records already applied that name it, then those are overwritten.
+    ///
+    /// On a site instance that forwards the pilot (`federated`), the day ends from the subject's
+    /// first data on are sent to the cluster again (by serve's next round), without it.
     static func erase(store: Store, inbox: Inbox?, applied: InboxPosition?, database: String,
-                      pilot: String, subject: String) throws -> ErasureSummary {
+                      pilot: String, subject: String, federated: Bool = false) throws -> ErasureSummary {
         let keys = try ErasureKeys.ensure(database: database)
         let hashes = Set(keys.hashes(pilot: pilot, subject: subject))
         if let hash = keys.currentHash(pilot: pilot, subject: subject),
@@ -24,6 +27,9 @@ enum ErasureWork {
             try store.clearInboxScrubs(spans)
         }
         summary.inboxRecords = spans.count
+        if federated, let first = summary.firstDataAtMillis {
+            summary.dayEndsResent = try store.requeueFederation(pilot: pilot, from: Instant(millis: first).day)
+        }
         return summary
     }
 

@@ -462,5 +462,19 @@ struct FederationDeliveryTests {
         Thread.sleep(forTimeInterval: 2)
         #expect(try cluster.snapshots().count == expected)
         #expect(try filesHolding(["p-deliv-10"], under: cluster.ws.dir) == [])
+
+        // An erasure at the site sends the day ends it changed again, without the subject.
+        let before = try #require(cluster.snapshots().first { $0.asOf.day == yesterdayEnd.day })
+        let erased = try site.run(["subjects", "erase", "--pilot", "card-hf-agg-04", "--subject", "p-deliv-1010",
+                                   "--reason", "request R-77", "--format", "json"])
+        #expect(erased.status == 0, "\(erased.stderr)")
+        #expect(!erased.stdout.contains("\"day_ends_resent\":0"), "\(erased.stdout)")
+        _ = try cluster.waitForSnapshots("yesterday's day end resent", timeout: 60) { list in
+            list.contains { $0.asOf.day == yesterdayEnd.day && $0.revision > before.revision }
+        }
+        #expect(try cluster.snapshots().count == expected, "replaced, not added")
+        let c = try row(cluster.ws), d = try row(site)
+        #expect(c["enrolled"] as? Int == d["enrolled"] as? Int)
+        #expect(c["enrolled"] as? Int == (a["enrolled"] as? Int ?? 0) - 1, "the erased subject no longer counts: \(c)")
     }
 }

@@ -393,9 +393,10 @@ struct Serve: ParsableCommand {
             case .erase:
                 guard let pilot = request.pilot, let subject = request.subject else { return .failure("erase needs a pilot and a subject") }
                 let database = store.path
+                let federated = (try? reload())?.service.federation?.pilots.contains(pilot) ?? false
                 let summary = try applier.perform {
                     try ErasureWork.erase(store: store, inbox: inbox, applied: applier.position, database: database,
-                                          pilot: pilot, subject: subject)
+                                          pilot: pilot, subject: subject, federated: federated)
                 }
                 logger.notice("erase handed over: subject \(SubjectTombstone.short(summary.tombstone)) of \(pilot) erased (\(summary.observations) observations, \(summary.events) events, \(summary.messages) messages, \(summary.quarantined) refusals, \(summary.inboxRecords) inbox records)")
                 return ServeReply(ok: true, erasure: summary)

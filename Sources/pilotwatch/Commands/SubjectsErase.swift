@@ -114,7 +114,8 @@ extension Subjects {
                                                         log: { printError("subjects erase: \($0)") })
                     }
                     return try ErasureWork.erase(store: store, inbox: inbox, applied: inbox?.end, database: database,
-                                                 pilot: pilot, subject: subject)
+                                                 pilot: pilot, subject: subject,
+                                                 federated: ctx.service.federation?.pilots.contains(pilot) ?? false)
                 }
             }
             print(Self.render(summary, pilot: pilot, format: format))
@@ -139,6 +140,9 @@ extension Subjects {
                 ("devices forgotten", s.devicesForgotten), ("inbox records overwritten", s.inboxRecords),
             ]
             for (name, n) in rows { lines.append("  " + name.padding(toLength: 26, withPad: " ", startingAt: 0) + String(n)) }
+            if s.dayEndsResent > 0 {
+                lines.append("  \(s.dayEndsResent) day-end snapshots are sent to the cluster again without it (serve's next federation round)")
+            }
             if s.messagesNotAttributed > 0 {
                 lines.append("  \(s.messagesNotAttributed) messages on its devices are not tied to it alone (several subjects, pilot-level, or stored before schema v7): kept, with their counts")
             }
