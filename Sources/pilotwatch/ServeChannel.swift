@@ -37,6 +37,8 @@ struct ServeRequest: Codable, Sendable {
         case erase
         /// Apply the retention policy (`db purge`) as it stands at `sinceMillis` (the as-of time).
         case purge
+        /// Build and send again a site's day ends of `pilot` from `sinceMillis` on (`federate --resend`).
+        case resend
     }
 
     var op: Operation

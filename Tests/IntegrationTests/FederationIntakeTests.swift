@@ -476,5 +476,16 @@ struct FederationDeliveryTests {
         let c = try row(cluster.ws), d = try row(site)
         #expect(c["enrolled"] as? Int == d["enrolled"] as? Int)
         #expect(c["enrolled"] as? Int == (a["enrolled"] as? Int ?? 0) - 1, "the erased subject no longer counts: \(c)")
+
+        // Late data: federate --resend --since (handed to the running serve) sends day ends again.
+        let current = try #require(cluster.snapshots().first { $0.asOf.day == yesterdayEnd.day })
+        let resend = try site.run(["federate", "--resend", "--since", yesterdayEnd.day.advanced(by: -2).description])
+        #expect(resend.status == 0 && resend.stdout.contains("3 day end(s)"), "\(resend.stdout)\(resend.stderr)")
+        _ = try cluster.waitForSnapshots("yesterday's day end sent again", timeout: 60) { list in
+            list.contains { $0.asOf.day == yesterdayEnd.day && $0.revision > current.revision }
+        }
+        #expect(try cluster.snapshots().count == expected)
+        let bad = try site.run(["federate", "--resend"])
+        #expect(bad.status == 64 && bad.stderr.contains("--since"), "\(bad.stderr)")
     }
 }

@@ -20,11 +20,14 @@ struct Federate: ParsableCommand {
         are over (plus federation.grace) from the pilot's start or the last one built, puts them \
         in a durable outbox in the store, and removes each once the cluster's broker acknowledged \
         it. This command prints one day end (--dry-run), with the rules of a first publication \
-        (it does not touch what serve has published); resending (--resend) is not built yet.
+        (it does not touch what serve has published), or has the day ends from a date on built \
+        and sent again with a new revision (--resend --since DATE: late data; the cluster keeps \
+        the new ones). While serve runs, a resend is handed to it.
 
         Examples:
           pilotwatch federate --dry-run --out -
           pilotwatch federate --dry-run --pilot hf-nord-02 --as-of 2026-11-30 --out snapshot.json
+          pilotwatch federate --resend --since 2026-11-01
         """
     )
 
@@ -42,10 +45,18 @@ struct Federate: ParsableCommand {
     @Option(help: ArgumentHelp("Where to write the snapshots, one JSON object a line: a file, or - for standard output.", valueName: "file"))
     var out: String = "-"
 
+    @Flag(help: "Have the day ends from --since on built and sent again, with a new revision.")
+    var resend = false
+
+    @Option(help: ArgumentHelp("With --resend: the first day end to send again (a date).", valueName: "date"))
+    var since: String?
+
     func validate() throws {
-        guard dryRun else {
-            throw ValidationError("serve sends the snapshots by itself (--federate-every); this command prints one day end: pass --dry-run")
+        guard dryRun != resend else {
+            throw ValidationError("serve sends the snapshots by itself (--federate-every); pass --dry-run to print one day end, or --resend --since DATE to have day ends sent again")
         }
+        if resend && since == nil { throw ValidationError("--resend needs --since DATE: the first day end to send again") }
+        if !resend && since != nil { throw ValidationError("--since goes with --resend") }
         if let pilot, !isValidCode(pilot) { throw ValidationError("--pilot \(pilot) is not a pilot id (1-64 characters of a-z 0-9 . _ -)") }
     }
 
@@ -57,6 +68,10 @@ struct Federate: ParsableCommand {
         let ids = pilot.map { [$0] } ?? federation.pilots
         if let pilot, !federation.pilots.contains(pilot) {
             throw CLIError("\(pilot) is not in federation.pilots (\(federation.pilots.joined(separator: ", ")))", kind: .usage)
+        }
+        if resend {
+            try resendDayEnds(ctx, pilots: ids)
+            return
         }
         let day: Day
         if let asOf {
@@ -97,5 +112,32 @@ struct Federate: ParsableCommand {
                 printError("wrote \(lines.count) snapshot(s) for \(day) to \(out)")
             }
         }
+    }
+
+    /// `--resend --since`: the day ends from that date on leave the outbox and the sent list, for
+    /// serve to build and send again (handed to serve while it runs).
+    private func resendDayEnds(_ ctx: Context, pilots ids: [String]) throws {
+        guard let since, let from = try timeOption(since, "--since") else { throw CLIError("--resend needs --since DATE", kind: .usage) }
+        let database = ctx.service.databasePath
+        let total = try audited("federate --resend", database: database,
+                                selection: "pilots=\(ids.joined(separator: ",")) since=\(from.day)") { _ -> Int in
+            var n = 0
+            switch try WriteAccess.obtain(database: database, role: "federate") {
+            case .serve(_, let first):
+                // One request per connection: the first pilot on the connection made, one more each.
+                for (i, id) in ids.enumerated() {
+                    let c = i == 0 ? first : try ServeChannelClient(database: database)
+                    try c.send(ServeRequest(op: .resend, pilot: id, sinceMillis: from.day.start.millis))
+                    c.finishSending()
+                    n += try c.answer(doing: "resend the day ends of \(id)").counts?["day_ends"] ?? 0
+                }
+            case .own(let lock):
+                defer { lock.release() }
+                let store = try openStore(database)
+                for id in ids { n += try store.requeueFederation(pilot: id, from: from.day) }
+            }
+            return n
+        }
+        print("\(total) day end(s) from \(from.day) to build and send again; serve does it at its next round (--federate-every)")
     }
 }

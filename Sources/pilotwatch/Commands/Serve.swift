@@ -400,6 +400,11 @@ struct Serve: ParsableCommand {
                 }
                 logger.notice("erase handed over: subject \(SubjectTombstone.short(summary.tombstone)) of \(pilot) erased (\(summary.observations) observations, \(summary.events) events, \(summary.messages) messages, \(summary.quarantined) refusals, \(summary.inboxRecords) inbox records)")
                 return ServeReply(ok: true, erasure: summary)
+            case .resend:
+                guard let pilot = request.pilot, let since = request.sinceMillis else { return .failure("resend needs a pilot and a day") }
+                let n = try store.requeueFederation(pilot: pilot, from: Instant(millis: since).day)
+                logger.notice("federate --resend handed over: \(n) day end(s) of \(pilot) from \(Instant(millis: since).day) to build and send again")
+                return ServeReply(ok: true, counts: ["day_ends": n])
             case .purge:
                 // The registry as it is now: a pilot's own retention may have just been set.
                 let ctx = try reload()
