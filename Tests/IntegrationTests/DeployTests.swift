@@ -255,6 +255,18 @@ struct DeployTests {
         let acl = try String(contentsOfFile: fresh, encoding: .utf8)
         #expect(acl.contains("topic read pilots/+/+/agg") && acl.contains("pattern write pilots/+/%u/agg")
                     && acl.contains("pattern read pilots/_cluster/sites/%u/status"), "\(acl)")
+        // The service also publishes its alerts and the sites' statuses under _cluster/.
+        #expect(acl.contains("topic readwrite pilots/_cluster/#"), "\(acl)")
+        // An existing ACL without that line gets it added, once.
+        let old = ws.dir + "/old-acl"
+        try "user pilotwatch\ntopic read pilots/+/+/obs\ntopic read pilots/+/+/status\n".write(toFile: old, atomically: true, encoding: .utf8)
+        for _ in 0..<2 {
+            let r = try ws.run(["devices", "provision-site", "--site", "chu-lille", "--rotate", "--password-file", ws.dir + "/passwd",
+                                "--acl-file", old])
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        let updated = try String(contentsOfFile: old, encoding: .utf8)
+        #expect(updated.components(separatedBy: "topic readwrite pilots/_cluster/#").count == 2, "\(updated)")
     }
 
     /// `db backup` writes a copy with the same content that `db check` accepts, and does not

@@ -417,6 +417,9 @@ struct DeviceACL {
         self.serviceReads = serviceReads
     }
 
+    /// The service publishes its alerts and the sites' statuses, retained, under `{root}/_cluster/`.
+    var clusterLine: String { "topic readwrite \(topicRoot)/_cluster/#" }
+
     /// A site account (named `{site_id}`) publishes snapshots under its own site id and reads its status.
     static func sitePatterns(root: String) -> [String] {
         ["pattern write \(root)/+/%u/agg", "pattern read \(root)/_cluster/sites/%u/status"]
@@ -433,9 +436,11 @@ struct DeviceACL {
             let reads = (["\(topicRoot)/+/+/obs", "\(topicRoot)/+/+/status"] + serviceReads).map { "topic read \($0)" }
             return .create("""
             # mosquitto ACL written by `pilotwatch devices provision` (see deploy/mosquitto/acl).
-            # The pilotwatch service reads every pilot's observations and statuses.
+            # The pilotwatch service reads every pilot's observations and statuses, and publishes its
+            # alerts and the sites' statuses (retained) under _cluster/.
             user \(serviceAccount)
             \(reads.joined(separator: "\n"))
+            \(clusterLine)
 
             # Device accounts are named {pilot_id}/{device_id}, site accounts {site_id}: each may publish only to its own topics.
             \(patterns.joined(separator: "\n"))
@@ -455,12 +460,13 @@ struct DeviceACL {
             if words[1] == "readwrite" || words[1] == "read" { present.insert("\(kind) read \(topic)") }
         }
         let missing = patterns.filter { !present.contains($0) }
-        let missingReads = serviceReads.map { "topic read \($0)" }.filter { !present.contains($0) }
+        var missingReads = serviceReads.map { "topic read \($0)" }.filter { !present.contains($0) }
+        if !present.contains("topic write \(topicRoot)/_cluster/#") { missingReads.append(clusterLine) }
         if missing.isEmpty && missingReads.isEmpty { return nil }
         var appended = text
         if !appended.isEmpty && !appended.hasSuffix("\n") { appended += "\n" }
         if !missingReads.isEmpty {
-            appended += "\n# Added by `pilotwatch devices provision`: what the pilotwatch service reads.\n"
+            appended += "\n# Added by `pilotwatch devices provision`: what the pilotwatch service reads (and publishes under _cluster/).\n"
             appended += "user \(serviceAccount)\n" + missingReads.joined(separator: "\n") + "\n"
         }
         if !missing.isEmpty {
