@@ -44,7 +44,8 @@ public enum SHA256 {
         public mutating func finalize() -> [UInt8] { state.finish() }
     }
 
-    static func hexDigits(_ digest: [UInt8]) -> String {
+    /// Bytes as lowercase hexadecimal digits (a digest, a key).
+    public static func hexDigits(_ digest: [UInt8]) -> String {
         let hexDigits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         out.reserveCapacity(64)

@@ -34,7 +34,7 @@ public struct ErasureKeys: Sendable, Equatable {
         keys.first.map { SubjectTombstone.hash(key: $0, pilot: pilot, subject: subject) }
     }
 
-    public var hexKeys: [String] { keys.map(Self.hex) }
+    public var hexKeys: [String] { keys.map(SHA256.hexDigits) }
 
     /// The keys of the store at `database`; nil when it has no key file yet.
     public static func read(database: String) throws -> ErasureKeys? {
@@ -100,7 +100,7 @@ public struct ErasureKeys: Sendable, Equatable {
     private static func write(_ keys: [[UInt8]], database: String, exclusive: Bool = false) throws {
         let path = path(forDatabase: database)
         let temporary = path + ".new-" + String(getpid())
-        let text = keys.map(hex).joined(separator: "\n") + "\n"
+        let text = keys.map(SHA256.hexDigits).joined(separator: "\n") + "\n"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw StoreError.erasureKey(path: path, reason: "cannot create it (\(String(cString: strerror(errno))))") }
         let bytes = Array(text.utf8)
@@ -123,11 +123,6 @@ public struct ErasureKeys: Sendable, Equatable {
             throw StoreError.erasureKey(path: path, reason: "cannot write it (\(reason))")
         }
         syncFolder(of: path)
-    }
-
-    static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        return String(decoding: bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0F)]] }, as: UTF8.self)
     }
 
     static func parseHex(_ text: some StringProtocol) -> [UInt8]? {
