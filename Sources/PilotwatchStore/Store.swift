@@ -318,6 +318,10 @@ public final class Store: Sendable {
         try read { try $0.rejects(filter, withPayload: true) }
     }
 
+    /// The identifier of this pilotwatch's last migration: what a store opened for writing is
+    /// migrated to.
+    public static var latestSchemaVersion: String { Schema.migrator.migrations.last ?? "" }
+
     /// The identifier of the last migration applied, for example `v1`.
     public func schemaVersion() throws -> String {
         try read { try Schema.migrator.appliedMigrations($0.db).last ?? "" }

@@ -127,7 +127,7 @@ import Testing
                 (1, \(d), \(Self.time(d, hour: 8)), \(Self.time(d, hour: 10)), 2);
             """)
         let store = try Store(path: path)
-        #expect(try store.schemaVersion() == "v9-federation-outbox")
+        #expect(try store.schemaVersion() == Store.latestSchemaVersion)
         #expect(try store.scalar("SELECT last_measure_at FROM subject WHERE id = 1") == Self.time(d, hour: 10))
         #expect(try store.scalar("SELECT activity_lo FROM subject WHERE id = 1") == 1 | 1 << 3)
         #expect(try store.scalar("SELECT activity_hi FROM subject WHERE id = 1") == 1 << (70 - 64))

@@ -377,6 +377,6 @@ import Testing
                 == [.accepted(newObservations: 0, duplicateObservations: 1)])
         let after = try store.stats()
         #expect(after.duplicate == 2 && after.accepted == 2 && after.observations == 1 && after.duplicateObservations == 1)
-        #expect(try store.schemaVersion() == "v9-federation-outbox")
+        #expect(try store.schemaVersion() == Store.latestSchemaVersion)
     }
 }
