@@ -43,6 +43,7 @@ extension JSONWriter {
                 o.field("revision", Int(snapshot.revision))
                 o.field("min_cell", snapshot.minCell)
                 o.field("stale", snapshot.stale)
+                o.field("archived", snapshot.archived)
             }
         }
     }
@@ -219,7 +220,7 @@ extension StatusBoard {
             let track = s.snapshot?["on_track"] != nil ? "—"
                 : f.onTrack ? Graphics.Colour.green.paint("yes", colour) : Graphics.Colour.red.paint("no", colour)
             var flags = s.flags.map(\.letter).joined(separator: " ")
-            if let source = s.snapshot { flags = (source.stale ? "Z " : "") + "G " + flags }
+            if let source = s.snapshot { flags = (source.stale ? "Z " : "") + (source.archived ? "E " : "G ") + flags }
             rows.append([s.pilot.id, bar + " " + counts, track, s.shown("active_7d", String(f.active7d)),
                          s.shown("transmission_adherence", Graphics.percent(f.transmissionAdherence)),
                          Graphics.ago(f.lastObservationAt, now: asOf),
@@ -235,9 +236,11 @@ extension StatusBoard {
         for r in rows { t.row([Graphics.truncate(r[0], pilotWidth)] + r.dropFirst()) }
         out.append(t.render())
         out.append("")
-        let aggregates = pilots.contains { $0.snapshot != nil }
+        let aggregates = pilots.contains { $0.snapshot.map { !$0.archived } ?? false }
+        let archived = pilots.contains { $0.snapshot?.archived ?? false }
         out += Graphics.wrap(["bar: enrolled of target, │ next milestone"]
                              + (aggregates ? ["G from its site's day-end snapshot (<k small, * held, — withheld)", "Z snapshot stale"] : [])
+                             + (archived ? ["E ended, from its archived final figures"] : [])
                              + AlertRule.pilotRules.map { "\($0.letter) \($0.meaning(thresholds))" }, separator: " · ")
             .map { Graphics.Colour.dim.paint($0, colour) }
         return out.joined(separator: "\n")

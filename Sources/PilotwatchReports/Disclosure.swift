@@ -75,6 +75,11 @@ public enum Disclosure {
             self.k = k
             scopes = report.programmes + report.pilots
             programmeCount = report.programmes.count
+            // Figures suppressed before disclosure control (not given exactly by a site) stay
+            // suppressed, and count as hidden for the identities and totals they belong to.
+            for s in scopes.indices {
+                for (key, c) in scopes[s].figures { if let why = c.suppression { hidden[Ref(scope: s, key: key)] = why } }
+            }
             buildTies()
         }
 

@@ -16,6 +16,9 @@ public enum Suppression: String, Sendable, Hashable, CaseIterable {
     /// Hidden so that another suppressed figure cannot be worked out from a total, a pooled
     /// figure or an identity.
     case secondary
+    /// Not given exactly by the pilot's site (its day-end snapshot has it below its `min_cell`,
+    /// held or withheld), or a pooled figure that would need such a part.
+    case atSite = "at_site"
 }
 
 /// What a figure is, for disclosure control.
@@ -168,6 +171,28 @@ public struct EnrolmentPoint: Sendable, Hashable {
     public init(day: Day, at: Instant, enrolled: Int) { self.day = day; self.at = at; self.enrolled = enrolled }
 }
 
+/// The snapshot a pilot's figures were computed from (federation.md: exports name each
+/// aggregate pilot's snapshot), or the archive of an ended pilot's final figures.
+public struct ExportSource: Sendable, Hashable {
+    /// Its day end; nil when there is none at or before `T` (every figure suppressed).
+    public var asOf: Instant?
+    public var revision: Int64
+    public var minCell: Int
+    /// The archive of an ended pilot (its raw rows are purged), not a site's snapshot.
+    public var archived: Bool
+
+    public init(asOf: Instant?, revision: Int64, minCell: Int, archived: Bool) {
+        self.asOf = asOf; self.revision = revision; self.minCell = minCell; self.archived = archived
+    }
+
+    /// `from its site's snapshot as of 2026-09-30T23:59:59.999Z (revision 17, min_cell 11)`.
+    public var text: String {
+        guard let asOf else { return "reports aggregates; no snapshot from its site at or before the export's as-of: every figure withheld" }
+        if archived { return "ended; figures from its archive as of \(asOf) (its raw rows are purged)" }
+        return "from its site's day-end snapshot as of \(asOf) (revision \(revision), min_cell \(minCell))"
+    }
+}
+
 /// The figures of one pilot, or of one programme pooled over the selected pilots.
 public struct ExportScope: Sendable {
     public var level: ScopeLevel
@@ -193,13 +218,20 @@ public struct ExportScope: Sendable {
     /// Cumulative enrolment by week, from the pilot's start to `T` (before disclosure control:
     /// every week; after: only the points that may be published).
     public var enrolmentSeries: [EnrolmentPoint]
+    /// Where a pilot's figures come from when not from its rows: its day-end snapshot, or the
+    /// archive of an ended pilot.
+    public var source: ExportSource?
+    /// A programme's pilots whose snapshot lacks a part of a pooled figure (those figures are
+    /// suppressed `at_site`).
+    public var partsNotGivenBy: [String] = []
 
     public init(level: ScopeLevel, id: String, programme: String, pilot: Pilot?, pilots: [String], periodStart: Instant?,
                 onTrack: Bool?, milestones: [ExportMilestone], outcomes: [ExportIndicator], events: [ExportIndicator],
-                reasons: [ReasonCode], figures: [FigureKey: Cell], enrolmentSeries: [EnrolmentPoint]) {
+                reasons: [ReasonCode], figures: [FigureKey: Cell], enrolmentSeries: [EnrolmentPoint], source: ExportSource? = nil) {
         self.level = level; self.id = id; self.programme = programme; self.pilot = pilot; self.pilots = pilots
         self.periodStart = periodStart; self.onTrack = onTrack; self.milestones = milestones; self.outcomes = outcomes
         self.events = events; self.reasons = reasons; self.figures = figures; self.enrolmentSeries = enrolmentSeries
+        self.source = source
     }
 
     public subscript(_ metric: ExportMetric, _ qualifier: String? = nil) -> Cell {

@@ -19,6 +19,7 @@ extension DisclosedReport {
         case .suppressed(.smallCount): return smallMark
         case .suppressed(.fewSubjects): return "w"
         case .suppressed(.secondary): return "s"
+        case .suppressed(.atSite): return "x"
         }
     }
 
@@ -32,6 +33,7 @@ extension DisclosedReport {
     public var legend: String {
         "\(smallMark): a count between 1 and \(k - 1) · w: withheld, computed from fewer than \(k) subjects · "
             + "s: suppressed so that another suppressed figure cannot be worked out · -: nothing to compute it on"
+            + ((suppressedCounts[.atSite] ?? 0) > 0 ? " · x: not given exactly by the pilot's site (below its min_cell, held or withheld there)" : "")
     }
 
     /// `each pilot's whole life` or `from 2026-07-01`, and `to 2026-09-30T23:59:59.999Z`.
@@ -228,6 +230,15 @@ extension DisclosedReport {
         if let p = s.pilot {
             o.registryFacts(p)
         }
+        if let source = s.source {
+            o.objectField("source") { so in
+                so.field("kind", source.archived ? "archive" : "snapshot")
+                so.field("as_of", source.asOf?.description)
+                so.field("revision", Int(source.revision))
+                so.field("min_cell", source.minCell)
+            }
+        }
+        if !s.partsNotGivenBy.isEmpty { o.field("parts_not_given_by", strings: s.partsNotGivenBy) }
         o.objectField("period") { p in
             p.field("from", s.periodStart?.description)
             p.field("to", report.asOf.description)

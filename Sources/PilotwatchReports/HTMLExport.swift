@@ -58,6 +58,9 @@ extension DisclosedReport {
             b.append("<section class=\"programme\">")
             b.append("<h2>\(HTML.escape(title(p)))</h2>")
             b.append("<p>Pilots: \(HTML.escape(p.pilots.joined(separator: ", "))).</p>")
+            if !p.partsNotGivenBy.isEmpty {
+                b.append("<p>Pooled figures marked x lack a part that the site of \(HTML.escape(p.partsNotGivenBy.joined(separator: ", "))) does not give exactly.</p>")
+            }
             b += scopeHTML(p)
             let pilots = r.pilots(of: p.id)
             for o in p.outcomes {
@@ -70,7 +73,8 @@ extension DisclosedReport {
                 if let pilot = s.pilot {
                     b.append("<table class=\"facts\"><tbody>")
                     for (k, v) in [("Lead", pilot.lead), ("Call", pilot.call), ("Funders", pilot.funders.joined(separator: ", ")),
-                                   ("Dates", "\(pilot.start) to \(pilot.end)"), ("On track", s.onTrack == true ? "yes" : "no")] {
+                                   ("Dates", "\(pilot.start) to \(pilot.end)"), ("On track", s.onTrack.map { $0 ? "yes" : "no" } ?? "not given")]
+                        + (s.source.map { [("Figures", $0.text)] } ?? []) {
                         b.append("<tr><th scope=\"row\">\(k)</th><td>\(HTML.escape(v))</td></tr>")
                     }
                     b.append("</tbody></table>")
@@ -127,6 +131,7 @@ extension DisclosedReport {
         case .smallCount: return "suppressed: a count between 1 and \(k - 1)"
         case .fewSubjects: return "withheld: computed from fewer than \(k) subjects"
         case .secondary: return "suppressed so that another suppressed figure cannot be worked out"
+        case .atSite: return "not given exactly by the pilot's site (below its min_cell, held or withheld there)"
         }
     }
 

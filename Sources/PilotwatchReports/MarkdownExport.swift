@@ -62,6 +62,10 @@ extension DisclosedReport {
             out.append("## " + title(p))
             out.append("")
             out.append("Pilots: " + p.pilots.joined(separator: ", ") + ".")
+            if !p.partsNotGivenBy.isEmpty {
+                out.append("")
+                out.append("Pooled figures marked x lack a part that the site of " + p.partsNotGivenBy.joined(separator: ", ") + " does not give exactly.")
+            }
             out += scopeSections(p, level: "###")
             for s in r.pilots(of: p.id) {
                 out.append("")
@@ -70,7 +74,8 @@ extension DisclosedReport {
                     out.append("")
                     out.append("- Lead: \(pilot.lead)")
                     out.append("- Call: \(pilot.call) · funders: \(pilot.funders.joined(separator: ", "))")
-                    out.append("- Dates: \(pilot.start) to \(pilot.end) · on track: \(s.onTrack == true ? "yes" : "no")")
+                    out.append("- Dates: \(pilot.start) to \(pilot.end) · on track: \(s.onTrack.map { $0 ? "yes" : "no" } ?? "not given")")
+                    if let source = s.source { out.append("- Figures: \(source.text)") }
                 }
                 out += scopeSections(s, level: "####")
             }

@@ -130,6 +130,8 @@ public struct PilotSnapshot: Sendable, Hashable {
     }
 
     public static let kind = "pilot_snapshot"
+    /// The `msg_id` prefix of an ended pilot's archived final figures (never published).
+    public static let archiveMsgIDPrefix = "archive-"
     public static let metricsVersion = 1
 
     public var msgID: String

@@ -12,6 +12,8 @@ public struct SnapshotSource: Sendable, Hashable {
     /// Older than a day plus the site's grace at the view's `T` (the site, not the pilot, may be
     /// the cause).
     public var stale: Bool
+    /// The archive of an ended pilot whose raw rows were purged (never stale), not a site's snapshot.
+    public var archived: Bool = false
     /// The view's figures (by JSON key) that the snapshot does not give exactly: `{lt}`, held
     /// (with the day end it was published at) or withheld.
     public var marks: [String: SnapshotFigure]
@@ -95,11 +97,12 @@ extension Dashboard {
         let conditions = AlertEvaluator.pilot(pilot, figures: figures, milestones: milestones, lastWeek: lastWeek,
                                               refusalRate: rate, devices: devices, thresholds: mine, asOf: at)
             .filter { marks.isEmpty || !Self.restsOnMarked($0.rule, marks) }
-        let stale = Double(t.millis - at.millis) / 1000 > 86_400 + graceSeconds
+        let archived = snapshot.msgID.hasPrefix(PilotSnapshot.archiveMsgIDPrefix)
+        let stale = !archived && Double(t.millis - at.millis) / 1000 > 86_400 + graceSeconds
         return PilotStatus(pilot: pilot, figures: figures, nextMilestone: milestones.first { $0.state == .pending },
                            lastWeek: lastWeek, refusalRate7d: rate, devices: devices, thresholds: mine, conditions: conditions,
                            snapshot: SnapshotSource(asOf: at, revision: snapshot.revision, minCell: snapshot.minCell,
-                                                    stale: stale, marks: marks))
+                                                    stale: stale, archived: archived, marks: marks))
     }
 
     /// Whether a rule's condition rests on a figure the snapshot does not give exactly.

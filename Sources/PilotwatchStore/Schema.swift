@@ -102,6 +102,9 @@ enum Schema {
         migrator.registerMigration("v9-federation-outbox") { db in
             try db.execute(sql: v9)
         }
+        migrator.registerMigration("v10-pilot-archive") { db in
+            try db.execute(sql: v10)
+        }
         return migrator
     }
 
@@ -500,5 +503,18 @@ enum Schema {
         BEGIN
             DELETE FROM reject_payload WHERE reject_id = NEW.id;
         END;
+        """
+
+    /// The final figures of an ended pilot whose raw rows the retention policy purged: its day-end
+    /// snapshot at its end date, every figure exact (`min_cell` 0), which the views and the export
+    /// read instead of its rows.
+    static let v10 = """
+        CREATE TABLE pilot_archive (
+            pilot TEXT PRIMARY KEY CHECK (length(pilot) BETWEEN 1 AND 64),
+            as_of INTEGER NOT NULL CHECK ((as_of + 1) % 86400000 = 0),
+            archived_at INTEGER NOT NULL,
+            payload TEXT NOT NULL CHECK (json_valid(payload)),
+            sha256 TEXT NOT NULL CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*')
+        ) WITHOUT ROWID;
         """
 }

@@ -80,7 +80,7 @@ import Testing
         #expect(try copy.replayCandidates(RejectFilter()) == store.replayCandidates(RejectFilter()))
         #expect(try copy.integrityCheck() == [])
         #expect(try copy.schemaVersion() == Store.latestSchemaVersion)
-        #expect(Store.latestSchemaVersion == "v9-federation-outbox", "a new migration: name it here")
+        #expect(Store.latestSchemaVersion == "v10-pilot-archive", "a new migration: name it here")
 
         #expect(throws: StoreError.backupDestinationExists(path: dir.file("copy.sqlite"))) {
             try store.backup(to: dir.file("copy.sqlite"))

@@ -21,6 +21,11 @@ struct Export: ParsableCommand {
         unenrolled subjects, a methods section and the provenance (pilotwatch version, database \
         fingerprint, generation time). Programme figures pool the subjects of the selected pilots.
 
+        A pilot that reports aggregates is exported from its site's latest day-end snapshot at or \
+        before the end of the period, an ended pilot whose raw rows were purged from its archived \
+        final figures; each names where its figures come from, and a figure the snapshot does not \
+        give exactly (or a pooled one that would need it) is marked x.
+
         Disclosure control is applied before any format is written: counts of 1 to k-1 are shown \
         as <k, statistics from fewer than k subjects are withheld, and more figures are hidden \
         wherever a total, a pooled figure or an identity would give a suppressed one away. Every \
@@ -126,7 +131,13 @@ struct Export: ParsableCommand {
             let store = try openStore(ctx.service.databasePath, readOnly: true)
             let request = ExportRequest(selection: selection, asOf: t, periodStart: start,
                                         pilotwatchVersion: PilotwatchVersion.current, generatedAt: generated)
-            let report = try ExportBuilder.build(store: store, registry: registry, catalogue: ctx.catalogue, request: request)
+            // Aggregate pilots and archived ended pilots: from their snapshot at or before T.
+            let sources = try ctx.snapshotSources(store, asOf: t, pilots: selection.apply(to: registry))
+            if start != nil, !sources.pilots.isEmpty {
+                throw CLIError("--from: \(sources.pilots.sorted().joined(separator: ", ")) \(sources.pilots.count == 1 ? "has" : "have") figures only from day-end snapshots or an archive, which cover a pilot's whole life; a period would rest on the difference of two day ends, which disclosure control does not allow. Drop --from, or leave those pilots out with --pilot", kind: .usage)
+            }
+            let report = try ExportBuilder.build(store: store, registry: registry, catalogue: ctx.catalogue, request: request,
+                                                 snapshots: sources.snapshots, fromSnapshots: sources.pilots)
             let disclosed = Disclosure.apply(report, k: k)
             let text: String
             switch format {

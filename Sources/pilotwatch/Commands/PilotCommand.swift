@@ -47,13 +47,17 @@ struct PilotView: ParsableCommand {
                 let t = fixedAsOf ?? now
                 let start = since.flatMap { parseTimeArgument($0, now: t) }
                 var board: PilotBoard
-                if let site = pilot.site {
-                    // Reports aggregates: the latest day-end snapshot at or before T.
+                let sources = try ctx.snapshotSources(store, asOf: t, pilots: [pilot])
+                if sources.pilots.contains(id) {
+                    // Reports aggregates (the latest day-end snapshot at or before T), or ended
+                    // and archived (its final figures).
+                    let origin = sources.archived.contains(id) ? "ended and archived (its raw rows are purged)"
+                        : "reports aggregates (site \(pilot.site ?? "?"))"
                     guard start == nil else {
-                        throw CLIError("\(id) reports aggregates (site \(site)): its figures cover its whole life up to a day end; a period (--since) would rest on the difference of two day ends, which disclosure control does not allow", kind: .usage)
+                        throw CLIError("\(id) \(origin): its figures cover its whole life up to a day end; a period (--since) would rest on the difference of two day ends, which disclosure control does not allow", kind: .usage)
                     }
-                    guard let snapshot = try ctx.aggregateSnapshots(store, asOf: t, pilots: [pilot])[id] else {
-                        throw CLIError("\(id) reports aggregates, and its site \(site) has sent no day-end snapshot at or before \(t) (`pilotwatch snapshots --pilot \(id)` lists what arrived)")
+                    guard let snapshot = sources.snapshots[id] else {
+                        throw CLIError("\(id) \(origin), and there is no day-end snapshot of it at or before \(t) (`pilotwatch snapshots --pilot \(id)` lists what arrived)")
                     }
                     board = Dashboard.pilot(pilot, snapshot: snapshot, catalogue: ctx.catalogue, asOf: t,
                                             thresholds: ctx.service.alerts.thresholds)

@@ -46,7 +46,7 @@ struct Status: ParsableCommand {
                 let t = fixedAsOf ?? now
                 var board = try Dashboard.status(store: store, registry: ctx.registry, programme: programme, asOf: t,
                                              thresholds: ctx.service.alerts.thresholds,
-                                             snapshots: try ctx.aggregateSnapshots(store, asOf: t))
+                                             snapshots: try ctx.snapshotSources(store, asOf: t).snapshots)
                 if fixedAsOf == nil { board.ingest = try ctx.ingestHealth(store, now: now) }
                 switch view.format {
                 case .table: return board.table(colour: useColour)
