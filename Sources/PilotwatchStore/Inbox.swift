@@ -217,6 +217,13 @@ public final class Inbox: @unchecked Sendable {
     /// keeps every offset (and so the applied position) valid, and costs one `fdatasync` per
     /// batch that had such a record.
     public func scrub(_ spans: [InboxSpan]) throws {
+        try Inbox.scrub(spans, directory: directory)
+    }
+
+    /// ``scrub(_:)`` on the inbox in `directory`, for a caller without the ``Inbox`` object (the
+    /// store removing a pilot's rows, ``Store/removeRawRows(pilot:dryRun:)``): it opens its own
+    /// descriptors and rewrites records already applied only, so it is safe beside `append`.
+    static func scrub(_ spans: [InboxSpan], directory: String) throws {
         for (segment, group) in Dictionary(grouping: spans, by: \.segment).sorted(by: { $0.key < $1.key }) {
             let path = Inbox.path(directory, segment)
             let file = open(path, O_RDWR | O_CLOEXEC)

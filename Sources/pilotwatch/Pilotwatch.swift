@@ -15,7 +15,7 @@ struct Pilotwatch: AsyncParsableCommand {
         version: PilotwatchVersion.current,
         subcommands: [
             ConfigCommand.self, Serve.self, Ingest.self, Stats.self, Rejects.self, Status.self, PilotView.self, Indicators.self,
-            Alerts.self, Snapshots.self, Federate.self, Subjects.self, Export.self, Simulate.self, Devices.self, Db.self, Audit.self,
+            Alerts.self, Snapshots.self, Federate.self, Pilots.self, Subjects.self, Export.self, Simulate.self, Devices.self, Db.self, Audit.self,
             Loadgen.self,
         ]
     )

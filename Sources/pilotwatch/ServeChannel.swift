@@ -39,6 +39,9 @@ struct ServeRequest: Codable, Sendable {
         case purge
         /// Build and send again a site's day ends of `pilot` from `sinceMillis` on (`federate --resend`).
         case resend
+        /// Remove the raw rows of `pilot`, switched to aggregates (`pilots switch-to-aggregates`),
+        /// with the registry reloaded first, between two of the applier's batches.
+        case removeRawRows = "remove_raw_rows"
     }
 
     var op: Operation
@@ -57,8 +60,9 @@ struct ServeRequest: Codable, Sendable {
 /// What `serve` answers: the counts of what it did, or why it could not.
 struct ServeReply: Codable, Sendable {
     init(ok: Bool, error: String? = nil, counts: [String: Int]? = nil, refusedByReason: [String: Int]? = nil,
-         erasure: ErasureSummary? = nil) {
+         erasure: ErasureSummary? = nil, removal: RawRowsRemoval? = nil) {
         self.ok = ok; self.error = error; self.counts = counts; self.refusedByReason = refusedByReason; self.erasure = erasure
+        self.removal = removal
     }
 
     var ok: Bool
@@ -67,6 +71,8 @@ struct ServeReply: Codable, Sendable {
     var refusedByReason: [String: Int]?
     /// `erase`: what was removed.
     var erasure: ErasureSummary?
+    /// `remove_raw_rows`: what was removed.
+    var removal: RawRowsRemoval?
 
     static func failure(_ message: String) -> ServeReply { ServeReply(ok: false, error: message) }
 }

@@ -37,11 +37,26 @@ struct ConfigCommand: ParsableCommand {
                 print("  database   \(global.db ?? ctx.service.databasePath)")
                 print("  registry   \(ctx.registry.pilots.count) pilots in \(ctx.service.registryPath)")
                 print("  catalogue  \(ctx.catalogue.indicators.count) indicators in \(ctx.service.cataloguePath)")
+                warnRawRowsLeft(ctx)
                 return
             }
             for p in problems { printError(p.description) }
             printError("\(problems.count) problem\(problems.count == 1 ? "" : "s") found")
             throw ExitCode.failure
+        }
+
+        /// A pilot the registry marks `reporting: aggregates` whose raw rows the store still
+        /// holds has not finished its switch: a warning (on stderr) names it, with the count and
+        /// the command that finishes it. The configuration is valid all the same (exit 0).
+        private func warnRawRowsLeft(_ ctx: Context) {
+            let database = ctx.service.databasePath
+            do {
+                for (pilot, rows) in try SwitchToAggregatesWork.leftovers(ctx, database: database) {
+                    printError("warning: pilot \(pilot) reports aggregates (registry), but \(database) still holds \(rows) raw rows of it (observations, subjects, messages, devices, refusals); remove them and revoke its device accounts: pilotwatch pilots switch-to-aggregates --pilot \(pilot)")
+                }
+            } catch {
+                printError("note: could not look for raw rows of aggregate pilots in \(database): \(error)")
+            }
         }
     }
 }

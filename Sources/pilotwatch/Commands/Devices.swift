@@ -12,7 +12,7 @@ struct Devices: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "devices",
         abstract: "Manage the broker accounts of pilot devices (and of site instances).",
-        subcommands: [Provision.self, ProvisionSite.self]
+        subcommands: [Provision.self, ProvisionSite.self, Revoke.self]
     )
 
     struct Provision: ParsableCommand {

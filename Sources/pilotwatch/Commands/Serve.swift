@@ -400,6 +400,10 @@ struct Serve: ParsableCommand {
                 }
                 logger.notice("erase handed over: subject \(SubjectTombstone.short(summary.tombstone)) of \(pilot) erased (\(summary.observations) observations, \(summary.events) events, \(summary.messages) messages, \(summary.quarantined) refusals, \(summary.inboxRecords) inbox records)")
                 return ServeReply(ok: true, erasure: summary)
+            case .removeRawRows:
+                guard let pilot = request.pilot else { return .failure("remove_raw_rows needs a pilot") }
+                return try SwitchToAggregatesWork.handedOver(pilot: pilot, ctx: try reload(), store: store,
+                                                             validator: validator, applier: applier, logger: logger)
             case .resend:
                 guard let pilot = request.pilot, let since = request.sinceMillis else { return .failure("resend needs a pilot and a day") }
                 let n = try store.requeueFederation(pilot: pilot, from: Instant(millis: since).day)
