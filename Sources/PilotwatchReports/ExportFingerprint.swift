@@ -9,7 +9,9 @@ import PilotwatchStore
 /// pilot (by code): every subject (pseudonym, first data, enrolment, withdrawal), every UTC day
 /// received (message and observation counters), every subject's first and last value and count
 /// of each measurement or score, and every subject event. Device health is left out: it does
-/// not enter any exported figure.
+/// not enter any exported figure. Then, when the store holds any, each day-end snapshot and
+/// each ended pilot's archive (pilot, day end, revision, SHA-256 of the payload): the figures of
+/// an aggregate or archived pilot come from them.
 ///
 /// ```swift
 /// let fp = try store.read { try ExportFingerprint.compute($0) }  // "sha256:3f1c…"
@@ -48,6 +50,10 @@ public enum ExportFingerprint {
             for e in try reader.events(pilot: p.pilot) {
                 dump.line("event", e.subject, e.indicator, e.at.millis, e.value)
             }
+        }
+        // Absent from a store without snapshots or archives, whose fingerprint stays as it was.
+        for d in try reader.snapshotDigests() {
+            dump.line(d.kind, d.pilot, d.asOf.millis, d.revision, d.sha256)
         }
         return "sha256:" + SHA256.hex(dump.bytes)
     }

@@ -51,3 +51,16 @@ extension Store {
         }
     }
 }
+
+extension StoreReader {
+    /// What figures are computed from besides the rows: each day-end snapshot held (the latest
+    /// revision of each pilot and day end) and each ended pilot's archive, by pilot and day end,
+    /// with the SHA-256 of its payload.
+    public func snapshotDigests() throws -> [(kind: String, pilot: String, asOf: Instant, revision: Int64, sha256: String)] {
+        try Row.fetchAll(db, sql: """
+            SELECT 'archive', pilot, as_of, 0, sha256 FROM pilot_archive
+            UNION ALL SELECT 'snapshot', pilot, as_of, revision, sha256 FROM snapshot
+            ORDER BY 1, 2, 3
+            """).map { (kind: $0[0], pilot: $0[1], asOf: Instant(millis: $0[2]), revision: $0[3], sha256: $0[4]) }
+    }
+}

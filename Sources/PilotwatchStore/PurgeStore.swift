@@ -8,7 +8,21 @@ public struct PurgeSummary: Sendable, Hashable {
     public var refusedPayloadBytes = 0
     /// Devices whose last reported status (state, battery, firmware) was dropped.
     public var deviceStatuses = 0
+    /// Ended pilots whose raw rows went (after their final figures were archived).
+    public var endedPilots: [EndedPilotPurge] = []
     public init() {}
+}
+
+/// One ended pilot's raw rows removed by the retention policy, its final figures archived first.
+public struct EndedPilotPurge: Sendable, Hashable {
+    public var pilot: String
+    public var rows: Int
+    public var bytes: Int
+    /// The day end its archive describes (its end date).
+    public var archivedAsOf: Instant
+    public init(pilot: String, rows: Int, bytes: Int, archivedAsOf: Instant) {
+        self.pilot = pilot; self.rows = rows; self.bytes = bytes; self.archivedAsOf = archivedAsOf
+    }
 }
 
 extension Store {

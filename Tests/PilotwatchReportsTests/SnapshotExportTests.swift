@@ -2,6 +2,7 @@ import Foundation
 import PilotwatchCore
 @testable import PilotwatchReports
 import PilotwatchStore
+import TestSupport
 import Testing
 
 // The export of a pilot whose figures come from a day-end snapshot (it reports aggregates, or it
@@ -19,41 +20,6 @@ private let pilot = Pilot(id: "p-rand", name: "Random", programme: "respiratory"
                                        Milestone(date: Day(parsing: "2026-09-30")!, enrolled: 70)],
                           outcomes: ["spo2", "resp_rate", "exacerbation"])
 private let registry = Registry(pilots: [pilot])
-
-/// Numbers equal to the invariant's tolerance, everything else exactly; `path` names a difference.
-private func same(_ a: Any?, _ b: Any?, _ path: String = "") -> String? {
-    switch (a, b) {
-    case let (x as [String: Any], y as [String: Any]):
-        for key in Set(x.keys).union(y.keys).sorted() {
-            if let d = same(x[key], y[key], path + "." + key) { return d }
-        }
-        return nil
-    case let (x as [Any], y as [Any]):
-        guard x.count == y.count else { return "\(path): \(x.count) vs \(y.count) elements" }
-        for (i, (p, q)) in zip(x, y).enumerated() { if let d = same(p, q, path + "[\(i)]") { return d } }
-        return nil
-    case let (x as NSNumber, y as NSNumber):
-        let (p, q) = (x.doubleValue, y.doubleValue)
-        return abs(p - q) <= 1e-9 * max(1, abs(p), abs(q)) ? nil : "\(path): \(p) vs \(q)"
-    case let (x as String, y as String):
-        return x == y ? nil : "\(path): \(x) vs \(y)"
-    case (nil, nil), (is NSNull, is NSNull):
-        return nil
-    default:
-        return "\(path): \(String(describing: a)) vs \(String(describing: b))"
-    }
-}
-
-private func object(_ text: String, dropping keys: Set<String> = []) throws -> [String: Any] {
-    func strip(_ v: Any) -> Any {
-        if let o = v as? [String: Any] {
-            return Dictionary(uniqueKeysWithValues: o.filter { !keys.contains($0.key) }.map { ($0.key, strip($0.value)) })
-        }
-        if let a = v as? [Any] { return a.map(strip) }
-        return v
-    }
-    return strip(try JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
-}
 
 @Suite("Export of a pilot from its snapshot")
 struct SnapshotExportTests {
@@ -74,7 +40,7 @@ struct SnapshotExportTests {
             #expect(fromSnapshot.pilots[0].source == ExportSource(asOf: t, revision: 3, minCell: 0, archived: false))
             for k in [11, 5] {
                 let a = Disclosure.apply(fromSnapshot, k: k), b = Disclosure.apply(raw, k: k)
-                let difference = same(try object(a.json(), dropping: ["source"]), try object(b.json()))
+                let difference = jsonDifference(try jsonValue(a.json()), try jsonValue(b.json()), dropping: ["source"])
                 #expect(difference == nil, "\(day) k=\(k): \(difference ?? "")")
                 #expect(a.json().contains("\"source\": {"), "the pilot names its snapshot")
                 #expect(a.suppressedCounts[.atSite] == nil, "nothing suppressed at the site at min_cell 0")

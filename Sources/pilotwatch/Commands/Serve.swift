@@ -336,6 +336,9 @@ struct Serve: ParsableCommand {
                 try RetentionPolicy.apply(ctx, store: store, now: .now, dryRun: false)
             }
             logger.notice("retention: dropped \(summary.refusedPayloads) refused payloads (\(summary.refusedPayloadBytes) bytes) and \(summary.deviceStatuses) old device statuses")
+            for e in summary.endedPilots {
+                logger.notice("retention: ended pilot \(e.pilot): final figures archived as of \(e.archivedAsOf), \(e.rows) raw rows (\(e.bytes) bytes) removed")
+            }
         } catch {
             logger.warning("retention: the daily purge failed (tried again tomorrow): \(error)")
         }
@@ -415,8 +418,14 @@ struct Serve: ParsableCommand {
                 let at = request.sinceMillis.map(Instant.init(millis:)) ?? .now
                 let summary = try RetentionPolicy.apply(ctx, store: store, now: at, dryRun: false)
                 logger.notice("db purge handed over: dropped \(summary.refusedPayloads) refused payloads (\(summary.refusedPayloadBytes) bytes) and \(summary.deviceStatuses) old device statuses")
-                return ServeReply(ok: true, counts: ["refused_payloads": summary.refusedPayloads, "refused_payload_bytes": summary.refusedPayloadBytes,
-                                                     "device_statuses": summary.deviceStatuses])
+                var counts = ["refused_payloads": summary.refusedPayloads, "refused_payload_bytes": summary.refusedPayloadBytes,
+                              "device_statuses": summary.deviceStatuses]
+                for e in summary.endedPilots {
+                    counts["ended_pilot_rows:" + e.pilot] = e.rows
+                    counts["ended_pilot_bytes:" + e.pilot] = e.bytes
+                }
+                if !summary.endedPilots.isEmpty { logger.notice("db purge handed over: archived and removed the raw rows of ended pilots \(summary.endedPilots.map(\.pilot).joined(separator: ", "))") }
+                return ServeReply(ok: true, counts: counts)
             case .sync:
                 // Everything acknowledged before the request is in SQLite before the answer.
                 let target = inbox.end
