@@ -246,6 +246,12 @@ struct Serve: ParsableCommand {
         }
         federation?.start()
         defer { federation?.stop() }
+        // And reads what the cluster says of its snapshots (refusals are logged and counted).
+        let clusterStatus = try ctx.service.federation.map {
+            try ClusterFeedback(service: ctx.service, federation: $0, metrics: serveMetrics, logger: logger)
+        }
+        clusterStatus?.start()
+        defer { clusterStatus?.stop() }
         // The retention policy, a minute after the start and then daily (db purge by hand).
         let purger = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "pilotwatch.purge"))
         purger.schedule(deadline: .now() + 60, repeating: 86_400)
