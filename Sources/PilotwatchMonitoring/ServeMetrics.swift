@@ -19,6 +19,8 @@ import Prometheus
 /// | `pilotwatch_last_message_received_timestamp_seconds` | gauge | ``received(_:at:through:)`` |
 /// | `pilotwatch_inbox_backlog_bytes`, `pilotwatch_apply_lag_seconds` | gauge | ``refresh(backlogBytes:appliedThrough:now:)`` |
 /// | `pilotwatch_pilot_last_measurement_timestamp_seconds{pilot}` | gauge | ``setLastMeasurements(_:)`` |
+/// | `pilotwatch_federation_cluster_refusals_total` | counter | ``clusterRefusal(at:)`` |
+/// | `pilotwatch_federation_cluster_last_refusal_timestamp_seconds` | gauge | ``clusterRefusal(at:)`` |
 /// | `pilotwatch_build_info{version}` | gauge (1) | `init` |
 ///
 /// ```swift
@@ -45,6 +47,8 @@ public final class ServeMetrics: @unchecked Sendable {
     private let lastReceived: Gauge
     private let backlogBytes: Gauge
     private let applyLag: Gauge
+    private let clusterRefusals: Counter
+    private let clusterLastRefusal: Gauge
 
     private let lock = NSLock()
     private var pending = PendingReceipts()
@@ -92,6 +96,12 @@ public final class ServeMetrics: @unchecked Sendable {
             "inbox_backlog", "bytes", "Bytes of inbox received and acknowledged but not yet applied to SQLite."))
         applyLag = r.makeGauge(descriptor: Self.descriptor(
             "apply_lag", "seconds", "Age of the oldest message received but not yet applied to SQLite (0 when caught up)."))
+        clusterRefusals = r.makeCounter(descriptor: Self.descriptor(
+            "federation_cluster_refusals", "total",
+            "A site instance: snapshot refusals the cluster's status for this site reported (each once; one seen again after a restart counts again)."))
+        clusterLastRefusal = r.makeGauge(descriptor: Self.descriptor(
+            "federation_cluster_last_refusal_timestamp", "seconds",
+            "A site instance: when the cluster last refused one of this site's snapshots, in Unix time (0: none reported since start)."))
         r.makeGauge(descriptor: Self.descriptor("build", "info", "1, labelled with the running pilotwatch version."),
                     labels: [("version", version)]).set(to: 1)
     }
@@ -148,6 +158,12 @@ public final class ServeMetrics: @unchecked Sendable {
     /// The broker connection went up or down.
     public func setConnected(_ connected: Bool) {
         brokerConnected.set(to: connected ? 1 : 0)
+    }
+
+    /// A site instance read in the cluster's status a refusal it had not seen, made at `at`.
+    public func clusterRefusal(at: Instant) {
+        clusterRefusals.increment()
+        clusterLastRefusal.set(to: Self.unixSeconds(at))
     }
 
     // MARK: - Gauges refreshed before rendering

@@ -313,7 +313,7 @@ extension PilotBoard {
                     a.object { po in
                         po.field("indicator", e.indicator)
                         if let mark = snapshotMarks["events.\(e.indicator).events"] { mark.write(&po, "events") } else { po.field("events", e.events) }
-                        po.field("patient_days", e.patientDays)
+                        if let mark = snapshotMarks["events.\(e.indicator).patient_days"] { mark.write(&po, "patient_days") } else { po.field("patient_days", e.patientDays) }
                         po.field("rate_per_100_patient_months", e.ratePer100PatientMonths)
                     }
                 }
@@ -399,8 +399,9 @@ extension PilotBoard {
             add("outcome", o.indicator, "improved_pct", csvNumber(o.improvedPct))
         }
         for e in events {
-            add("event", e.indicator, "events", String(e.events))
-            add("event", e.indicator, "patient_days", csvNumber(e.patientDays))
+            add("event", e.indicator, "events", snapshotMarks["events.\(e.indicator).events"]?.display { String(Int($0)) } ?? String(e.events))
+            add("event", e.indicator, "patient_days",
+                snapshotMarks["events.\(e.indicator).patient_days"]?.display { csvNumber($0) } ?? csvNumber(e.patientDays))
             add("event", e.indicator, "rate_per_100_patient_months", csvNumber(e.ratePer100PatientMonths))
         }
         for h in devices {
@@ -521,8 +522,11 @@ extension PilotBoard {
         } else {
             var t = TextTable(["indicator", "events", "per 100 patient-months", "patient-days"], rightAligned: [1, 2, 3])
             for e in events {
-                t.row([Graphics.truncate(e.indicator, 30), String(e.events), Graphics.number(e.ratePer100PatientMonths),
-                       Graphics.number(e.patientDays)])
+                // From a snapshot: a count given as {lt} and held patient-days keep their marks.
+                t.row([Graphics.truncate(e.indicator, 30),
+                       snapshotMarks["events.\(e.indicator).events"]?.display { String(Int($0)) } ?? String(e.events),
+                       Graphics.number(e.ratePer100PatientMonths),
+                       snapshotMarks["events.\(e.indicator).patient_days"]?.display { Graphics.number($0) } ?? Graphics.number(e.patientDays)])
             }
             out += t.render().split(separator: "\n").map { "  " + $0 }
         }

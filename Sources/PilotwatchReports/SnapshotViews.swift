@@ -159,6 +159,8 @@ extension Dashboard {
                 return Metrics.event(EventStatistics(indicator: e.indicator, events: n, patientDays: d))
             }
             if !e.events.isShown { marks["events.\(e.indicator).events"] = e.events }
+            // Held patient-days are the value published then, marked so, with no rate.
+            if !e.patientDays.isShown { marks["events.\(e.indicator).patient_days"] = e.patientDays }
             return EventFigures(indicator: e.indicator, events: e.events.count ?? 0, patientDays: e.patientDays.value ?? 0,
                                 ratePer100PatientMonths: nil)
         }

@@ -12,7 +12,7 @@ import PilotwatchStore
 /// leaves (one transaction); then publishes the outbox at QoS 1 to the cluster's broker and
 /// removes each snapshot only once the broker acknowledged it. A broker or network outage delays
 /// snapshots and loses none: the outbox is in the store, and a restart goes on from it.
-// @unchecked Sendable: the configuration, store, logger and condition are immutable after init
+// @unchecked Sendable: the configuration, clock, store, logger and condition are immutable after init
 // (Store is thread-safe); `stopping` and `thread` are read and written with `condition` locked;
 // `publisher` only on the loop's thread.
 final class FederationLoop: @unchecked Sendable {
@@ -21,13 +21,17 @@ final class FederationLoop: @unchecked Sendable {
     private let store: Store
     private let logger: Logger
     private let every: Double
+    /// The time taken for now when deciding which day ends are due (`serve --federate-now`,
+    /// tests); nil: the clock.
+    private let fixedNow: Instant?
     private let condition = NSCondition()
     private var stopping = false
     private var finished = false
     private var publisher: MQTTPublisher?
 
-    init(ctx: Context, federation: FederationSettings, store: Store, logger: Logger, every: Double) {
+    init(ctx: Context, federation: FederationSettings, store: Store, logger: Logger, every: Double, now: Instant? = nil) {
         self.ctx = ctx; self.federation = federation; self.store = store; self.logger = logger; self.every = every
+        fixedNow = now
     }
 
     func start() {
@@ -52,7 +56,7 @@ final class FederationLoop: @unchecked Sendable {
     private func loop() {
         while !isStopping {
             do {
-                try buildDue(now: .now)
+                try buildDue(now: fixedNow ?? .now)
                 try publishOutbox()
             } catch {
                 logger.warning("federation: \(error) (tried again in \(Int(every)) s; snapshots wait in the outbox)")

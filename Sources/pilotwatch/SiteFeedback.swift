@@ -14,9 +14,13 @@ import PilotwatchStore
 /// {"site": "chu-lille", "updated_at": "2026-12-04T03:00:12.345Z",
 ///  "pilots": [{"pilot": "hf-nord-02", "as_of": "2026-12-03T23:59:59.999Z", "revision": 1796353200000,
 ///              "accepted_at": "2026-12-04T02:00:03.120Z"}],
-///  "last_refusal": {"at": "2026-12-04T03:00:12.345Z", "pilot": "hf-nord-02", "reason": "registry_mismatch",
+///  "last_refusal": {"at": "2026-12-04T03:00:12.345Z", "pilot": "hf-nord-02", "as_of": "2026-12-03T23:59:59.999Z",
+///                   "reason": "registry_mismatch",
 ///                   "detail": "registry.enrolment_target: 100 is not the cluster's 80 for pilot hf-nord-02; ..."}}
 /// ```
+///
+/// `as_of` is the refused snapshot's day end when its payload gives one (null otherwise: a
+/// message that is not JSON, or whose payload is kept as hash only).
 ///
 /// The applier hands each committed batch to ``record(_:_:)`` on its own thread; publishing
 /// happens on this object's queue, over its own connection (client id `{client_id}-sites`,
@@ -34,6 +38,7 @@ final class SiteFeedback: Sendable {
     struct Refusal: Sendable {
         var at: Instant
         var pilot: String
+        var asOf: Instant?
         var reason: ReasonCode
         var detail: String
     }
@@ -89,7 +94,8 @@ final class SiteFeedback: Sendable {
                     if case .refused(_, let refusal) = item.verdict { detail = refusal.detail } else {
                         detail = "the cluster's database refused it; the cluster will replay it"
                     }
-                    s.lastRefusal = Refusal(at: item.receivedAt, pilot: topic.pilot, reason: reason, detail: detail)
+                    s.lastRefusal = Refusal(at: item.receivedAt, pilot: topic.pilot, asOf: Self.asOf(item.payload),
+                                            reason: reason, detail: detail)
                 default:
                     break  // a duplicate changes nothing
                 }
@@ -98,6 +104,12 @@ final class SiteFeedback: Sendable {
             touched.insert(site)
         }
         for site in touched.sorted() { publish(site) }
+    }
+
+    /// The `as_of` a refused snapshot gives, when its payload is a JSON object with a valid one.
+    static func asOf(_ payload: [UInt8]) -> Instant? {
+        guard !payload.isEmpty, let text = (try? JSON.parse(payload))?["as_of"]?.string else { return nil }
+        return RFC3339.parse(text)
     }
 
     /// The status of `site` now, as JSON.
@@ -122,6 +134,7 @@ final class SiteFeedback: Sendable {
                 o.objectField("last_refusal") { e in
                     e.field("at", r.at.description)
                     e.field("pilot", r.pilot)
+                    e.field("as_of", r.asOf?.description)
                     e.field("reason", r.reason.rawValue)
                     e.field("detail", r.detail)
                 }

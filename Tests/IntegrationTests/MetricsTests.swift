@@ -15,7 +15,7 @@ private func requiredTool(_ name: String, package: String) throws -> String {
 }
 
 /// The samples of a Prometheus text, by `name{labels}` as written.
-private func samples(_ text: String) -> [String: Double] {
+func samples(_ text: String) -> [String: Double] {
     var out: [String: Double] = [:]
     for line in text.split(separator: "\n") where !line.hasPrefix("#") {
         guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
@@ -26,7 +26,7 @@ private func samples(_ text: String) -> [String: Double] {
 
 /// Scrapes `GET /metrics` on `port` until `done` holds for its samples; throws after `timeout`
 /// seconds with the last text.
-private func scrape(port: Int, until what: String, timeout: Double = 60, _ done: ([String: Double]) -> Bool) throws -> String {
+func scrape(port: Int, until what: String, timeout: Double = 60, _ done: ([String: Double]) -> Bool) throws -> String {
     let deadline = Date().addingTimeInterval(timeout)
     var last = "(no answer)"
     while Date() < deadline {

@@ -118,8 +118,9 @@ struct SnapshotTests {
 }
 
 /// A store whose pilot `p-rand` has `base` subjects enrolled 100 days before `day0`, each reading
-/// spo2 daily, and `later[i]` more enrolled on `day0 + i`.
-private func controlledStore(base: Int, later: [Int], day0: Day) throws -> (Store, String) {
+/// spo2 daily (`spo2(subject, day)`, 95 unless given), and `later[i]` more enrolled on `day0 + i`.
+private func controlledStore(base: Int, later: [Int], day0: Day,
+                             spo2: (String, Day) -> Double = { _, _ in 95 }) throws -> (Store, String) {
     let dir = NSTemporaryDirectory() + "pilotwatch-snap-" + UUID().uuidString.prefix(8).lowercased()
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     let store = try Store(path: dir + "/store.sqlite", options: StoreOptions(synchronous: .normal))
@@ -129,7 +130,7 @@ private func controlledStore(base: Int, later: [Int], day0: Day) throws -> (Stor
         var obs = [Observation(subject: code, indicator: "enrolled", kind: .event, value: 1, at: enrolledOn.start.adding(days: 0.4))]
         var d = enrolledOn
         while d <= day0.advanced(by: later.count) {
-            obs.append(Observation(subject: code, indicator: "spo2", kind: .measurement, value: 95, at: d.start.adding(days: 0.5)))
+            obs.append(Observation(subject: code, indicator: "spo2", kind: .measurement, value: spo2(code, d), at: d.start.adding(days: 0.5)))
             d = d.advanced(by: 1)
         }
         items.append(IngestItem(topic: "pilots/p-rand/d1/obs", receivedAt: day0.start,
@@ -240,6 +241,58 @@ struct SnapshotDisclosureTests {
         // Nothing in the snapshot says 33.
         let text = sent[1].json()
         #expect(!text.contains(":33,") && !text.contains(":33}") && !text.contains(",33,") && !text.contains("[33,") && !text.contains(",33]"), "\(text)")
+    }
+
+    @Test func aChangeInSumsThatRestsOnFewSubjectsIsHeldUntilItReachesMinCell() throws {
+        let day0 = Day(parsing: "2026-06-10")!
+        // 30 subjects read spo2 95 every day; from day 1 three of them read 90, from day 2 twelve.
+        let (store, dir) = try controlledStore(base: 30, later: [0, 0, 0], day0: day0) { code, day in
+            guard let i = Int(code.dropFirst("base-".count)) else { return 95 }
+            if day >= day0.advanced(by: 2) && i < 12 { return 90 }
+            if day >= day0.advanced(by: 1) && i < 3 { return 90 }
+            return 95
+        }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = Pilot(id: "p-rand", name: "R", programme: "respiratory", lead: "L", call: "C", funders: [],
+                      start: Day(parsing: "2026-01-01")!, end: Day(parsing: "2026-12-31")!, enrolmentTarget: 80,
+                      milestones: [], outcomes: ["spo2", "exacerbation"])
+        var state = DisclosureState()
+        var exact: [PilotSnapshot.Outcome] = [], sent: [PilotSnapshot.Outcome] = [], texts: [String] = []
+        for offset in 0...2 {
+            let (e, c) = try SnapshotBuilder.buildWithContributions(store: store, pilot: p, catalogue: catalogue,
+                                                                   day: day0.advanced(by: offset), revision: 1, msgID: "m\(offset)")
+            let out = SnapshotDisclosure.apply(e, contributions: c, minCell: 11, state: state)
+            state = out.state
+            exact.append(try #require(e.outcomes.first { $0.indicator == "spo2" }))
+            sent.append(try #require(out.snapshot.outcomes.first { $0.indicator == "spo2" }))
+            texts.append(out.snapshot.json())
+            _ = try SnapshotParser.parse(Array(texts[offset].utf8))
+        }
+        let end0 = day0.advanced(by: 1).start.adding(millis: -1)
+        // Day 0: the sums of 30 paired subjects leave as they are.
+        #expect(exact[0].nPaired == .value(30) && sent[0] == exact[0], "\(sent[0])")
+        // Day 1: three subjects moved the sums of the latest values, the changes and their
+        // spread; the outcome leaves as it was on day 0, held, its count and baseline with it.
+        for (now, before) in [(exact[1].sumLatest, exact[0].sumLatest), (exact[1].sumChange, exact[0].sumChange),
+                              (exact[1].m2Change, exact[0].m2Change)] {
+            #expect(now != before, "the scenario changes the exact sums")
+        }
+        let figures: [(String, KeyPath<PilotSnapshot.Outcome, SnapshotFigure>)] = [
+            ("n_paired", \.nPaired), ("sum_baseline", \.sumBaseline), ("sum_latest", \.sumLatest),
+            ("sum_change", \.sumChange), ("m2_change", \.m2Change),
+        ]
+        for (name, kp) in figures {
+            let published = try #require(exact[0][keyPath: kp].value)
+            #expect(sent[1][keyPath: kp] == .held(published, since: end0), "\(name): \(sent[1][keyPath: kp])")
+        }
+        // Nothing in day 1's snapshot gives the new sums.
+        for kp in [\PilotSnapshot.Outcome.sumLatest, \.sumChange, \.m2Change] {
+            let v = try #require(exact[1][keyPath: kp].value)
+            #expect(!texts[1].contains(":" + JSONWriter.number(v)), "\(v) in \(texts[1])")
+        }
+        // Day 2: twelve subjects changed since the published sums: they leave.
+        #expect(sent[2] == exact[2], "\(sent[2])")
+        #expect(close(exact[2].sumLatest.value, Double(30 * 95 - 12 * 5)), "\(String(describing: exact[2].sumLatest.value))")
     }
 }
 

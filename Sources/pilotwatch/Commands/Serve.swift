@@ -96,6 +96,11 @@ struct Serve: ParsableCommand {
     @Option(help: ArgumentHelp("Stop after receiving this many messages (benchmarks).", visibility: .hidden))
     var stopAfter: Int?
 
+    @Option(help: ArgumentHelp(
+        "Tests: the time the federation rounds take for now when they decide which day ends are due (a time, a date, or 2d for two days ago; default: the clock).",
+        valueName: "time", visibility: .hidden))
+    var federateNow: String?
+
     func validate() throws {
         if let stopAfter, stopAfter < 1 { throw ValidationError("--stop-after \(stopAfter) must be at least 1") }
         guard Logger.Level(rawValue: logLevel) != nil else {
@@ -120,6 +125,9 @@ struct Serve: ParsableCommand {
         }
         if let metrics {
             do { _ = try ListenAddress(parsing: metrics) } catch { throw ValidationError("--metrics \(metrics): \(error)") }
+        }
+        if let federateNow, parseTimeArgument(federateNow) == nil {
+            throw ValidationError("--federate-now \(federateNow) is not a time; give \(timeArgumentHelp)")
         }
     }
 
@@ -232,11 +240,18 @@ struct Serve: ParsableCommand {
                                    metrics: serveMetrics, logger: logger)
         alerts.start(firstAfter: min(2, alerts.every))
         // A site instance sends its pilots' day-end snapshots to the cluster.
+        let clock = try timeOption(federateNow, "--federate-now")
         let federation = ctx.service.federation.map {
-            FederationLoop(ctx: ctx, federation: $0, store: store, logger: logger, every: federateEvery)
+            FederationLoop(ctx: ctx, federation: $0, store: store, logger: logger, every: federateEvery, now: clock)
         }
         federation?.start()
         defer { federation?.stop() }
+        // And reads what the cluster says of its snapshots (refusals are logged and counted).
+        let clusterStatus = try ctx.service.federation.map {
+            try ClusterFeedback(service: ctx.service, federation: $0, metrics: serveMetrics, logger: logger)
+        }
+        clusterStatus?.start()
+        defer { clusterStatus?.stop() }
         // The retention policy, a minute after the start and then daily (db purge by hand).
         let purger = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "pilotwatch.purge"))
         purger.schedule(deadline: .now() + 60, repeating: 86_400)
