@@ -26,7 +26,9 @@ cleanup() {
   scripts/broker.sh stop "$site_state" || true
   scripts/broker.sh stop "$state" || true
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 for d in "$db" "$site_db"; do
   rm -f "$d" "$d"-wal "$d"-shm "$d".lock "$d".sock "$d".audit "$d".audit.head
   rm -rf "$d".inbox "$d".inbox.orphan-*
