@@ -200,7 +200,7 @@ scripts/broker.sh stop "$state"
 
 section "what reached the cluster's files"
 # Every file of the cluster: its database, WAL, inbox, audit trail, log, exports, configuration,
-# and its broker's persistence and log (everything under $out but the site's folder).
+# and its broker's folder (everything under $out but the site's folder).
 cluster_files=$(find "$out" -path "$site" -prune -o -type f -print)
 planted=$(grep -a -l -F "@example.com" "$db" "$db"-wal 2>/dev/null || true)
 planted+=$(find "$db".inbox -type f -exec grep -a -l -F "@example.com" {} + 2>/dev/null || true)
