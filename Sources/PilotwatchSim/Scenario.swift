@@ -123,6 +123,8 @@ public struct Scenario: Sendable {
 }
 
 /// Parses a scenario file from its text (no I/O), naming file and line for every problem.
+/// With `only`, the entries of other pilots are skipped unread (they need not be in `registry`:
+/// a site instance's registry holds its own pilots only), and each pilot of `only` must have one.
 ///
 /// ```swift
 /// let (scenario, problems) = ScenarioParser.parse(yaml: text, file: "seeds/scenario.yaml",
@@ -154,7 +156,8 @@ public enum ScenarioParser {
         }
     }
 
-    public static func parse(yaml: String, file: String, registry: Registry, catalogue: Catalogue) -> (Scenario?, [ConfigProblem]) {
+    public static func parse(yaml: String, file: String, registry: Registry, catalogue: Catalogue,
+                             only: Set<String>? = nil) -> (Scenario?, [ConfigProblem]) {
         var r = ScenarioReader(file: file)
         guard let root = r.root(yaml) else { return (nil, r.problems) }
         r.checkKeys(root, allowed: ["defaults", "pilots"], path: "")
@@ -167,8 +170,15 @@ public enum ScenarioParser {
             return (nil, r.problems)
         }
         var plans: [PilotPlan] = []
+        if let only {
+            let described = Set(pilotsMap.compactMap { $0.key.string })
+            for id in only.subtracting(described).sorted() {
+                r.problem(pilotsMap.anyNode, "pilots has no entry for \(id); describe it, or leave it out of the selection")
+            }
+        }
         for (keyNode, valueNode) in pilotsMap {
             let id = keyNode.string ?? ""
+            if let only, !only.contains(id) { continue }
             let path = "pilots.\(id)"
             guard let pilot = registry.pilot(id) else {
                 let hint = closest(id, in: registry.pilots.map(\.id)).map { " (did you mean \($0)?)" } ?? ""

@@ -41,6 +41,23 @@ import Testing
         #expect(glucose.unit == "mg/dL" && glucose.factor == 0.0555)
     }
 
+    /// A site instance's registry holds its own pilots: with a selection, the scenario's other
+    /// entries are skipped unread; a selected pilot without an entry is a problem.
+    @Test func aSelectionSkipsTheOtherPilotsEntries() throws {
+        let site = Registry(pilots: registry.pilots.filter { $0.id == "resp-ild-spiro-05" })
+        let yaml = try Fixtures.text("seeds/scenario.yaml")
+        let (whole, refused) = ScenarioParser.parse(yaml: yaml, file: "seeds/scenario.yaml", registry: site, catalogue: catalogue)
+        #expect(whole == nil && refused.count == 14, "every other seed pilot is not in the site's registry")
+        let (s, problems) = ScenarioParser.parse(yaml: yaml, file: "seeds/scenario.yaml", registry: site, catalogue: catalogue,
+                                                 only: ["resp-ild-spiro-05"])
+        #expect(problems.isEmpty, "\(problems)")
+        #expect(s?.pilots.map(\.pilot.id) == ["resp-ild-spiro-05"])
+        let (none, missing) = ScenarioParser.parse(yaml: copd(), file: "test/scenario.yaml", registry: registry, catalogue: catalogue,
+                                                   only: ["resp-copd-home-01", "diab-gest-08"])
+        #expect(none == nil)
+        #expect(missing.map(\.message) == ["pilots has no entry for diab-gest-08; describe it, or leave it out of the selection"])
+    }
+
     @Test func aMinimalScenarioTakesTheDefaults() throws {
         let (s, problems) = parse(copd())
         #expect(problems.isEmpty)

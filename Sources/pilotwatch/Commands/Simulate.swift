@@ -22,6 +22,12 @@ struct Simulate: ParsableCommand {
         with the first pilot's start date. --speed X replays X simulated seconds per real second \
         (0: as fast as possible); --rate caps messages per second.
 
+        Pilots that report aggregates here (`reporting: aggregates`) are left out: their devices \
+        publish to their site instance's broker. --pilot ID (repeatable) simulates only the pilots \
+        named, whatever they report; the scenario's other entries are skipped, so a site instance's \
+        configuration, whose registry holds its own pilots only, can use the cluster's scenario. A \
+        pilot's messages are the same whichever pilots are simulated beside it.
+
         Examples:
           pilotwatch simulate --config seeds/pilotwatch.yaml \\
               --scenario seeds/scenario.yaml --port 1883
@@ -30,6 +36,8 @@ struct Simulate: ParsableCommand {
           pilotwatch simulate --config seeds/pilotwatch.yaml \\
               --scenario seeds/scenario.yaml --dry-run --out - \\
             | pilotwatch ingest --config seeds/pilotwatch.yaml -
+          pilotwatch simulate --config seeds/site/pilotwatch.yaml --scenario seeds/scenario.yaml \\
+              --pilot resp-ild-spiro-05 --pilot diab-t2-bp-09 --pilot card-hf-nurse-14
         """
     )
 
@@ -54,6 +62,10 @@ struct Simulate: ParsableCommand {
     @Option(help: ArgumentHelp("At most this many messages per second.", valueName: "msgs-per-sec"))
     var rate: Double?
 
+    @Option(name: .customLong("pilot"), help: ArgumentHelp(
+        "Simulate only this pilot (repeat for more; default: every pilot that reports observations here).", valueName: "id"))
+    var pilots: [String] = []
+
     @Flag(help: "Write the messages as NDJSON instead of publishing them.")
     var dryRun = false
 
@@ -65,11 +77,26 @@ struct Simulate: ParsableCommand {
         if !(speed >= 0 && speed.isFinite) { throw ValidationError("--speed \(speed) must be 0 (as fast as possible) or a positive number") }
         if let rate, !(rate > 0 && rate.isFinite) { throw ValidationError("--rate \(rate) must be a positive number of messages per second") }
         if out != nil, !dryRun { throw ValidationError("--out goes with --dry-run; without it the messages are published to the broker") }
+        for id in pilots where !isValidCode(id) {
+            throw ValidationError("--pilot \(id) is not a pilot id (1-64 characters of a-z 0-9 . _ -)")
+        }
     }
 
     func run() throws {
         let ctx = try Context.load(global, broker: broker)
-        let parsed = try Self.loadScenario(scenario, registry: ctx.registry, catalogue: ctx.catalogue)
+        let selection = pilots.isEmpty ? nil : Set(pilots)
+        for id in pilots where ctx.registry.pilot(id) == nil {
+            let hint = closest(id, in: ctx.registry.pilots.map(\.id)).map { " (did you mean \($0)?)" } ?? ""
+            throw CLIError("--pilot \(id) is not in the pilot registry of \(global.configPath)\(hint)", kind: .usage)
+        }
+        var parsed = try Self.loadScenario(scenario, registry: ctx.registry, catalogue: ctx.catalogue, only: selection)
+        if selection == nil {
+            let elsewhere = parsed.pilots.filter { $0.pilot.site != nil }
+            if !elsewhere.isEmpty {
+                parsed.pilots.removeAll { $0.pilot.site != nil }
+                printError("note: \(elsewhere.count) pilot(s) report aggregates through their site (reporting: aggregates), so their devices publish to the site's broker and are not simulated here: \(elsewhere.map(\.pilot.id).joined(separator: ", ")) (name them with --pilot to send them anyway)")
+            }
+        }
         let now = Instant.now
         let endInstant: Instant
         if let end {
@@ -81,7 +108,7 @@ struct Simulate: ParsableCommand {
             endInstant = Instant(millis: now.millis - now.millis % 60_000)
         }
         let sim = Simulation(scenario: parsed, seed: seed, end: endInstant, days: days, topicRoot: ctx.service.topicRoot)
-        let missing = ctx.registry.pilots.map(\.id).filter { id in !parsed.pilots.contains { $0.pilot.id == id } }
+        let missing = ctx.registry.pilots.filter { p in selection == nil && p.site == nil && !parsed.pilots.contains { $0.pilot.id == p.id } }.map(\.id)
         if !missing.isEmpty { printError("note: \(missing.count) pilot(s) of the registry have no scenario entry and send nothing: \(missing.joined(separator: ", "))") }
         if speed > 0 {
             let hours = Double(endInstant.millis - sim.windowStart.millis) / 1000 / speed / 3600
@@ -126,13 +153,13 @@ struct Simulate: ParsableCommand {
         if dryRun, out ?? "-" == "-" { printError(report) } else { print(report) }
     }
 
-    static func loadScenario(_ path: String, registry: Registry, catalogue: Catalogue) throws -> Scenario {
+    static func loadScenario(_ path: String, registry: Registry, catalogue: Catalogue, only: Set<String>? = nil) throws -> Scenario {
         guard let data = FileManager.default.contents(atPath: path) else {
             let why = FileManager.default.fileExists(atPath: path) ? "cannot be read; check its permissions" : "no such file"
             throw CLIError("--scenario \(path): \(why) (seeds/scenario.yaml is an example)")
         }
         guard let text = String(data: data, encoding: .utf8) else { throw CLIError("--scenario \(path) is not UTF-8 text") }
-        let (parsed, problems) = ScenarioParser.parse(yaml: text, file: path, registry: registry, catalogue: catalogue)
+        let (parsed, problems) = ScenarioParser.parse(yaml: text, file: path, registry: registry, catalogue: catalogue, only: only)
         guard let parsed, problems.isEmpty else {
             let list = problems.map { "  \($0)" }.joined(separator: "\n")
             throw CLIError("the scenario has \(problems.count) problem\(problems.count == 1 ? "" : "s"):\n\(list)")
