@@ -89,7 +89,8 @@ public struct ContractValidator: Sendable {
         let verdict = contractVerdict(topic: topic, payload: payload, receivedAt: receivedAt)
         if case .refused(let parsed, let refusal) = verdict, refusal.reason.keepsPayload,
            let identifying = identifyingRefusal(rawBytes: payload, receivedAt: receivedAt,
-                                                knownNames: parsed?.kind == .agg ? snapshots?.fieldNames ?? [] : []) {
+                                                knownNames: parsed?.kind == .agg ? snapshots?.fieldNames ?? [] : [],
+                                                fractionsAreStatistics: parsed?.kind == .agg) {
             return .refused(parsed, identifying)
         }
         return verdict
@@ -180,7 +181,8 @@ public struct ContractValidator: Sendable {
         }
         do {
             let receipt = try snapshots.check(payload, pilot: pilot, site: site, catalogue: catalogue)
-            if let identifying = identifyingRefusal(rawBytes: payload, receivedAt: receivedAt, knownNames: snapshots.fieldNames) {
+            if let identifying = identifyingRefusal(rawBytes: payload, receivedAt: receivedAt, knownNames: snapshots.fieldNames,
+                                                    fractionsAreStatistics: true) {
                 return .refused(topic, identifying)
             }
             return .snapshot(topic, receipt)
@@ -216,11 +218,12 @@ public struct ContractValidator: Sendable {
     ///
     /// `knownNames`: field names of the message's kind that are not read as names (a snapshot's
     /// own fields, such as `patient_days`); their values are scanned all the same.
+    /// `fractionsAreStatistics`: a snapshot's; see ``IdentityScan/fractionsAreStatistics``.
     public func identifyingRefusal(rawBytes: [UInt8], receivedAt: Instant, naming what: String = "payload",
-                                   knownNames: Set<String> = []) -> Refusal? {
+                                   knownNames: Set<String> = [], fractionsAreStatistics: Bool = false) -> Refusal? {
         var scan = IdentityScan(topicPilot: nil, indicatorRules: indicatorRules,
                                 tolerant: .tolerant(timestampsFrom: timestampsFrom(receivedAt: receivedAt, pilot: nil)),
-                                knownNames: knownNames)
+                                knownNames: knownNames, fractionsAreStatistics: fractionsAreStatistics)
         let parsed = try? JSON.parse(rawBytes)
         if let parsed {
             do throws(Refusal) {
@@ -692,14 +695,33 @@ private struct IdentityScan {
     /// Field names of the message kind that are not read as names (a snapshot's `patient_days`):
     /// their values are still scanned.
     let knownNames: Set<String>
+    /// A snapshot's numbers with a fraction or an exponent are sums and means of many readings:
+    /// the digits of `19.284126984126985` are not read as an identifier (integers still are).
+    let fractionsAreStatistics: Bool
     var lastSubject: String?
 
     init(topicPilot: String?, indicatorRules: [String: IndicatorRule], tolerant: IdentifierGuard.Policy,
-         knownNames: Set<String> = []) {
+         knownNames: Set<String> = [], fractionsAreStatistics: Bool = false) {
         self.topicPilot = topicPilot
         self.indicatorRules = indicatorRules
         self.tolerant = tolerant
         self.knownNames = knownNames
+        self.fractionsAreStatistics = fractionsAreStatistics
+    }
+
+    /// A bare JSON number with a fraction or an exponent (`-12.5`, `3e-7`).
+    static func isFractionalNumber(_ token: ArraySlice<UInt8>) -> Bool {
+        var sawDigit = false, sawFraction = false
+        for (k, b) in zip(token.indices, token) {
+            switch b {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): sawDigit = true
+            case UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"): sawFraction = true
+            case UInt8(ascii: "-"), UInt8(ascii: "+"):
+                if k != token.startIndex && token[k - 1] != UInt8(ascii: "e") && token[k - 1] != UInt8(ascii: "E") { return false }
+            default: return false
+            }
+        }
+        return sawDigit && sawFraction
     }
 
     /// Something identifying, found at a path built (innermost first) as the walk unwinds.
@@ -847,6 +869,7 @@ private struct IdentityScan {
                 end = i
                 while start < end && payload[start] == UInt8(ascii: "'") { start += 1 }
                 while end > start && payload[end - 1] == UInt8(ascii: "'") { end -= 1 }
+                if fractionsAreStatistics && Self.isFractionalNumber(payload[start..<end]) { continue }
             }
             let token = String(decoding: payload[start..<end], as: UTF8.self)
             var k = i

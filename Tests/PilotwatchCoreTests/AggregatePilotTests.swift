@@ -64,4 +64,27 @@ struct AggregatePilotTests {
         let v = plain.validate(topic: "pilots/hf-agg/chu-lille/agg", payload: Array(#"{"ok":1}"#.utf8), receivedAt: CF.received)
         #expect(v.reason == .schema)
     }
+
+    /// A snapshot's sums and means have long fractions whose digits can fall into an identifier's
+    /// shape (a NIR's 15 digits, a phone number's 10): they are statistics, not identifiers. Its
+    /// strings and integers are still read.
+    @Test func aSnapshotsFractionsAreNotReadAsIdentifiersItsStringsAre() {
+        struct AnySnapshots: SnapshotChecking {
+            var fieldNames: Set<String> { ["sum", "days", "note", "n"] }
+            func check(_ payload: [UInt8], pilot: Pilot, site: String, catalogue: Catalogue) throws(Refusal) -> SnapshotReceipt {
+                SnapshotReceipt(msgID: "m", site: site, asOf: Instant(millis: 86_400_000 - 1), revision: 1)
+            }
+        }
+        let v = ContractValidator(registry: Registry(pilots: [aggregate]), catalogue: CF.catalogue, snapshots: AnySnapshots())
+        func verdict(_ payload: String) -> Verdict {
+            v.validate(topic: "pilots/hf-agg/chu-lille/agg", payload: Array(payload.utf8), receivedAt: CF.received)
+        }
+        let fractions = #"{"sum":19.284126984126985,"days":489377.0538085177,"n":12}"#
+        #expect(verdict(fractions).isAccepted, "\(verdict(fractions))")
+        #expect(verdict(#"{"sum":1.5,"note":"jean.dupont@example.fr"}"#).reason == .identifyingData)
+        // Not a snapshot: the same digits in an identifier's shape are refused where they are read.
+        #expect(v.identifyingRefusal(rawBytes: Array(fractions.utf8), receivedAt: CF.received, knownNames: ["sum", "days", "n"]) != nil)
+        #expect(v.identifyingRefusal(rawBytes: Array(fractions.utf8), receivedAt: CF.received, knownNames: ["sum", "days", "n"],
+                                     fractionsAreStatistics: true) == nil)
+    }
 }
