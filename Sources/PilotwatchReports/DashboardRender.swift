@@ -363,17 +363,19 @@ extension PilotBoard {
         let f = figures
         add("pilot", pilot.id, "as_of", asOf.description)
         add("pilot", pilot.id, "period_start", since?.description ?? "")
-        add("pilot", pilot.id, "enrolled", String(f.enrolled))
-        add("pilot", pilot.id, "withdrawn", String(f.withdrawn))
-        add("pilot", pilot.id, "in_follow_up", String(f.inFollowUp))
+        // From a snapshot, a figure it does not give exactly shows its mark (<k, * held, — withheld).
+        let m = status.shown
+        add("pilot", pilot.id, "enrolled", m("enrolled", String(f.enrolled), true))
+        add("pilot", pilot.id, "withdrawn", m("withdrawn", String(f.withdrawn), true))
+        add("pilot", pilot.id, "in_follow_up", m("in_follow_up", String(f.inFollowUp), true))
         add("pilot", pilot.id, "enrolment_target", String(f.enrolmentTarget))
-        add("pilot", pilot.id, "enrolment_pct", csvNumber(f.enrolmentPct))
-        add("pilot", pilot.id, "enrolment_rate_30d", csvNumber(f.enrolmentRate30d))
-        add("pilot", pilot.id, "projected_target_date", f.projectedTargetDate?.description ?? "")
-        add("pilot", pilot.id, "on_track", f.onTrack ? "true" : "false")
-        add("pilot", pilot.id, "active_7d", String(f.active7d))
-        add("pilot", pilot.id, "transmission_adherence", csvNumber(f.transmissionAdherence))
-        add("pilot", pilot.id, "unenrolled_subjects", String(f.unenrolledSubjects))
+        add("pilot", pilot.id, "enrolment_pct", m("enrolment_pct", csvNumber(f.enrolmentPct), false))
+        add("pilot", pilot.id, "enrolment_rate_30d", m("enrolment_rate_30d", csvNumber(f.enrolmentRate30d), false))
+        add("pilot", pilot.id, "projected_target_date", m("projected_target_date", f.projectedTargetDate?.description ?? "", false))
+        add("pilot", pilot.id, "on_track", m("on_track", f.onTrack ? "true" : "false", false))
+        add("pilot", pilot.id, "active_7d", m("active_7d", String(f.active7d), true))
+        add("pilot", pilot.id, "transmission_adherence", m("transmission_adherence", csvNumber(f.transmissionAdherence), false))
+        add("pilot", pilot.id, "unenrolled_subjects", m("unenrolled_subjects", String(f.unenrolledSubjects), true))
         add("pilot", pilot.id, "last_observation_at", f.lastObservationAt?.description ?? "")
         add("pilot", pilot.id, "messages_7d", String(status.lastWeek.received))
         add("pilot", pilot.id, "refusals_7d", String(status.lastWeek.refused))
@@ -436,14 +438,20 @@ extension PilotBoard {
                               "runs \(pilot.start) to \(pilot.end)"])
         out.append(dim.paint("as of \(Graphics.minute(asOf)) UTC"
                              + (since.map { " · events and quality since \(Graphics.minute($0))" } ?? ""), colour))
+        if let source = status.snapshot {
+            let origin = source.archived ? "ended: from its archived final figures"
+                : "from its site's day-end snapshot (revision \(source.revision), min_cell \(source.minCell))" + (source.stale ? ", stale" : "")
+            out.append(dim.paint(origin + " · <k below min_cell, * held since an earlier day end, — withheld", colour))
+        }
         out.append("")
+        let m = status.shown
 
         // Enrolment
         out.append(bold.paint("Enrolment", colour))
         let next = status.nextMilestone
         let bar = Graphics.bar(enrolled: f.enrolled, target: f.enrolmentTarget, milestone: next?.milestone.enrolled, width: 20)
-        out += Graphics.wrap(["\(bar)  \(f.enrolled) of \(f.enrolmentTarget) (\(Graphics.percent1(f.enrolmentPct)))",
-                              "withdrawn \(f.withdrawn)", "in follow-up \(f.inFollowUp)"], indent: "  ")
+        out += Graphics.wrap(["\(bar)  \(m("enrolled", String(f.enrolled), true)) of \(f.enrolmentTarget) (\(m("enrolment_pct", Graphics.percent1(f.enrolmentPct), false)))",
+                              "withdrawn \(m("withdrawn", String(f.withdrawn), true))", "in follow-up \(m("in_follow_up", String(f.inFollowUp), true))"], indent: "  ")
         let projection: String
         if f.enrolled >= f.enrolmentTarget {
             projection = "target reached"
@@ -452,8 +460,10 @@ extension PilotBoard {
         } else {
             projection = "no projection (no enrolment in the last 30 days)"
         }
-        let track = f.onTrack ? Graphics.Colour.green.paint("on track", colour) : Graphics.Colour.red.paint("behind", colour)
-        out += Graphics.wrap(["\(Graphics.number(f.enrolmentRate30d)) enrolled in the last 30 days", projection, track],
+        let track = status.snapshot?["on_track"] != nil ? "on track —"
+            : f.onTrack ? Graphics.Colour.green.paint("on track", colour) : Graphics.Colour.red.paint("behind", colour)
+        out += Graphics.wrap(["\(m("enrolment_rate_30d", Graphics.number(f.enrolmentRate30d), false)) enrolled in the last 30 days",
+                              status.snapshot?["projected_target_date"] != nil ? "projection —" : projection, track],
                              indent: "  ")
         if milestones.isEmpty {
             out.append("  milestones: none in the registry")
@@ -465,7 +475,8 @@ extension PilotBoard {
                 case .missed: state = Graphics.Colour.red.paint("missed", colour)
                 case .pending: state = "pending"
                 }
-                let count = m.state == .pending ? "\(m.enrolled) so far" : "\(m.enrolled) by then"
+                let n = snapshotMarks["milestone@\(m.milestone.date)"]?.display { String(Int($0)) } ?? String(m.enrolled)
+                let count = m.state == .pending ? "\(n) so far" : "\(n) by then"
                 return "\(m.milestone.date) \(m.milestone.enrolled): \(state) (\(count))"
             }, separator: " · ", indent: "  milestones ")
         }
@@ -473,8 +484,8 @@ extension PilotBoard {
 
         // Activity
         out.append(bold.paint("Activity", colour))
-        out += Graphics.wrap(["active in the last 7 days \(f.active7d) of \(f.inFollowUp)",
-                              "transmission adherence \(Graphics.percent1(f.transmissionAdherence))"], indent: "  ")
+        out += Graphics.wrap(["active in the last 7 days \(m("active_7d", String(f.active7d), true)) of \(m("in_follow_up", String(f.inFollowUp), true))",
+                              "transmission adherence \(m("transmission_adherence", Graphics.percent1(f.transmissionAdherence), false))"], indent: "  ")
         let last = f.lastObservationAt.map { "last data \(Graphics.ago($0, now: asOf)) ago (\(Graphics.minute($0)))" } ?? "no data yet"
         out += Graphics.wrap([last,
                               "messages 7d \(status.lastWeek.received), refused \(status.lastWeek.refused)"

@@ -387,5 +387,11 @@ struct SnapshotStatusTests {
         #expect(board.table(colour: false).contains("<11"), "\(board.table(colour: false))")
         #expect(board.csv().contains("<11"))
         #expect(json.contains("\"snapshot\":{\"as_of\":\"\(snapshot.asOf)\",\"revision\":1,\"min_cell\":11"))
+        // The pilot view marks them too, in its table and CSV.
+        let view = Dashboard.pilot(pilot, snapshot: snapshot, catalogue: catalogue, asOf: snapshot.asOf)
+        let table = view.table(colour: false)
+        #expect(table.contains("withdrawn <11"), "\(table)")
+        #expect(table.contains("from its site's day-end snapshot (revision 1, min_cell 11)"), "\(table)")
+        #expect(view.csv().contains("pilot,p-rand,withdrawn,<11"), "\(view.csv())")
     }
 }
