@@ -330,9 +330,10 @@ public enum SnapshotDisclosure {
         }
 
         /// The last published value, held since its day end; withheld when there is none, or
-        /// when it was published for a later day end (a resend of an earlier one).
+        /// when it was published for this day end (an earlier revision) or a later one (a resend
+        /// of an earlier day end): `held_since` is before `as_of`.
         func held(_ path: String) -> SnapshotFigure {
-            guard let last = state.figures[path], last.asOfMillis <= asOf.millis else { return .withheld }
+            guard let last = state.figures[path], last.asOfMillis < asOf.millis else { return .withheld }
             return .held(last.value, since: Instant(millis: last.asOfMillis))
         }
     }

@@ -78,7 +78,11 @@ extension Dashboard {
         // Milestones at or before the snapshot's day carry their counts; later ones stand at `enrolled`.
         let past = pilot.milestones.sorted { $0.date < $1.date }.filter { $0.date <= at.day }
         let counts = pilot.milestones.sorted { $0.date < $1.date }.map { m -> Int in
-            guard let i = past.firstIndex(of: m), i < snapshot.enrolment.milestones.count else { return s.enrolled }
+            guard let i = past.firstIndex(of: m), i < snapshot.enrolment.milestones.count else {
+                // A later milestone stands at `enrolled`, and carries its mark.
+                if let mark = marks["enrolled"] { marks["milestone@\(m.date)"] = mark }
+                return s.enrolled
+            }
             let f = snapshot.enrolment.milestones[i]
             if !f.isShown { marks["milestone@\(m.date)"] = f }
             return f.count ?? 0

@@ -335,6 +335,18 @@ struct FederationViewTests {
             let x = try #require(va[key] as? [Any]), y = try #require(vb[key] as? [Any])
             #expect(!x.isEmpty && NSArray(array: x) == NSArray(array: y), "\(key): \(x)\n\(y)")
         }
+        // The export (JSON, at k 11 and at the smallest k): every figure the site's own export gives,
+        // the cluster's naming the snapshot it comes from; the programme pools it.
+        for k in ["11", "5"] {
+            let ea = try json(cluster.ws, ["export", "--pilot", "card-hf-agg-04", "--k", k])
+            let eb = try json(site, ["export", "--pilot", "card-hf-agg-04", "--k", k])
+            let difference = jsonDifference(ea, eb, dropping: ["source", "provenance", "methods"])
+            #expect(difference == nil, "k \(k): \(difference ?? "")")
+            let reports = ((ea["programmes"] as? [[String: Any]])?.first?["pilot_reports"] as? [[String: Any]]) ?? []
+            #expect((reports.first?["source"] as? [String: Any])?["revision"] as? Int == 1, "\(reports)")
+        }
+        let period = try cluster.ws.run(["export", "--pilot", "card-hf-agg-04", "--from", "30d", "--as-of", dayEnd.description])
+        #expect(period.status == 64 && period.stderr.contains("disclosure control does not allow"), "\(period.stderr)")
         // Nothing of the site's subjects or devices reached a file of the cluster.
         #expect(try filesHolding(["p-site-10", "dev-1"], under: cluster.ws.dir) == [])
         // A period is refused for an aggregate pilot, saying why.

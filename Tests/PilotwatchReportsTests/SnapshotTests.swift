@@ -243,6 +243,37 @@ struct SnapshotDisclosureTests {
         #expect(!text.contains(":33,") && !text.contains(":33}") && !text.contains(",33,") && !text.contains("[33,") && !text.contains(",33]"), "\(text)")
     }
 
+    /// A resend (late data, an erasure) rebuilds a day end already published, or an earlier one:
+    /// a figure whose change rests on too few subjects cannot be held "since" that day end or a
+    /// later one (the cluster reads `held_since` as before `as_of`), so it is withheld.
+    @Test func aResentDayEndWithholdsWhatItCannotHoldFromAnEarlierOne() throws {
+        let day0 = Day(parsing: "2026-06-10")!
+        let p = Pilot(id: "p-rand", name: "R", programme: "respiratory", lead: "L", call: "C", funders: [],
+                      start: Day(parsing: "2026-01-01")!, end: Day(parsing: "2026-12-31")!, enrolmentTarget: 80,
+                      milestones: [], outcomes: ["spo2"])
+        // Published first: 30 enrolled by day 0. Then 3 late enrolments on day 0 arrive.
+        let (before, dirA) = try controlledStore(base: 30, later: [0, 0], day0: day0)
+        defer { try? FileManager.default.removeItem(atPath: dirA) }
+        let (after, dirB) = try controlledStore(base: 30, later: [3, 0], day0: day0)
+        defer { try? FileManager.default.removeItem(atPath: dirB) }
+        var state = DisclosureState()
+        for offset in 0...1 {
+            let (exact, c) = try SnapshotBuilder.buildWithContributions(store: before, pilot: p, catalogue: catalogue,
+                                                                       day: day0.advanced(by: offset), revision: 1, msgID: "m\(offset)")
+            state = SnapshotDisclosure.apply(exact, contributions: c, minCell: 11, state: state).state
+        }
+        for offset in 0...1 {
+            let (exact, c) = try SnapshotBuilder.buildWithContributions(store: after, pilot: p, catalogue: catalogue,
+                                                                       day: day0.advanced(by: offset), revision: 2, msgID: "r\(offset)")
+            let resent = SnapshotDisclosure.apply(exact, contributions: c, minCell: 11, state: state).snapshot
+            #expect(resent.enrolment.enrolled == .withheld, "day \(offset): \(resent.enrolment.enrolled)")
+            let text = resent.json()
+            #expect(throws: Never.self, "the cluster reads it") { _ = try SnapshotParser.parse(Array(text.utf8)) }
+            // (Message counts count no one: the fixture's 33 messages leave as they are.)
+            #expect(!text.contains("\"enrolled\":33") && !text.contains("\"in_follow_up\":33"), "\(text)")
+        }
+    }
+
     @Test func aChangeInSumsThatRestsOnFewSubjectsIsHeldUntilItReachesMinCell() throws {
         let day0 = Day(parsing: "2026-06-10")!
         // 30 subjects read spo2 95 every day; from day 1 three of them read 90, from day 2 twelve.
