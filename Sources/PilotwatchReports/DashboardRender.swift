@@ -304,7 +304,10 @@ extension PilotBoard {
                         po.field("pct_in_target", f.pctInTarget)
                         po.field("improved_pct", f.improvedPct)
                         // From a snapshot that does not give these figures exactly: how they are marked.
-                        if let mark = snapshotMarks["outcomes.\(f.indicator)"] { mark.write(&po, "snapshot_withheld") }
+                        if let mark = snapshotMarks["outcomes.\(f.indicator)"] {
+                            // Held: the figures above are those published at that day end.
+                            if case .held(_, let since) = mark { po.field("held_since", since.description) } else { mark.write(&po, "snapshot_withheld") }
+                        }
                     }
                 }
             }
@@ -518,7 +521,11 @@ extension PilotBoard {
             for (indicator, o) in outcomes {
                 var change = Graphics.signed(o.meanChange)
                 if let ci = o.changeCI95 { change += " ±" + Graphics.number((ci.upper - ci.lower) / 2) }
-                t.row([Graphics.truncate("\(indicator.code) (\(indicator.unit))", 21), String(o.nPaired),
+                let n = snapshotMarks["outcomes.\(indicator.code).n_paired"]?.display { String(Int($0)) } ?? String(o.nPaired)
+                let held: Bool
+                if case .held = snapshotMarks["outcomes.\(indicator.code)"] { held = true } else { held = false }
+                if held { change += "*" }
+                t.row([Graphics.truncate("\(indicator.code) (\(indicator.unit))", 21), n,
                        Graphics.number(o.meanBaseline), Graphics.number(o.meanLatest), change,
                        Graphics.percent(o.pctInTarget), Graphics.percent(o.improvedPct)])
             }

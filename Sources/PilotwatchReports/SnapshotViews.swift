@@ -146,10 +146,20 @@ extension Dashboard {
         var outcomes: [(indicator: Indicator, figures: OutcomeFigures)] = []
         for o in snapshot.outcomes {
             guard let indicator = catalogue.indicator(o.indicator) else { continue }
-            if let stats = snapshot.outcomeStatistics(o), [o.sumBaseline, o.sumLatest, o.sumChange, o.m2Change, o.nPaired].allSatisfy(\.isShown) {
+            let parts = [o.nPaired, o.sumBaseline, o.sumLatest, o.sumChange, o.m2Change]
+            // All held since one day end: the figures published then, marked held.
+            let heldSince = Set(parts.compactMap { f -> Instant? in if case .held(_, let since) = f { return since }; return nil })
+            let allHeld = heldSince.count == 1 && parts.allSatisfy { !$0.isShown }
+            if let stats = snapshot.outcomeStatistics(o), parts.allSatisfy(\.isShown) || allHeld {
                 var f = Metrics.outcome(stats)
-                if let m = o.inTarget, !m.isShown { f.pctInTarget = nil; marks["outcomes.\(o.indicator).pct_in_target"] = m }
-                if let m = o.improved, !m.isShown { f.improvedPct = nil; marks["outcomes.\(o.indicator).improved_pct"] = m }
+                if allHeld, let since = heldSince.first {
+                    marks["outcomes.\(o.indicator).n_paired"] = o.nPaired
+                    marks["outcomes.\(o.indicator)"] = .held(f.meanChange ?? 0, since: since)
+                }
+                // A share is shown when its count is given as its n is (both exact, or both held from then).
+                func sameGiving(_ m: SnapshotFigure) -> Bool { allHeld ? m == .held(m.value ?? -1, since: heldSince.first!) : m.isShown }
+                if let m = o.inTarget, !sameGiving(m) { f.pctInTarget = nil; marks["outcomes.\(o.indicator).pct_in_target"] = m }
+                if let m = o.improved, !sameGiving(m) { f.improvedPct = nil; marks["outcomes.\(o.indicator).improved_pct"] = m }
                 outcomes.append((indicator, f))
             } else {
                 if !o.nPaired.isShown { marks["outcomes.\(o.indicator).n_paired"] = o.nPaired }

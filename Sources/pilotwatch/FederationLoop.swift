@@ -12,8 +12,8 @@ import PilotwatchStore
 /// leaves (one transaction); then publishes the outbox at QoS 1 to the cluster's broker and
 /// removes each snapshot only once the broker acknowledged it. A broker or network outage delays
 /// snapshots and loses none: the outbox is in the store, and a restart goes on from it.
-// @unchecked Sendable: the configuration, clock, store, logger and condition are immutable after init
-// (Store is thread-safe); `stopping` and `thread` are read and written with `condition` locked;
+// @unchecked Sendable: the configuration, clock, store, logger, condition and the `settled` closure
+// (itself Sendable) are immutable after init (Store is thread-safe); `stopping` and `thread` are read and written with `condition` locked;
 // `publisher` only on the loop's thread.
 final class FederationLoop: @unchecked Sendable {
     private let ctx: Context
@@ -28,10 +28,29 @@ final class FederationLoop: @unchecked Sendable {
     private var stopping = false
     private var finished = false
     private var publisher: MQTTPublisher?
+    /// Whether ingest has settled: connected to the broker long enough for what it kept during an
+    /// outage to arrive, and all of it applied. Day ends are built only then.
+    private let settled: @Sendable () -> Bool
 
-    init(ctx: Context, federation: FederationSettings, store: Store, logger: Logger, every: Double, now: Instant? = nil) {
+    init(ctx: Context, federation: FederationSettings, store: Store, logger: Logger, every: Double, now: Instant? = nil,
+         settled: @escaping @Sendable () -> Bool = { true }) {
         self.ctx = ctx; self.federation = federation; self.store = store; self.logger = logger; self.every = every
         fixedNow = now
+        self.settled = settled
+    }
+
+    /// Waits until ingest has settled (or serve stops); says so once when it has to wait.
+    private func waitUntilSettled() {
+        var said = false
+        while !isStopping && !settled() {
+            if !said {
+                logger.info("federation: waiting for ingest to settle (connected, everything received applied) before building day ends")
+                said = true
+            }
+            condition.lock()
+            if !stopping { _ = condition.wait(until: Date(timeIntervalSinceNow: 0.25)) }
+            condition.unlock()
+        }
     }
 
     func start() {
@@ -56,6 +75,10 @@ final class FederationLoop: @unchecked Sendable {
     private func loop() {
         while !isStopping {
             do {
+                // What waits in the outbox goes first; day ends are built once ingest has settled.
+                try publishOutbox()
+                waitUntilSettled()
+                if isStopping { break }
                 try buildDue(now: fixedNow ?? .now)
                 try publishOutbox()
             } catch {

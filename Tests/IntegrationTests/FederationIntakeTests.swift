@@ -444,7 +444,7 @@ struct FederationDeliveryTests {
         let clusterServe = try cluster.ws.startServe(port: clusterBroker.port)
         defer { clusterServe.terminate() }
         try clusterServe.waitUntilSubscribed()
-        let siteServe = try site.startServe(port: siteBroker.port, extra: ["--federate-every", "1"])
+        let siteServe = try site.startServe(port: siteBroker.port, extra: ["--federate-every", "1", "--federate-settle", "0.5"])
         defer { siteServe.terminate() }
         try siteServe.waitUntilSubscribed()
 
@@ -468,7 +468,7 @@ struct FederationDeliveryTests {
         }
         // A restart sends nothing again.
         #expect(siteServe.terminate() == 0)
-        let again = try site.startServe(port: siteBroker.port, extra: ["--federate-every", "1"])
+        let again = try site.startServe(port: siteBroker.port, extra: ["--federate-every", "1", "--federate-settle", "0.5"])
         defer { again.terminate() }
         try again.waitUntilSubscribed()
         Thread.sleep(forTimeInterval: 2)

@@ -1,5 +1,6 @@
 import Foundation
 import PilotwatchCore
+import PilotwatchReports
 import PilotwatchStore
 import TestSupport
 import Testing
@@ -97,7 +98,8 @@ struct FederatedPair {
     /// The site's serve, a federation round every half second; `now` for `--federate-now`.
     func startSiteServe(now: String? = nil, extra: [String] = []) throws -> ServeProcess {
         let serve = try site.startServe(port: siteBroker.port,
-                                        extra: ["--federate-every", "0.5"] + (now.map { ["--federate-now", $0] } ?? []) + extra)
+                                        extra: ["--federate-every", "0.5", "--federate-settle", "0.5"]
+                                            + (now.map { ["--federate-now", $0] } ?? []) + extra)
         try serve.waitUntilSubscribed()
         return serve
     }
@@ -251,6 +253,46 @@ struct FederationOutageTests {
         pair.expectEachDayEndOnce(try pair.clusterSnapshots(), all)
         #expect(try pair.siteOutbox().isEmpty && pair.siteSentCount() == all.count)
         #expect(clusterServe.lastCounts.contains("duplicate=0 status=0 snapshots=\(all.count) refused=0"), "\(clusterServe.lastCounts)")
+    }
+
+    /// What the site's broker kept while the site's serve was down is in the day ends it builds
+    /// on its return: it waits until it has been connected a moment and has applied everything.
+    @Test func whatTheSitesBrokerKeptDuringItsOutageIsInTheDayEnds() throws {
+        let pair = try FederatedPair(days: 3)
+        defer { pair.remove() }
+        let clusterServe = try pair.startClusterServe()
+        defer { clusterServe.terminate() }
+        // The site's serve once, three days ago: its session (and subscription) stays at the broker.
+        let first = try pair.startSiteServe(now: pair.start.start.adding(millis: 60_000).description)
+        #expect(first.terminate() == 0)
+
+        // While it is down, 1,500 subjects enrol through the site's broker.
+        let n = 1_500
+        let lines = (0..<n).map { i in
+            obsMessage("kept-\(i)", [obs("p-kept-\(10_000 + i)", "enrolled", at: pair.start.start.adding(days: 0.5).description),
+                                    obs("p-kept-\(10_000 + i)", "weight", 70 + Double(i % 30), unit: "kg", at: pair.start.start.adding(days: 0.6).description)])
+        }
+        let pub = Process()
+        pub.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_pub")
+        pub.arguments = ["-h", "127.0.0.1", "-p", String(pair.siteBroker.port), "-q", "1", "-l", "-t", "pilots/\(pair.pilotID)/dev-kept/obs"]
+        let input = Pipe()
+        pub.standardInput = input
+        try pub.run()
+        input.fileHandleForWriting.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+        try input.fileHandleForWriting.close()
+        pub.waitUntilExit()
+        #expect(pub.terminationStatus == 0)
+
+        let back = try pair.startSiteServe()
+        defer { back.terminate() }
+        let all = pair.days(through: pair.yesterday)
+        let stored = try pair.waitForCluster("\(all.count) day ends") { $0.count >= all.count }
+        pair.expectEachDayEndOnce(stored, all)
+        for s in stored {
+            let snapshot = try SnapshotParser.parse(Array(s.payload.utf8))
+            #expect(snapshot.enrolment.enrolled == .value(Double(n)), "\(s.asOf.day): \(snapshot.enrolment.enrolled)")
+        }
+        #expect(try pair.site.stats().accepted == n)
     }
 
     @Test func aSiteDownOverTwoDayEndsSendsThemWhenItReturns() throws {

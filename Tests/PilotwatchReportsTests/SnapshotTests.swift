@@ -321,6 +321,17 @@ struct SnapshotDisclosureTests {
             let v = try #require(exact[1][keyPath: kp].value)
             #expect(!texts[1].contains(":" + JSONWriter.number(v)), "\(v) in \(texts[1])")
         }
+        // The cluster's pilot view of day 1 shows day 0's outcome figures, marked held since day 0.
+        let views = try [0, 1].map { i -> PilotBoard in
+            let snapshot = try SnapshotParser.parse(Array(texts[i].utf8))
+            return Dashboard.pilot(p, snapshot: snapshot, catalogue: catalogue, asOf: snapshot.asOf)
+        }
+        let (shown0, shown1) = (try #require(views[0].outcomes.first?.figures), try #require(views[1].outcomes.first?.figures))
+        #expect(shown1.meanLatest != nil && shown1.meanLatest == shown0.meanLatest && shown1.meanChange == shown0.meanChange,
+                "\(shown1) vs \(shown0)")
+        #expect(shown1.changeCI95 == shown0.changeCI95 && shown1.pctInTarget == shown0.pctInTarget)
+        #expect(views[1].json().contains("\"held_since\":\"\(end0)\""), "\(views[1].json())")
+        #expect(views[1].table(colour: false).contains("30*"), "\(views[1].table(colour: false))")
         // Day 2: twelve subjects changed since the published sums: they leave.
         #expect(sent[2] == exact[2], "\(sent[2])")
         #expect(close(exact[2].sumLatest.value, Double(30 * 95 - 12 * 5)), "\(String(describing: exact[2].sumLatest.value))")

@@ -93,6 +93,11 @@ struct Serve: ParsableCommand {
         valueName: "seconds"))
     var federateEvery: Double = 300
 
+    @Option(help: ArgumentHelp(
+        "On a site instance: before building day ends, wait until connected to the broker this many seconds and every message received is applied, so that what the broker kept during an outage is in them.",
+        valueName: "seconds"))
+    var federateSettle: Double = 10
+
     @Option(help: ArgumentHelp("Stop after receiving this many messages (benchmarks).", visibility: .hidden))
     var stopAfter: Int?
 
@@ -119,6 +124,9 @@ struct Serve: ParsableCommand {
         }
         guard federateEvery >= 0.5, federateEvery <= 86_400 else {
             throw ValidationError("--federate-every \(federateEvery) must be between 0.5 and 86400 (seconds)")
+        }
+        guard federateSettle >= 0, federateSettle <= 3600 else {
+            throw ValidationError("--federate-settle \(federateSettle) must be between 0 and 3600 (seconds)")
         }
         if let alertsEvery, !(alertsEvery >= 0.5 && alertsEvery <= 3600) {
             throw ValidationError("--alerts-every \(alertsEvery) must be between 0.5 and 3600 (seconds)")
@@ -227,7 +235,10 @@ struct Serve: ParsableCommand {
         let previousHeartbeat = try? store.heartbeat()
         let beats = Heartbeats(store: store, startedAt: .now, logger: logger) { inbox.backlogBytes(after: applier.position) }
         beats.start(every: heartbeatEvery)
+        // Since when the broker connection is up (nil: down), for the federation's settling.
+        let connectedSince = Mutex<ContinuousClock.Instant?>(nil)
         subscriber.onConnectionChange = { connected in
+            connectedSince.withLock { $0 = connected ? ($0 ?? .now) : nil }
             beats.connection(connected)
             serveMetrics?.setConnected(connected)
             notifier.send(connected ? "STATUS=connected to the broker \(mqttConfig.address)"
@@ -242,7 +253,11 @@ struct Serve: ParsableCommand {
         // A site instance sends its pilots' day-end snapshots to the cluster.
         let clock = try timeOption(federateNow, "--federate-now")
         let federation = ctx.service.federation.map {
-            FederationLoop(ctx: ctx, federation: $0, store: store, logger: logger, every: federateEvery, now: clock)
+            FederationLoop(ctx: ctx, federation: $0, store: store, logger: logger, every: federateEvery, now: clock) { [federateSettle] in
+                // Settled: connected long enough for what the broker kept to arrive, and all of it applied.
+                guard let since = connectedSince.withLock({ $0 }), ContinuousClock.now - since >= .seconds(federateSettle) else { return false }
+                return applier.position >= inbox.end
+            }
         }
         federation?.start()
         defer { federation?.stop() }
