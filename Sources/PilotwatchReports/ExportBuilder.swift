@@ -349,13 +349,14 @@ extension ExportBuilder.PilotInput {
             refusals = MessageCounts()
             enrolmentSeries = []
             allInexact = true
-            source = ExportSource(asOf: nil, revision: 0, minCell: 0, archived: false)
+            source = ExportSource(asOf: nil, revision: 0, minCell: 0, archived: false, stale: true)
             return
         }
         let at = snapshot.asOf
         asOf = at
-        source = ExportSource(asOf: at, revision: snapshot.revision, minCell: snapshot.minCell,
-                              archived: snapshot.msgID.hasPrefix(PilotSnapshot.archiveMsgIDPrefix))
+        let archived = snapshot.msgID.hasPrefix(PilotSnapshot.archiveMsgIDPrefix)
+        source = ExportSource(asOf: at, revision: snapshot.revision, minCell: snapshot.minCell, archived: archived,
+                              stale: !archived && Double(t.millis - at.millis) / 1000 > 86_400 + Dashboard.snapshotGraceSeconds)
         var inexact: Set<FigureKey> = []
         func exact(_ f: SnapshotFigure, _ keys: FigureKey...) -> Int {
             if !f.isShown { inexact.formUnion(keys) }

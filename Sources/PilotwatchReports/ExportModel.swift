@@ -180,16 +180,19 @@ public struct ExportSource: Sendable, Hashable {
     public var minCell: Int
     /// The archive of an ended pilot (its raw rows are purged), not a site's snapshot.
     public var archived: Bool
+    /// A site's snapshot more than a day plus the grace older than the export's `T` (the site,
+    /// not the pilot, may be the cause).
+    public var stale: Bool
 
-    public init(asOf: Instant?, revision: Int64, minCell: Int, archived: Bool) {
-        self.asOf = asOf; self.revision = revision; self.minCell = minCell; self.archived = archived
+    public init(asOf: Instant?, revision: Int64, minCell: Int, archived: Bool, stale: Bool = false) {
+        self.asOf = asOf; self.revision = revision; self.minCell = minCell; self.archived = archived; self.stale = stale
     }
 
     /// `from its site's snapshot as of 2026-09-30T23:59:59.999Z (revision 17, min_cell 11)`.
     public var text: String {
         guard let asOf else { return "reports aggregates; no snapshot from its site at or before the export's as-of: every figure withheld" }
         if archived { return "ended; figures from its archive as of \(asOf) (its raw rows are purged)" }
-        return "from its site's day-end snapshot as of \(asOf) (revision \(revision), min_cell \(minCell))"
+        return "from its site's day-end snapshot as of \(asOf) (revision \(revision), min_cell \(minCell))" + (stale ? ", stale" : "")
     }
 }
 

@@ -236,6 +236,7 @@ extension DisclosedReport {
                 so.field("as_of", source.asOf?.description)
                 so.field("revision", Int(source.revision))
                 so.field("min_cell", source.minCell)
+                so.field("stale", source.stale)
             }
         }
         if !s.partsNotGivenBy.isEmpty { o.field("parts_not_given_by", strings: s.partsNotGivenBy) }

@@ -38,6 +38,10 @@ struct SnapshotExportTests {
             let fromSnapshot = try ExportBuilder.build(store: data.store, registry: registry, catalogue: catalogue, request: request(t),
                                                        snapshots: [pilot.id: snapshot], fromSnapshots: [pilot.id])
             #expect(fromSnapshot.pilots[0].source == ExportSource(asOf: t, revision: 3, minCell: 0, archived: false))
+            let later = try ExportBuilder.build(store: data.store, registry: registry, catalogue: catalogue, request: request(t.adding(days: 2)),
+                                                snapshots: [pilot.id: snapshot], fromSnapshots: [pilot.id])
+            #expect(later.pilots[0].source?.stale == true, "two days later the snapshot is stale")
+            #expect(Disclosure.apply(later, k: 11).markdown().contains("min_cell 0), stale"))
             for k in [11, 5] {
                 let a = Disclosure.apply(fromSnapshot, k: k), b = Disclosure.apply(raw, k: k)
                 let difference = jsonDifference(try jsonValue(a.json()), try jsonValue(b.json()), dropping: ["source"])
