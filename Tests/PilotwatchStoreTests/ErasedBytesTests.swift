@@ -119,4 +119,47 @@ struct ErasedBytesTests {
         let again = try store.erase(pilot: pilot, subject: pseudonym(later[0]), keys: keys, at: at(day: 71, hour: 0))
         #expect(!again.newTombstone && again.observations == 0 && again.walEmptied, "a second run finds nothing")
     }
+
+    @Test("a purge leaves no byte of the payloads and device statuses it drops, in pages shared with those it keeps")
+    func purgeLeavesNoBytes() throws {
+        let dir = try TempDir()
+        let store = try Store(path: dir.file("s.sqlite"))
+        // 2000 devices, each with a message, then a status and two small refused messages (of varied lengths): runs of
+        // 100 devices last reported on day 0 (due), runs of 100 on day 80, in one stream. A due
+        // status has a battery level (not a whole number) and firmware no kept one has, a due
+        // payload its tag.
+        let devices = 2000
+        let (dueBattery, keptBattery) = (37.123_456_789, 62.987_654_321)
+        try store.ingest((0..<devices).map { d in
+            obsItem(device: "dev-\(d)", msgID: "m-\(d)", [measurement(pseudonym(d), 90.5, at(day: 0, hour: 1))])
+        })
+        var items: [IngestItem] = []
+        for d in 0..<devices {
+            let due = (d / 100) % 2 == 0
+            items.append(statusItem(device: "dev-\(d)", received: at(day: due ? 0 : 80, hour: 2),
+                                    DeviceStatus(state: .online, at: nil, batteryPct: due ? dueBattery : keptBattery,
+                                                 firmware: "\(due ? "fwdue" : "fwkept")-\(d)")))
+            for r in 0..<2 {
+                items.append(refusedItem(device: "dev-\(d)", received: at(day: due ? 0 : 80, hour: 3), .unknownIndicator,
+                                         "observations[0].indicator: not in the catalogue",
+                                         payload: "{\"msg_id\":\"\(due ? "duepayload" : "keptpayload")-\(d)-\(r)\",\"n\":\"\(String(repeating: "x", count: (d * 7 + r * 3) % 10))\"}"))
+            }
+            if items.count >= 500 { try store.ingest(items); items = [] }
+        }
+        try store.ingest(items)
+        func double(_ v: Double) -> [UInt8] { withUnsafeBytes(of: v.bitPattern.bigEndian, Array.init) }
+        let due = ["payload": Array("duepayload-".utf8), "firmware": Array("fwdue-".utf8), "battery": double(dueBattery)]
+        let kept = ["payload": Array("keptpayload-".utf8), "firmware": Array("fwkept-".utf8), "battery": double(keptBattery)]
+        #expect(found(due, in: store.path) == due.keys.sorted(), "every needle is there before")
+
+        let cutoff = at(day: 40, hour: 0)
+        let payloads = try store.purgeRefusedPayloads(cutoffs: [:], otherwise: cutoff, dryRun: false)
+        #expect(payloads.refusedPayloads == devices)
+        #expect(found(due, in: store.path) == ["battery", "firmware"], "no purged payload, before the statuses go")
+        let statuses = try store.purgeDeviceStatuses(cutoffs: [:], otherwise: cutoff, dryRun: false)
+        #expect(statuses == devices / 2)
+        #expect(found(due, in: store.path) == [], "no purged payload, firmware or battery level in the database or its WAL")
+        #expect(found(kept, in: store.path) == kept.keys.sorted(), "what was not due stays")
+        #expect(try store.integrityCheck() == [])
+    }
 }
