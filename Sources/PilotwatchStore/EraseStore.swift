@@ -88,29 +88,40 @@ extension Store {
     /// messages that named it alone (taken back from the day, device and store counters); the
     /// quarantine entries whose payload or detail names it (taken back from the refusal counts);
     /// a device that only it used. Then records its tombstone (the keyed hash under the current
-    /// key), so that every later message naming it is refused. Deleted bytes are overwritten
-    /// (`secure_delete`) and the write-ahead log is emptied afterwards.
+    /// key), so that every later message naming it is refused.
+    ///
+    /// ```swift
+    /// let s = try store.erase(pilot: "hf-nord-02", subject: "p-7f3a9c21", keys: keys, at: .now)
+    /// if !s.walEmptied { /* readers held the WAL: run it again (it is idempotent) */ }
+    /// ```
+    ///
+    /// Then every erasure rewrites the whole file (`VACUUM`) and empties the write-ahead log.
+    /// Deleted cells are overwritten (`secure_delete`), but not the copies B-tree balancing
+    /// leaves: deleting a subject's rows one after the other rebalances the pages they share with
+    /// other subjects', and a row of the subject moved before its turn leaves its old bytes in
+    /// the page's free space (a test finds readings so after the deletion). The rewrite writes
+    /// the whole file (measured: 0.13 s for a 33 MiB store of 1 million observations) and needs
+    /// as much free disk space again. A run that finds the subject gone rewrites too, so that
+    /// running it again finishes one stopped before.
     ///
     /// The inbox is not touched here: its records are the caller's (the applier thread's).
     ///
     /// `scrubs` are the inbox records naming the subject that the caller will overwrite: they are
     /// recorded (`inbox_scrub`) in the erasure's transaction, so that a crash before they are
-    /// overwritten is mended at the next start. The first erasure of a store also rewrites the
-    /// whole file (`VACUUM`), so that bytes freed before deletions were overwritten go too.
+    /// overwritten is mended at the next start.
     public func erase(pilot: String, subject: String, keys: ErasureKeys, at: Instant,
                       scrubs: [InboxSpan] = []) throws -> ErasureSummary {
         guard let hash = keys.currentHash(pilot: pilot, subject: subject) else {
             throw StoreError.erasureKey(path: ErasureKeys.path(forDatabase: path), reason: "it holds no key")
         }
-        let (summary, first) = try writeDirect("erasing a subject") { db, state -> (ErasureSummary, Bool) in
+        var result = try writeDirect("erasing a subject") { db, state -> ErasureSummary in
             do {
-                let result = try db.inTransaction { () -> (Database.TransactionCompletion, (ErasureSummary, Bool)) in
+                let summary = try db.inTransaction { () -> (Database.TransactionCompletion, ErasureSummary) in
                     var s = try SubjectEraser(db: db, pilot: pilot, subject: subject).run()
                     s.tombstone = hash
                     let hashes = keys.hashes(pilot: pilot, subject: subject)
                     let known = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM erased_subject WHERE hash IN (\(hashes.map { _ in "?" }.joined(separator: ","))))",
                                                   arguments: StatementArguments(hashes)) ?? false
-                    let first = (try Int.fetchOne(db, sql: "SELECT count(*) FROM erased_subject") ?? 0) == 0
                     s.newTombstone = !known
                     if !known {
                         try db.execute(sql: "INSERT INTO erased_subject (hash, pilot, erased_at) VALUES (?, ?, ?)",
@@ -120,22 +131,19 @@ extension Store {
                         try db.execute(sql: "INSERT OR REPLACE INTO inbox_scrub (segment, offset, length) VALUES (?, ?, ?)",
                                        arguments: [span.segment, span.offset, span.length])
                     }
-                    return (.commit, (s, first))
+                    return (.commit, s)
                 }
                 // Rows were deleted: ids the writer cached may be gone. The tombstone is known
                 // before any other write can run (GRDB serialises them after this one).
                 state.reset()
                 tombstones.add(Tombstone(hash: hash, pilot: pilot, erasedAt: at.millis), keys: keys)
-                return result
+                return summary
             } catch {
                 state.reset()
                 throw error
             }
         }
-        if first {
-            _ = try writeDirect("rewriting the store after its first erasure") { db, _ in try db.execute(sql: "VACUUM") }
-        }
-        var result = summary
+        try rewriteFile("rewriting the store after erasing a subject")
         result.walEmptied = emptyWAL()
         return result
     }
@@ -214,6 +222,13 @@ extension Store {
     /// Empties `erasure_key` (a restored copy's keys are in the key file beside it now).
     public func dropCarriedKeys() throws {
         _ = try writeDirect("dropping the carried keys") { db, _ in try db.execute(sql: "DELETE FROM erasure_key") }
+    }
+
+    /// Rewrites the whole file (`VACUUM`): what deletions left in free space, and copies that
+    /// B-tree balancing left in the pages' unused bytes, are not in the new file. The old pages
+    /// stay in the database file until the write-ahead log is checkpointed: ``emptyWAL()`` next.
+    func rewriteFile(_ operation: String) throws {
+        _ = try writeDirect(operation) { db, _ in try db.execute(sql: "VACUUM") }
     }
 
     /// Checkpoints the WAL and truncates it, trying for a few seconds while readers hold old

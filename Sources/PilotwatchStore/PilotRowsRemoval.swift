@@ -128,9 +128,7 @@ extension Store {
         summary.inboxRecords = spans.count
         summary.inboxBytes = Int(spans.reduce(0) { $0 + $1.length })
         if summary.rows > 0 {
-            _ = try writeDirect("rewriting the store after removing the raw rows of \(pilot)") { db, _ in
-                try db.execute(sql: "VACUUM")
-            }
+            try rewriteFile("rewriting the store after removing the raw rows of \(pilot)")
         }
         summary.walEmptied = emptyWAL()
         summary.fileBytesAfter = fileBytes()

@@ -29,8 +29,11 @@ extension Store {
     /// Drops the payloads of refusals received before their pilot's cutoff: `cutoffs[pilot]`
     /// for the pilots that set their own, `otherwise` for every other refusal (other pilots,
     /// and topics that named none). With `dryRun`, only counts. Otherwise the deletion runs with
-    /// `secure_delete` (freed pages are overwritten with zeros) and the WAL is checkpointed and
-    /// truncated afterwards, so the bytes are gone from the files, not only from the tables.
+    /// `secure_delete` (what it frees is overwritten with zeros) and, when it dropped any, the
+    /// file is rewritten (`VACUUM`) and the WAL checkpointed and truncated afterwards, so the
+    /// bytes are gone from the files, not only from the tables: `secure_delete` alone leaves the
+    /// copies that B-tree balancing makes of payloads moved before their turn came (a test finds
+    /// some when runs of due payloads lie between kept ones).
     public func purgeRefusedPayloads(cutoffs: [String: Instant], otherwise: Instant, dryRun: Bool) throws -> PurgeSummary {
         if !dryRun && options.readOnly { throw StoreError.readOnly(path: path) }
         var clauses: [String] = []
@@ -57,24 +60,28 @@ extension Store {
             return s
         }
         if dryRun { return try read { try count($0.db) } }
-        return try Store.sqlite("purging refused payloads") {
-            try pool.writeWithoutTransaction { db in
-                let summary = try db.inTransaction {
-                    let s = try count(db)
-                    try db.execute(sql: "DELETE FROM reject_payload WHERE reject_id IN (\(selection))", arguments: args)
-                    return (.commit, s)
-                }
-                if summary.refusedPayloads > 0 { try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
-                return summary
+        let summary = try writeDirect("purging refused payloads") { db, _ in
+            try db.inTransaction {
+                let s = try count(db)
+                try db.execute(sql: "DELETE FROM reject_payload WHERE reject_id IN (\(selection))", arguments: args)
+                return (.commit, s)
             }
         }
+        if summary.refusedPayloads > 0 {
+            try rewriteFile("rewriting the store after purging refused payloads")
+            _ = emptyWAL()
+        }
+        return summary
     }
 }
 
 extension Store {
     /// Drops the last reported status (state, battery, firmware) of devices that reported it
     /// before their pilot's cutoff (`cutoffs[pilot]`, else `otherwise`); their counters and the
-    /// times they were heard of stay. With `dryRun`, only counts.
+    /// times they were heard of stay. With `dryRun`, only counts. Otherwise, when it dropped any,
+    /// the WAL is checkpointed and truncated: until then the old statuses are in the database
+    /// file's pages and the WAL (a test finds them there without it). The rows are updated, not
+    /// deleted: a test finds no copy left once the WAL is emptied, so the file is not rewritten.
     public func purgeDeviceStatuses(cutoffs: [String: Instant], otherwise: Instant, dryRun: Bool) throws -> Int {
         if !dryRun && options.readOnly { throw StoreError.readOnly(path: path) }
         let named = cutoffs.keys.sorted()
@@ -86,7 +93,7 @@ extension Store {
             + clauses.joined(separator: " OR ") + ")"
         let args = StatementArguments(arguments.map { $0.databaseValue })
         if dryRun { return try read { try Int.fetchOne($0.db, sql: "SELECT count(*) FROM (\(selection))", arguments: args) ?? 0 } }
-        return try Store.sqlite("dropping old device statuses") {
+        let dropped = try Store.sqlite("dropping old device statuses") {
             try pool.write { db in
                 try db.execute(sql: """
                     UPDATE device SET status_state = NULL, status_at = NULL, status_received_at = NULL, battery_pct = NULL, firmware = NULL
@@ -95,6 +102,8 @@ extension Store {
                 return db.changesCount
             }
         }
+        if dropped > 0 { _ = emptyWAL() }
+        return dropped
     }
 }
 

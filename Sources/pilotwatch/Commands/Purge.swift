@@ -75,8 +75,9 @@ extension Db {
             (subjects, observations, events, messages, devices, refusals) of each pilot that ended more \
             than retention.ended_pilot_raw_days ago (365): its final figures, as of its end date, are \
             archived first, and `status`, `pilot` and `export` show it from the archive (marked). The deletion overwrites \
-            the freed pages with zeros (SQLite's secure_delete) and empties the write-ahead log \
-            afterwards, so the bytes are gone from the files, not only from the tables.
+            what it frees with zeros (SQLite's secure_delete), rewrites the file (VACUUM) when \
+            payloads went, and empties the write-ahead log afterwards, so the bytes are gone from \
+            the files, not only from the tables.
 
             `serve` runs the purge once a day by itself; while it runs, this command hands the purge \
             to it (the store's one writer). Every purge, dry or not, is recorded in the audit trail.

@@ -12,8 +12,9 @@ extension Subjects {
             Removes the subject's readings, events and roll-ups (every figure is then as if it had \
             never sent anything), the messages that named it alone, the refused messages that name \
             it, a device that only it used, and its records still in the inbox. Deleted bytes are \
-            overwritten (SQLite's secure_delete) and the write-ahead log is emptied, so the \
-            pseudonym is gone from the files, not only from the tables.
+            overwritten (SQLite's secure_delete), the file is rewritten (VACUUM: a write of the \
+            whole store) and the write-ahead log is emptied, so the pseudonym is gone from the \
+            files, not only from the tables.
 
             A tombstone stays: the keyed hash of pilot and subject (the key is {database}.key, made \
             at install, never in the database). Every later message naming the subject is refused \
