@@ -162,3 +162,11 @@ enum ConfigLoader {
         return (Context(service: service, registry: registry, catalogue: catalogue), [])
     }
 }
+
+/// Refuses `value` of `flag` unless it is an id of the contract (a pilot, device or site id):
+/// `--pilot Bad is not a pilot id (1-64 characters of a-z 0-9 . _ -, starting with a letter or digit)`.
+func requireCode(_ value: String, flag: String, naming what: String) throws {
+    guard isValidCode(value) else {
+        throw ValidationError("\(flag) \(value) is not a \(what) (1-64 characters of a-z 0-9 . _ -, starting with a letter or digit)")
+    }
+}

@@ -75,9 +75,7 @@ struct Devices: ParsableCommand {
         static let maxDevices = 10_000
 
         func validate() throws {
-            guard isValidCode(pilot) else {
-                throw ValidationError("--pilot \(pilot) is not a pilot id (1-64 characters of a-z 0-9 . _ -, starting with a letter or digit)")
-            }
+            try requireCode(pilot, flag: "--pilot", naming: "pilot id")
             switch (count, fromCsv) {
             case (nil, nil): throw ValidationError("say which devices to make: --count N or --from-csv FILE")
             case (.some, .some): throw ValidationError("give --count or --from-csv, not both")

@@ -54,12 +54,8 @@ extension Devices {
         var format: OutputFormat = .table
 
         func validate() throws {
-            guard isValidCode(pilot) else {
-                throw ValidationError("--pilot \(pilot) is not a pilot id (1-64 characters of a-z 0-9 . _ -, starting with a letter or digit)")
-            }
-            for device in devices where !isValidCode(device) {
-                throw ValidationError("--device \(device) is not a device id (1-64 characters of a-z 0-9 . _ -, starting with a letter or digit)")
-            }
+            try requireCode(pilot, flag: "--pilot", naming: "pilot id")
+            for device in devices { try requireCode(device, flag: "--device", naming: "device id") }
             if format == .csv { throw ValidationError("--format csv: revoke prints table or json") }
         }
 

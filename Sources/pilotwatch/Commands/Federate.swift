@@ -57,7 +57,7 @@ struct Federate: ParsableCommand {
         }
         if resend && since == nil { throw ValidationError("--resend needs --since DATE: the first day end to send again") }
         if !resend && since != nil { throw ValidationError("--since goes with --resend") }
-        if let pilot, !isValidCode(pilot) { throw ValidationError("--pilot \(pilot) is not a pilot id (1-64 characters of a-z 0-9 . _ -)") }
+        if let pilot { try requireCode(pilot, flag: "--pilot", naming: "pilot id") }
     }
 
     func run() throws {

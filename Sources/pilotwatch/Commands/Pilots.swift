@@ -65,9 +65,7 @@ struct Pilots: ParsableCommand {
         var format: OutputFormat = .table
 
         func validate() throws {
-            guard isValidCode(pilot) else {
-                throw ValidationError("--pilot \(pilot) is not a pilot id (1-64 characters of a-z 0-9 . _ -, starting with a letter or digit)")
-            }
+            try requireCode(pilot, flag: "--pilot", naming: "pilot id")
             if format == .csv { throw ValidationError("--format csv: switch-to-aggregates prints table or json") }
         }
 

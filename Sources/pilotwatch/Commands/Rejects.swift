@@ -39,9 +39,7 @@ struct Rejects: ParsableCommand {
             if let since, parseTimeArgument(since) == nil {
                 throw ValidationError("--since \(since) is not a time; give \(timeArgumentHelp)")
             }
-            if let pilot, !isValidCode(pilot) {
-                throw ValidationError("--pilot \(pilot) is not a pilot id (1-64 characters of a-z 0-9 . _ -)")
-            }
+            if let pilot { try requireCode(pilot, flag: "--pilot", naming: "pilot id") }
         }
 
         /// The filter as the audit trail records it (`pilot=x reason=y since=7d`); nil for everything.

@@ -77,9 +77,7 @@ struct Simulate: ParsableCommand {
         if !(speed >= 0 && speed.isFinite) { throw ValidationError("--speed \(speed) must be 0 (as fast as possible) or a positive number") }
         if let rate, !(rate > 0 && rate.isFinite) { throw ValidationError("--rate \(rate) must be a positive number of messages per second") }
         if out != nil, !dryRun { throw ValidationError("--out goes with --dry-run; without it the messages are published to the broker") }
-        for id in pilots where !isValidCode(id) {
-            throw ValidationError("--pilot \(id) is not a pilot id (1-64 characters of a-z 0-9 . _ -)")
-        }
+        for id in pilots { try requireCode(id, flag: "--pilot", naming: "pilot id") }
     }
 
     func run() throws {

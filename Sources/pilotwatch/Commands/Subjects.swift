@@ -39,7 +39,7 @@ struct Subjects: ParsableCommand {
         var subject: String
 
         func validate() throws {
-            guard isValidCode(pilot) else { throw ValidationError("--pilot \(pilot) is not a pilot id (1-64 characters of a-z 0-9 . _ -)") }
+            try requireCode(pilot, flag: "--pilot", naming: "pilot id")
             guard (1...64).contains(subject.utf8.count) else {
                 throw ValidationError("--subject must be a pseudonym of 1 to 64 bytes, as the pilot sends it")
             }
