@@ -119,31 +119,46 @@ public enum SHA256 {
             return out
         }
 
-        @inline(__always) func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
-
+        /// One 64-byte block. The schedule, constants and state are reached through unsafe
+        /// buffers (no bounds or uniqueness check per word) and the rotations use masking shifts:
+        /// about three times faster than through the arrays, which made hashing an audited
+        /// view's output (788 KB for `pilot` on 10M observations) a fifteenth of its time.
         mutating func compress(_ data: UnsafeBufferPointer<UInt8>, at offset: Int) {
-            for t in 0..<16 {
-                let p = offset + t * 4
-                w[t] = UInt32(data[p]) << 24 | UInt32(data[p + 1]) << 16 | UInt32(data[p + 2]) << 8 | UInt32(data[p + 3])
+            precondition(offset >= 0 && offset + 64 <= data.count, "SHA256: a block past the end of the data")
+            let block = data.baseAddress! + offset
+            w.withUnsafeMutableBufferPointer { wb in
+                let w = wb.baseAddress!
+                for t in 0..<16 {
+                    let p = block + t &* 4
+                    w[t] = UInt32(p[0]) &<< 24 | UInt32(p[1]) &<< 16 | UInt32(p[2]) &<< 8 | UInt32(p[3])
+                }
+                for t in 16..<64 {
+                    let s0 = sha256Rotr(w[t &- 15], 7) ^ sha256Rotr(w[t &- 15], 18) ^ (w[t &- 15] &>> 3)
+                    let s1 = sha256Rotr(w[t &- 2], 17) ^ sha256Rotr(w[t &- 2], 19) ^ (w[t &- 2] &>> 10)
+                    w[t] = w[t &- 16] &+ s0 &+ w[t &- 7] &+ s1
+                }
+                SHA256.k.withUnsafeBufferPointer { kb in
+                    let k = kb.baseAddress!
+                    h.withUnsafeMutableBufferPointer { hb in
+                        let h = hb.baseAddress!
+                        var a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7]
+                        for t in 0..<64 {
+                            let s1 = sha256Rotr(e, 6) ^ sha256Rotr(e, 11) ^ sha256Rotr(e, 25)
+                            let ch = (e & f) ^ (~e & g)
+                            let t1 = hh &+ s1 &+ ch &+ k[t] &+ w[t]
+                            let s0 = sha256Rotr(a, 2) ^ sha256Rotr(a, 13) ^ sha256Rotr(a, 22)
+                            let maj = (a & b) ^ (a & c) ^ (b & c)
+                            let t2 = s0 &+ maj
+                            hh = g; g = f; f = e; e = d &+ t1
+                            d = c; c = b; b = a; a = t1 &+ t2
+                        }
+                        h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d
+                        h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
+                    }
+                }
             }
-            for t in 16..<64 {
-                let s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3)
-                let s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10)
-                w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
-            }
-            var a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7]
-            for t in 0..<64 {
-                let s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
-                let ch = (e & f) ^ (~e & g)
-                let t1 = hh &+ s1 &+ ch &+ SHA256.k[t] &+ w[t]
-                let s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
-                let maj = (a & b) ^ (a & c) ^ (b & c)
-                let t2 = s0 &+ maj
-                hh = g; g = f; f = e; e = d &+ t1
-                d = c; c = b; b = a; a = t1 &+ t2
-            }
-            h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d
-            h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
         }
     }
 }
+
+@inline(__always) private func sha256Rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x &>> n) | (x &<< (32 &- n)) }

@@ -63,20 +63,30 @@ extension Store {
     /// A message refused for another reason whose payload would be kept (and could be replayed
     /// once the cause is fixed) is refused as `erased_subject` too when any run of pseudonym
     /// characters in it is an erased subject of the pilot.
+    ///
+    /// The item comes back stamped with the tombstones' generation it was screened under:
+    /// ``ingest(_:inboxPosition:scrubs:)`` screens it again only if a tombstone came since.
     public func screen(_ item: IngestItem) -> IngestItem {
+        // Read before the check: a tombstone added meanwhile leaves the item with an older stamp.
+        let generation = tombstones.currentGeneration
+        var screened = item
         switch item.verdict {
         case .observations(let topic, let message):
-            guard let hit = tombstones.erased(pilot: topic.pilot, subjects: message.observations.map(\.subject)) else { return item }
-            let refusal = Refusal(.erasedSubject, "observations[\(hit.index)].subject: this subject was erased (tombstone \(SubjectTombstone.short(hit.hash)))")
-            return IngestItem(topic: item.topic, receivedAt: item.receivedAt, verdict: .refused(topic, refusal), payload: item.payload)
+            if let hit = tombstones.erased(pilot: topic.pilot, subjects: message.observations.lazy.map(\.subject)) {
+                let refusal = Refusal(.erasedSubject, "observations[\(hit.index)].subject: this subject was erased (tombstone \(SubjectTombstone.short(hit.hash)))")
+                screened = IngestItem(topic: item.topic, receivedAt: item.receivedAt, verdict: .refused(topic, refusal), payload: item.payload)
+            }
         case .refused(let topic?, let refusal) where refusal.reason.keepsPayload && tombstones.has(pilot: topic.pilot):
             let candidates = Array(PayloadMention.candidates(in: item.payload)).sorted()
-            guard let hit = tombstones.erased(pilot: topic.pilot, subjects: candidates) else { return item }
-            let erased = Refusal(.erasedSubject, "payload: names a subject that was erased (tombstone \(SubjectTombstone.short(hit.hash))); it was refused as \(refusal.reason.rawValue) before that")
-            return IngestItem(topic: item.topic, receivedAt: item.receivedAt, verdict: .refused(topic, erased), payload: item.payload)
+            if let hit = tombstones.erased(pilot: topic.pilot, subjects: candidates.lazy.map { Optional($0) }) {
+                let erased = Refusal(.erasedSubject, "payload: names a subject that was erased (tombstone \(SubjectTombstone.short(hit.hash))); it was refused as \(refusal.reason.rawValue) before that")
+                screened = IngestItem(topic: item.topic, receivedAt: item.receivedAt, verdict: .refused(topic, erased), payload: item.payload)
+            }
         default:
-            return item
+            break
         }
+        screened.screenedGeneration = generation
+        return screened
     }
 
     /// How many tombstones the store holds (read from the file, whatever the mode it was opened in).

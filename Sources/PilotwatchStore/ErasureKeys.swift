@@ -218,11 +218,12 @@ public enum TombstoneFile {
 }
 
 /// The tombstones a store refuses messages by, in memory: keys and hashes per pilot.
-// @unchecked Sendable: `keys` and `byPilot` are read and written only with `lock` held.
+// @unchecked Sendable: `keys`, `byPilot` and `generation` are read and written only with `lock` held.
 public final class TombstoneSet: @unchecked Sendable {
     private let lock = NSLock()
     private var keys: ErasureKeys?
     private var byPilot: [String: Set<String>] = [:]
+    private var generation: UInt64 = 1
 
     init() {}
 
@@ -231,8 +232,13 @@ public final class TombstoneSet: @unchecked Sendable {
             self.keys = keys
             byPilot = [:]
             for t in tombstones { byPilot[t.pilot, default: []].insert(t.hash) }
+            generation += 1
         }
     }
+
+    /// Changes whenever a tombstone is added or the set is loaded again: an item screened
+    /// (``Store/screen(_:)``) under the current generation needs no second screening.
+    var currentGeneration: UInt64 { lock.withLock { generation } }
 
     /// Whether the pilot has any tombstone.
     func has(pilot: String) -> Bool { lock.withLock { !(byPilot[pilot]?.isEmpty ?? true) } }
@@ -241,6 +247,7 @@ public final class TombstoneSet: @unchecked Sendable {
         lock.withLock {
             self.keys = keys
             byPilot[t.pilot, default: []].insert(t.hash)
+            generation += 1
         }
     }
 
@@ -249,7 +256,7 @@ public final class TombstoneSet: @unchecked Sendable {
 
     /// The first of `subjects` (by index) that was erased in `pilot`, with its tombstone hash.
     /// Without any tombstone for the pilot (the usual case), no hash is computed.
-    func erased(pilot: String, subjects: [String?]) -> (index: Int, hash: String)? {
+    func erased(pilot: String, subjects: some Sequence<String?>) -> (index: Int, hash: String)? {
         lock.withLock {
             guard let hashes = byPilot[pilot], !hashes.isEmpty, let keys else { return nil }
             var seen: Set<String> = []

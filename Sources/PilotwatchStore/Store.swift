@@ -112,7 +112,15 @@ public final class Store: Sendable {
         try write("storing \(items.count) messages") { batch in
             var outcomes: [IngestOutcome] = []
             outcomes.reserveCapacity(items.count)
-            for item in items { outcomes.append(try batch.apply(screen(item))) }
+            // Screened already (by the applier's preparer) unless a tombstone came since.
+            let generation = tombstones.currentGeneration
+            for index in items.indices {
+                if items[index].screenedGeneration == generation {
+                    outcomes.append(try batch.apply(items[index]))
+                } else {
+                    outcomes.append(try batch.apply(screen(items[index])))
+                }
+            }
             for span in scrubs {
                 try batch.db.cachedStatement(sql: """
                     INSERT OR REPLACE INTO inbox_scrub (segment, offset, length) VALUES (?, ?, ?)

@@ -46,6 +46,8 @@ public struct IngestItem: Sendable {
     public var verdict: Verdict
     /// The raw payload; kept only in quarantine, and never for `identifying_data`.
     public var payload: [UInt8]
+    /// The tombstones' generation ``Store/screen(_:)`` screened it under; 0: not screened.
+    var screenedGeneration: UInt64 = 0
 
     public init(topic: String, receivedAt: Instant, verdict: Verdict, payload: [UInt8]) {
         self.topic = topic; self.receivedAt = receivedAt; self.verdict = verdict; self.payload = payload

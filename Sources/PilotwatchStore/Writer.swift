@@ -61,7 +61,13 @@ struct SubjectIndicatorKey: Hashable, Comparable {
     static func < (a: Self, b: Self) -> Bool { (a.subject, a.indicator) < (b.subject, b.indicator) }
 }
 
-struct DayAggregate { var firstAt: Int64; var lastAt: Int64; var n: Int }
+struct DayAggregate {
+    var firstAt: Int64 = .max, lastAt: Int64 = .min, n = 0
+
+    mutating func add(at: Int64) {
+        firstAt = min(firstAt, at); lastAt = max(lastAt, at); n += 1
+    }
+}
 
 /// A subject's activity roll-up as the `subject` row stores it (``Schema/v2``): its latest
 /// measurement or score and the days with one among the 128 ending on that one's day, as
@@ -91,7 +97,25 @@ struct ActivityMask: Equatable {
     }
 }
 
-struct IndicatorAggregate { var n: Int; var firstAt: Int64; var firstValue: Double; var lastAt: Int64; var lastValue: Double }
+struct IndicatorAggregate {
+    var n = 0, firstAt: Int64 = 0, firstValue = 0.0, lastAt: Int64 = 0, lastValue = 0.0
+
+    /// Counts a value; the first and last are those of the earliest and latest time (the
+    /// first added of equal times).
+    mutating func add(at: Int64, value: Double) {
+        n += 1
+        if n == 1 || at < firstAt { firstAt = at; firstValue = value }
+        if n == 1 || at > lastAt { lastAt = at; lastValue = value }
+    }
+}
+
+/// What a batch changes in a subject row: its first times, when lowered, and the times of its
+/// new measurements and scores (for its activity roll-up).
+struct SubjectChange {
+    var firstAt: Int64?
+    var firstMeasureAt: Int64?
+    var measures: [Int64] = []
+}
 
 struct DeviceDelta {
     var firstSeen: Int64
@@ -232,9 +256,7 @@ struct BatchWriter {
     private var devices: [Int64: DeviceDelta] = [:]
     private var subjectDays: [SubjectDayKey: DayAggregate] = [:]
     private var subjectIndicators: [SubjectIndicatorKey: IndicatorAggregate] = [:]
-    private var subjectFirsts: [Int64: (firstAt: Int64?, firstMeasureAt: Int64?)] = [:]
-    /// Times of the measurements and scores stored per subject in this batch, for its activity roll-up.
-    private var subjectMeasures: [Int64: [Int64]] = [:]
+    private var subjectChanges: [Int64: SubjectChange] = [:]
     private var pilotLastObservation: [Int64: Int64] = [:]
     private var enrolmentToRecompute: Set<Int64> = []
 
@@ -277,28 +299,27 @@ struct BatchWriter {
         case .observations(let topic, let message):
             let pilotID = try pilotID(topic.pilot, seenAt: receivedAt)
             let deviceID = try deviceID(pilot: pilotID, code: topic.device, seenAt: receivedAt)
-            touch(device: deviceID, at: receivedAt)
+            // The one subject the message is about, so that an erasure can take the message back.
+            var only = try onlySubject(of: message, pilot: pilotID)
             insertMessage.bind(1, deviceID)
             insertMessage.bind(2, message.msgID)
             insertMessage.bind(3, receivedAt.millis)
-            // The one subject the message is about, so that an erasure can take the message back.
-            insertMessage.bind(4, try onlySubject(of: message, pilot: pilotID)?.id)
+            insertMessage.bind(4, only?.info.id)
             insertMessage.bind(5, message.observations.count)
             if try insertMessage.run() == 0 {
                 count(pilot: pilotID, day: day) { $0.duplicate += 1 }
-                devices[deviceID]?.duplicates += 1
+                touch(device: deviceID, at: receivedAt) { $0.duplicates += 1 }
                 if let old { try deleteReject(old.id) }
                 return .duplicateMessage
             }
             var stored = 0, duplicates = 0
             for obs in message.observations {
-                if try store(obs, pilot: pilotID, device: deviceID) { stored += 1 } else { duplicates += 1 }
+                if try store(obs, pilot: pilotID, device: deviceID, only: &only) { stored += 1 } else { duplicates += 1 }
             }
             count(pilot: pilotID, day: day) {
                 $0.accepted += 1; $0.observations += stored; $0.duplicateObservations += duplicates
             }
-            devices[deviceID]?.messages += 1
-            devices[deviceID]?.observations += stored
+            touch(device: deviceID, at: receivedAt) { $0.messages += 1; $0.observations += stored }
             if let old { try deleteReject(old.id) }
             return .accepted(newObservations: stored, duplicateObservations: duplicates)
 
@@ -354,18 +375,22 @@ struct BatchWriter {
 
     /// The subject row of the one subject all of `message`'s observations name; nil when they
     /// name none (pilot-level indicators) or several.
-    private mutating func onlySubject(of message: ObservationMessage, pilot pilotID: Int64) throws -> SubjectInfo? {
+    private mutating func onlySubject(of message: ObservationMessage, pilot pilotID: Int64) throws
+        -> (key: SubjectKey, info: SubjectInfo)? {
         guard let code = message.observations.first?.subject else { return nil }
         var firstAt = Int64.max
         for obs in message.observations {
             guard obs.subject == code else { return nil }
             firstAt = min(firstAt, obs.at.millis)
         }
-        return try subject(SubjectKey(pilot: pilotID, code: code), firstAt: firstAt)
+        let key = SubjectKey(pilot: pilotID, code: code)
+        return (key, try subject(key, firstAt: firstAt))
     }
 
     /// Stores one observation; false when `(subject or pilot, indicator, at)` was already stored.
-    private mutating func store(_ obs: Observation, pilot pilotID: Int64, device deviceID: Int64) throws -> Bool {
+    /// `only` is the message's one subject (``onlySubject(of:pilot:)``), kept up to date here.
+    private mutating func store(_ obs: Observation, pilot pilotID: Int64, device deviceID: Int64,
+                                only: inout (key: SubjectKey, info: SubjectInfo)?) throws -> Bool {
         let indicatorID = try indicatorID(obs.indicator, kind: obs.kind)
         let at = obs.at.millis
         guard let code = obs.subject else {
@@ -373,37 +398,24 @@ struct BatchWriter {
             notePilotObservation(pilotID, at: at)
             return true
         }
-        let subjectKey = SubjectKey(pilot: pilotID, code: code)
-        let subject = try subject(subjectKey, firstAt: at)
+        let subjectKey = only?.key ?? SubjectKey(pilot: pilotID, code: code)
+        let subject = try only?.info ?? subject(subjectKey, firstAt: at)
+        let updated: SubjectInfo
         switch obs.kind {
         case .event:
             guard try insertRow(insertEvent, subject.id, indicatorID, at, obs.value, deviceID) else { return false }
             if obs.indicator == "enrolled" || obs.indicator == "withdrawn" {
                 enrolmentToRecompute.insert(subject.id)
             }
-            noteSubjectFirst(subjectKey, subject, at: at, measure: false)
+            updated = noteSubject(subjectKey, subject, at: at, measure: false)
         case .measurement, .score:
             guard try insertRow(insertObservation, subject.id, indicatorID, at, obs.value, deviceID) else { return false }
-            let dayKey = SubjectDayKey(subject: subject.id, day: obs.at.day.index)
-            if var d = subjectDays[dayKey] {
-                d.firstAt = min(d.firstAt, at); d.lastAt = max(d.lastAt, at); d.n += 1
-                subjectDays[dayKey] = d
-            } else {
-                subjectDays[dayKey] = DayAggregate(firstAt: at, lastAt: at, n: 1)
-            }
-            let indKey = SubjectIndicatorKey(subject: subject.id, indicator: indicatorID)
-            if var s = subjectIndicators[indKey] {
-                s.n += 1
-                if at < s.firstAt { s.firstAt = at; s.firstValue = obs.value }
-                if at > s.lastAt { s.lastAt = at; s.lastValue = obs.value }
-                subjectIndicators[indKey] = s
-            } else {
-                subjectIndicators[indKey] = IndicatorAggregate(n: 1, firstAt: at, firstValue: obs.value,
-                                                               lastAt: at, lastValue: obs.value)
-            }
-            subjectMeasures[subject.id, default: []].append(at)
-            noteSubjectFirst(subjectKey, subject, at: at, measure: true)
+            subjectDays[SubjectDayKey(subject: subject.id, day: obs.at.day.index), default: DayAggregate()].add(at: at)
+            subjectIndicators[SubjectIndicatorKey(subject: subject.id, indicator: indicatorID), default: IndicatorAggregate()]
+                .add(at: at, value: obs.value)
+            updated = noteSubject(subjectKey, subject, at: at, measure: true)
         }
+        if only != nil { only?.info = updated }
         notePilotObservation(pilotID, at: at)
         return true
     }
@@ -459,13 +471,15 @@ struct BatchWriter {
         if pilot != 0 { change(&pilotDays[DayKey(pilot: pilot, day: day), default: Counts()]) }
     }
 
-    private mutating func touch(device: Int64, at: Instant) {
-        if var d = devices[device] {
-            d.firstSeen = min(d.firstSeen, at.millis); d.lastSeen = max(d.lastSeen, at.millis)
-            devices[device] = d
-        } else {
-            devices[device] = DeviceDelta(firstSeen: at.millis, lastSeen: at.millis)
-        }
+    /// Notes that `device` was seen at `at`, and makes `change` to its counters.
+    private mutating func touch(device: Int64, at: Instant, _ change: (inout DeviceDelta) -> Void = { _ in }) {
+        let millis = at.millis
+        touchDevice(&devices[device, default: DeviceDelta(firstSeen: millis, lastSeen: millis)], millis, change)
+    }
+
+    private func touchDevice(_ d: inout DeviceDelta, _ millis: Int64, _ change: (inout DeviceDelta) -> Void) {
+        d.firstSeen = min(d.firstSeen, millis); d.lastSeen = max(d.lastSeen, millis)
+        change(&d)
     }
 
     private mutating func notePilotObservation(_ pilot: Int64, at: Int64) {
@@ -473,16 +487,25 @@ struct BatchWriter {
         pilotLastObservation[pilot] = at
     }
 
-    /// Lowers the subject's first times if `at` is earlier than what the row holds.
-    private mutating func noteSubjectFirst(_ key: SubjectKey, _ subject: SubjectInfo, at: Int64, measure: Bool) {
+    /// Lowers the subject's first times if `at` is earlier than what the row holds, and notes a
+    /// measurement or score for its activity roll-up; returns the subject as it now is.
+    private mutating func noteSubject(_ key: SubjectKey, _ subject: SubjectInfo, at: Int64, measure: Bool) -> SubjectInfo {
         var info = subject
-        var change = subjectFirsts[subject.id] ?? (nil, nil)
-        if at < info.firstAt { info.firstAt = at; change.firstAt = at }
-        if measure, info.firstMeasureAt.map({ at < $0 }) ?? true { info.firstMeasureAt = at; change.firstMeasureAt = at }
-        if change.firstAt != nil || change.firstMeasureAt != nil {
-            subjectFirsts[subject.id] = change
-            state.subjects[key] = info
-        }
+        let lowersFirst = at < info.firstAt
+        let lowersFirstMeasure = measure && (info.firstMeasureAt.map { at < $0 } ?? true)
+        guard lowersFirst || lowersFirstMeasure || measure else { return info }
+        if lowersFirst { info.firstAt = at }
+        if lowersFirstMeasure { info.firstMeasureAt = at }
+        noteChange(&subjectChanges[subject.id, default: SubjectChange()], firstAt: lowersFirst ? at : nil,
+                   firstMeasureAt: lowersFirstMeasure ? at : nil, measure: measure ? at : nil)
+        if lowersFirst || lowersFirstMeasure { state.subjects[key] = info }
+        return info
+    }
+
+    private func noteChange(_ change: inout SubjectChange, firstAt: Int64?, firstMeasureAt: Int64?, measure: Int64?) {
+        if let firstAt { change.firstAt = firstAt }
+        if let firstMeasureAt { change.firstMeasureAt = firstMeasureAt }
+        if let measure { change.measures.append(measure) }
     }
 
     // MARK: - Finishing the batch
@@ -542,16 +565,15 @@ struct BatchWriter {
                 activity_hi = coalesce(?6, activity_hi)
             WHERE id = ?3
             """)
-        for id in Set(subjectFirsts.keys).union(subjectMeasures.keys).sorted() {
-            let change = subjectFirsts[id] ?? (nil, nil)
+        for (id, change) in subjectChanges.sorted(by: { $0.key < $1.key }) {
             var mask: ActivityMask?
-            if let ats = subjectMeasures[id] {
+            if !change.measures.isEmpty {
                 readActivity.bind(1, id)
                 try readActivity.forEachRow { row in
                     mask = ActivityMask(lastAt: row.optionalInt64(0), lo: UInt64(bitPattern: row.int64(1)),
                                         hi: UInt64(bitPattern: row.int64(2)))
                 }
-                for at in ats { mask?.add(at: at) }
+                for at in change.measures { mask?.add(at: at) }
             }
             updateSubject.bind(1, change.firstAt)
             updateSubject.bind(2, change.firstMeasureAt)
