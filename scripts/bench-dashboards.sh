@@ -37,7 +37,7 @@ echo "dashboards: $obs observations, $subjects subjects, 15 pilots, database $si
 printf '%-40s %10s %10s %8s\n' "view" "raw query" "pilotwatch" "speed-up"
 printf '%-40s %10s %10s %8s\n' "status --format json" "$rs" "$st" "$(python3 -c "print(f'{$rs/max($st,1):.1f}x')")"
 printf '%-40s %10s %10s %8s\n' "pilot bench-01 --format json" "$rp" "$pi" "$(python3 -c "print(f'{$rp/max($pi,1):.1f}x')")"
-echo "targets: under 200 ms and at least 20x the raw query"
+echo "targets: under 200 ms and at least 40x the raw query"
 
 # Federation on the same store: one pilot's day-end snapshot as a site builds it (federate
 # --dry-run, disclosure control included) against the raw query of the pilot view over the same
@@ -57,27 +57,27 @@ day=2026-11-28  # the day end just before the store's "now" (2026-11-29T00:00:00
 fs=$(median "$bin" federate --config "$site" --db "$db" --dry-run --out - --as-of "$day" --pilot bench-01)
 rp3=$(median sqlite3 "$db" ".read scripts/bench/raw-pilot.sql")
 cluster=$work/cluster.sqlite
-if [ ! -s "$cluster" ]; then
-  echo "building the cluster store: 15 pilots x 7 day ends of snapshots from the site..."
-  awk '{ print } /^    outcomes:/ { print "    reporting: aggregates"; print "    site: bench-site" }' scripts/bench/pilots.yaml > "$work/cluster-pilots.yaml"
-  cat > "$work/cluster.yaml" <<YAML
+# Built afresh every run, by this build, with this checkout's paths (it takes seconds).
+rm -f "$cluster" "$cluster"-wal "$cluster"-shm "$cluster".inbox "$cluster".lock "$cluster".key "$cluster".audit "$cluster".audit.head "$cluster".erased
+echo "building the cluster store: 15 pilots x 7 day ends of snapshots from the site..."
+awk '{ print } /^    outcomes:/ { print "    reporting: aggregates"; print "    site: bench-site" }' scripts/bench/pilots.yaml > "$work/cluster-pilots.yaml"
+cat > "$work/cluster.yaml" <<YAML
 broker: {host: 127.0.0.1, port: 1883, client_id: bench-cluster}
 topic_root: pilots
 database: $cluster
 registry: $work/cluster-pilots.yaml
 catalogue: $(pwd)/config/indicators.yaml
 YAML
-  : > "$work/agg.ndjson"
-  for d in 22 23 24 25 26 27 28; do
-    "$bin" federate --config "$site" --db "$db" --dry-run --out - --as-of "2026-11-$d" 2> /dev/null \
-      | python3 -c '
+: > "$work/agg.ndjson"
+for d in 22 23 24 25 26 27 28; do
+  "$bin" federate --config "$site" --db "$db" --dry-run --out - --as-of "2026-11-$d" 2> /dev/null \
+    | python3 -c '
 import json, sys
 for line in sys.stdin:
     p = json.loads(line)["pilot"]
     print(json.dumps({"topic": f"pilots/{p}/bench-site/agg", "payload_text": line.rstrip("\n")}))' >> "$work/agg.ndjson"
-  done
-  "$bin" ingest --config "$work/cluster.yaml" --format json "$work/agg.ndjson" > "$work/agg-ingest.json"
-fi
+done
+"$bin" ingest --config "$work/cluster.yaml" --format json "$work/agg.ndjson" > "$work/agg-ingest.json"
 held=$(sqlite3 "$cluster" "SELECT count(*) FROM snapshot" 2> /dev/null || echo "?")
 refused=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["refused"], d["refused_by_reason"])' "$work/agg-ingest.json")
 ca=$(median "$bin" status --config "$work/cluster.yaml" --as-of "$asof" --format json)
