@@ -65,7 +65,7 @@ public enum ExportBuilder {
                 }
                 let reasons = Array(Set(inputs.flatMap { $0.refusals.refusedByReason.filter { $0.value > 0 }.keys }))
                     .sorted { $0.rawValue < $1.rawValue }
-                programmeScopes.append(pooledScope(programme, inputs, reasons: reasons, since: since, asOf: t))
+                programmeScopes.append(pooledScope(programme, inputs, reasons: reasons, since: since))
                 pilotScopes += inputs.map { pilotScope($0, reasons: reasons, since: since) }
             }
             let provenance = ExportProvenance(pilotwatchVersion: request.pilotwatchVersion,
@@ -228,8 +228,7 @@ public enum ExportBuilder {
     /// shares are over all their subjects (never a mean of pilot means). A pooled figure that
     /// needs a part some pilot's snapshot does not give exactly is suppressed (`at_site`), and the
     /// scope names those pilots.
-    static func pooledScope(_ programme: String, _ inputs: [PilotInput], reasons: [ReasonCode], since: Instant?,
-                            asOf t: Instant) -> ExportScope {
+    static func pooledScope(_ programme: String, _ inputs: [PilotInput], reasons: [ReasonCode], since: Instant?) -> ExportScope {
         let p = Metrics.programme(inputs.map { ($0.statistics, $0.pilot.enrolmentTarget) })
         var f: [FigureKey: Cell] = [
             FigureKey(.enrolled): .count(p.enrolled),

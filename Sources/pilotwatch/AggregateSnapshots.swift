@@ -15,15 +15,9 @@ struct SnapshotSources {
 
 extension Context {
     /// For each pilot that reports aggregates, its latest day-end snapshot at or before `t`, as
-    /// the cluster stored it (validated at intake). A stored payload that no longer reads is
-    /// left out (its pilot shows as having no snapshot) and said on standard error.
-    func aggregateSnapshots(_ store: Store, asOf t: Instant, pilots: [Pilot]? = nil) throws -> [String: PilotSnapshot] {
-        try snapshotSources(store, asOf: t, pilots: pilots).snapshots
-    }
-
-    /// The snapshots of the pilots that report aggregates (see ``aggregateSnapshots(_:asOf:pilots:)``)
-    /// and the archives of ended pilots whose raw rows were purged (used whatever `t`: the rows
-    /// they replace are gone).
+    /// the cluster stored it (validated at intake), and the archives of ended pilots whose raw
+    /// rows were purged (used whatever `t`: the rows they replace are gone). A stored payload
+    /// that no longer reads is left out (its pilot shows as having none) and said on standard error.
     func snapshotSources(_ store: Store, asOf t: Instant, pilots: [Pilot]? = nil) throws -> SnapshotSources {
         var out = SnapshotSources()
         let chosen = pilots ?? registry.pilots
