@@ -22,6 +22,7 @@ let package = Package(
             pkgConfig: "libmosquitto",
             providers: [.apt(["libmosquitto-dev"])]
         ),
+        .systemLibrary(name: "CSQLiteTuning"),
         .target(
             name: "MQTT",
             dependencies: ["CMosquitto", .product(name: "Logging", package: "swift-log")],
@@ -35,7 +36,7 @@ let package = Package(
         .target(
             name: "PilotwatchStore",
             dependencies: [
-                "PilotwatchCore",
+                "PilotwatchCore", "CSQLiteTuning",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),

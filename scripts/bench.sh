@@ -69,7 +69,7 @@ head("apply path (observations/s)", "SQLite alone", "pilotwatch")
 # Observations a second of the applier's own time (one observation a message here).
 apply_rate = lambda r: float(r["alone_apply_messages"]) / float(r["alone_apply_seconds"])
 ours = statistics.median(apply_rate(r) for r in rs)
-row("same rows, 4,096 messages a commit", m("ceiling_obs"), ours, 0.7)
+row("same rows, 16,384 messages a commit", m("ceiling_obs"), ours, 0.7)
 print(f"  (SQLite alone: scripts/bench/sqlite-ceiling.c inserting the same message and observation rows")
 print(f"   into the same schema with the same settings, no validation or roll-ups; pilotwatch: serve")
 print(f"   applying the {m('apply_held'):.0f} messages its inbox held at start, nothing else running,")

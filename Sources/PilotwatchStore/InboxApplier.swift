@@ -81,8 +81,10 @@ public final class InboxApplier: @unchecked Sendable {
     private let onCommit: @Sendable (Duration) -> Void
     private let onVisible: @Sendable ([Instant], Instant) -> Void
     private let onStored: @Sendable ([IngestItem], [IngestOutcome]) -> Void
+    private let storedNeeds: @Sendable (IngestItem) -> Bool
     private var started = false
     private let maxRecords: Int
+    private let maxTransactionRecords: Int
     private let niceness: Int32
     private let policy: ApplyPolicy
     private let condition = NSCondition()
@@ -119,13 +121,19 @@ public final class InboxApplier: @unchecked Sendable {
     /// `onCommit` gets how long each transaction the store committed took (for monitoring);
     /// `onVisible`, once a batch is committed, when each of its records was received
     /// (acknowledged) and when it became visible to the views; `onStored`, once a batch is
-    /// committed, its items with their outcomes, one for one (on the applier's thread: hand
-    /// anything slow to another).
+    /// committed, those of its items `storedNeeds` picks, with their outcomes, one for one (on
+    /// the applier's thread: hand anything slow to another; the others are not held until the
+    /// commit).
+    ///
+    /// `maxRecords` records are read and validated at a time; while the inbox holds more, a
+    /// transaction goes on with the next such chunk up to `maxTransactionRecords` records (a
+    /// backlog's roll-ups and counters are then written once per key for many more messages).
     ///
     /// `niceness` lowers the applier thread's scheduling priority (Linux), so that under load the
     /// CPU goes first to receiving and acknowledging; `policy` says how long SQLite work waits
     /// while a burst is arriving.
-    public init(inbox: Inbox, store: Store, from position: InboxPosition, maxRecords: Int = 4096, niceness: Int32 = 0,
+    public init(inbox: Inbox, store: Store, from position: InboxPosition, maxRecords: Int = 4096,
+                maxTransactionRecords: Int = 16384, niceness: Int32 = 0,
                 policy: ApplyPolicy = ApplyPolicy(),
                 makeItem: @escaping @Sendable (InboxRecord) -> IngestItem,
                 onApplied: @escaping @Sendable ([IngestOutcome]) -> Void = { _ in },
@@ -133,11 +141,13 @@ public final class InboxApplier: @unchecked Sendable {
                 onFailure: @escaping @Sendable (any Error) -> Void = { _ in },
                 onCommit: @escaping @Sendable (Duration) -> Void = { _ in },
                 onVisible: @escaping @Sendable (_ received: [Instant], _ committed: Instant) -> Void = { _, _ in },
-                onStored: @escaping @Sendable (_ items: [IngestItem], _ outcomes: [IngestOutcome]) -> Void = { _, _ in }) {
+                onStored: @escaping @Sendable (_ items: [IngestItem], _ outcomes: [IngestOutcome]) -> Void = { _, _ in },
+                storedNeeds: @escaping @Sendable (IngestItem) -> Bool = { _ in true }) {
         self.inbox = inbox
         self.store = store
         self.applied = position
         self.maxRecords = max(1, maxRecords)
+        self.maxTransactionRecords = max(1, maxTransactionRecords)
         self.niceness = niceness
         self.policy = policy
         self.makeItem = makeItem
@@ -147,6 +157,7 @@ public final class InboxApplier: @unchecked Sendable {
         self.onCommit = onCommit
         self.onVisible = onVisible
         self.onStored = onStored
+        self.storedNeeds = storedNeeds
     }
 
     /// Starts the applier's thread. Once only.
@@ -315,9 +326,8 @@ public final class InboxApplier: @unchecked Sendable {
                 let taken = try preparer.take(from: at)
                 let prepared = ranJobs ? nil : taken
                 let batch = try prepared ?? PreparedBatch.read(&reader, from: at, maxRecords: maxRecords, makeItem: makeItem)
-                let (spans, next) = (batch.spans, batch.next)
-                if spans.isEmpty && next == at {
-                    if inbox.end <= next {
+                if batch.spans.isEmpty && batch.next == at {
+                    if inbox.end <= at {
                         if stop { break }
                         continue
                     }
@@ -325,15 +335,16 @@ public final class InboxApplier: @unchecked Sendable {
                     throw InboxError.corrupt(path: Inbox.path(inbox.directory, at.segment), offset: at.offset,
                                              reason: "no record where the inbox says there are some (end: \(inbox.end))")
                 }
-                if inbox.end > next { preparer.request(from: next) }
-                let outcomes = try store(batch.items, spans: batch.keptSpans, next: next)
-                onVisible(batch.receivedAt, Instant(seconds: Date().timeIntervalSince1970))
+                if inbox.end > batch.next { preparer.request(from: batch.next) }
+                var run = AppliedRun(batch, prepared: prepared != nil, storedNeeds: storedNeeds)
+                let outcomes = try store(batch, run: &run, preparer: preparer, reader: &reader)
+                let next = run.next
+                onVisible(run.receivedAt, Instant(seconds: Date().timeIntervalSince1970))
                 at = next
                 condition.lock()
                 applied = next
-                let bytes = spans.reduce(0) { $0 + $1.length }
-                work.add(records: batch.items.count, bytes: bytes, took: ContinuousClock.now - batchStarted)
-                load.applied(bytes: bytes, cpu: ApplyLoad.threadCPU() - cpuStarted + (prepared == nil ? 0 : batch.cpu))
+                work.add(records: run.items, bytes: run.bytes, took: ContinuousClock.now - batchStarted)
+                load.applied(bytes: run.bytes, cpu: ApplyLoad.threadCPU() - cpuStarted + run.preparedCPU)
                 if inbox.end <= next || dueEnd.map({ next >= $0 }) == true {
                     // Caught up, or applied what was due: the next record starts a new wait.
                     deferringSince = nil
@@ -343,7 +354,8 @@ public final class InboxApplier: @unchecked Sendable {
                 condition.unlock()
                 if !outcomes.isEmpty {
                     onApplied(outcomes)
-                    onStored(batch.items, outcomes)
+                    let picked = zip(run.storedItems, run.storedOutcomeIndex).map { ($0, outcomes[$1]) }
+                    if !picked.isEmpty { onStored(picked.map(\.0), picked.map(\.1)) }
                 }
                 if next.segment > inbox.oldestSegment { try inbox.removeSegments(before: next.segment) }
             } catch {
@@ -361,6 +373,64 @@ public final class InboxApplier: @unchecked Sendable {
         condition.unlock()
         // Work handed over while the last batch ran: done now, on this thread still.
         runJobs()
+    }
+
+    /// Stores a batch read from the inbox and records its end with it, going on in the same
+    /// transaction with the next batches while the inbox holds more (up to
+    /// `maxTransactionRecords`; `run` says how far it went); then overwrites, in the inbox, the
+    /// records refused as hash only. Throws only when giving up (finishing with a store that
+    /// refuses everything) or for an inbox I/O error.
+    ///
+    /// Should that longer transaction fail in any way, `batch` is stored alone as below and the
+    /// rest is read again from the inbox for the next transaction.
+    private func store(_ batch: PreparedBatch, run: inout AppliedRun, preparer: BatchPreparer,
+                       reader: inout InboxChunkReader) throws -> [IngestOutcome] {
+        let first = IngestChunk(items: batch.items, scrubs: Self.scrubs(batch), inboxPosition: batch.next)
+        if batch.items.count < maxTransactionRecords && inbox.end > batch.next && !hasJobs {
+            var more = run
+            let started = ContinuousClock.now
+            var tried: [IngestOutcome]?
+            do {
+                tried = try store.ingest(first) {
+                    guard more.items < self.maxTransactionRecords, self.inbox.end > more.next, !self.hasJobs else { return nil }
+                    let taken = try preparer.take(from: more.next)
+                    let next = try taken ?? PreparedBatch.read(&reader, from: more.next, maxRecords: self.maxRecords,
+                                                               makeItem: self.makeItem)
+                    if next.spans.isEmpty && next.next == more.next { return nil }
+                    if self.inbox.end > next.next { preparer.request(from: next.next) }
+                    more.add(next, prepared: taken != nil, storedNeeds: self.storedNeeds)
+                    return IngestChunk(items: next.items, scrubs: Self.scrubs(next), inboxPosition: next.next)
+                }
+            } catch {
+                // Stored alone below; what the preparer was asked for is asked again.
+                if more.next != batch.next { preparer.request(from: batch.next) }
+            }
+            if let outcomes = tried {
+                onCommit(ContinuousClock.now - started)
+                run = more
+                try scrub(run.scrubs)
+                return outcomes
+            }
+        }
+        return try store(batch.items, spans: batch.keptSpans, next: batch.next)
+    }
+
+    private static func scrubs(_ batch: PreparedBatch) -> [InboxSpan] {
+        zip(batch.items, batch.keptSpans).filter { !$0.0.keepsPayload }.map(\.1)
+    }
+
+    /// Overwrites in the inbox the records refused as hash only, once their refusals (and their
+    /// rows in `inbox_scrub`) are committed.
+    private func scrub(_ scrubs: [InboxSpan]) throws {
+        guard !scrubs.isEmpty else { return }
+        try inbox.scrub(scrubs)
+        try retryingBusy { try store.clearInboxScrubs(scrubs) }
+    }
+
+    private var hasJobs: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return !jobs.isEmpty
     }
 
     /// Stores a batch read from the inbox and records `next` with it; then overwrites, in the
@@ -383,11 +453,7 @@ public final class InboxApplier: @unchecked Sendable {
             }
             outcomes = one
         }
-        if !scrubs.isEmpty {
-            // The refusals are committed (with their rows in `inbox_scrub`): now their bytes go.
-            try inbox.scrub(scrubs)
-            try retryingBusy { try store.clearInboxScrubs(scrubs) }
-        }
+        try scrub(scrubs)
         return outcomes
     }
 
@@ -476,6 +542,41 @@ public final class InboxApplier: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         return stopping
+    }
+}
+
+/// What one transaction of the applier covered: one prepared batch or several in a row.
+private struct AppliedRun {
+    /// Where the last batch ends.
+    var next: InboxPosition
+    /// Items stored (records not scrubbed before), and the bytes of every record read.
+    private(set) var items = 0
+    var bytes: Int64 = 0
+    /// CPU time the preparer's thread spent on the batches taken from it.
+    var preparedCPU = 0.0
+    var receivedAt: [Instant] = []
+    /// Records refused as hash only, to overwrite in the inbox once committed.
+    var scrubs: [InboxSpan] = []
+    /// The items `onStored` needs, with their places among the transaction's outcomes.
+    var storedItems: [IngestItem] = []
+    var storedOutcomeIndex: [Int] = []
+
+    init(_ batch: PreparedBatch, prepared: Bool, storedNeeds: (IngestItem) -> Bool) {
+        next = batch.from
+        add(batch, prepared: prepared, storedNeeds: storedNeeds)
+    }
+
+    mutating func add(_ batch: PreparedBatch, prepared: Bool, storedNeeds: (IngestItem) -> Bool) {
+        next = batch.next
+        bytes += batch.spans.reduce(0) { $0 + $1.length }
+        if prepared { preparedCPU += batch.cpu }
+        receivedAt += batch.receivedAt
+        for (item, span) in zip(batch.items, batch.keptSpans) where !item.keepsPayload { scrubs.append(span) }
+        for (index, item) in batch.items.enumerated() where storedNeeds(item) {
+            storedItems.append(item)
+            storedOutcomeIndex.append(items + index)
+        }
+        items += batch.items.count
     }
 }
 

@@ -1,3 +1,4 @@
+import CSQLiteTuning
 import Foundation
 import GRDB
 import PilotwatchCore
@@ -23,6 +24,17 @@ public final class Store: Sendable {
     /// The erased subjects whose messages this store refuses (`erased_subject`); loaded at open
     /// (writable stores) and kept by ``erase(pilot:subject:keys:at:)``.
     public let tombstones = TombstoneSet()
+
+    /// Process-wide SQLite settings for a process whose every SQLite connection is a store's:
+    /// GRDB uses each connection on one thread at a time, so SQLite need not lock a mutex on each
+    /// call into it (multi-thread mode), nor around every allocation to keep memory statistics
+    /// nobody reads. Together those locks were about 4% of applying a backlog. Call before any
+    /// store is opened (`pilotwatch`'s entry point does); false when SQLite was already in use,
+    /// and nothing changed.
+    @discardableResult
+    public static func configureProcess() -> Bool {
+        pilotwatch_sqlite_multithread() == 0 && pilotwatch_sqlite_memstatus_off() == 0
+    }
 
     /// Opens (and, unless read-only, creates and migrates) the store at `path`.
     ///
@@ -109,24 +121,44 @@ public final class Store: Sendable {
     @discardableResult
     public func ingest(_ items: [IngestItem], inboxPosition: InboxPosition? = nil,
                        scrubs: [InboxSpan] = []) throws -> [IngestOutcome] {
-        try write("storing \(items.count) messages") { batch in
+        try ingest(IngestChunk(items: items, scrubs: scrubs, inboxPosition: inboxPosition), more: { nil })
+    }
+
+    /// Stores `first` and then each chunk `more` returns, until it returns nil, in one
+    /// transaction: the inbox's consecutive runs of records, each chunk's position recorded in
+    /// turn (the last one is what commits). For a backlog: roll-ups and counters are written
+    /// once per key for the whole transaction, and the items of a chunk stored need not stay in
+    /// memory. If anything fails, nothing of any chunk is kept.
+    ///
+    /// ```swift
+    /// let outcomes = try store.ingest(IngestChunk(items: a, inboxPosition: p1)) { takeNextChunk() }
+    /// ```
+    @discardableResult
+    public func ingest(_ first: IngestChunk, more: () throws -> IngestChunk?) throws -> [IngestOutcome] {
+        try write("storing \(first.items.count) messages") { batch in
             var outcomes: [IngestOutcome] = []
-            outcomes.reserveCapacity(items.count)
+            outcomes.reserveCapacity(first.items.count)
             // Screened already (by the applier's preparer) unless a tombstone came since.
             let generation = tombstones.currentGeneration
-            for index in items.indices {
-                if items[index].screenedGeneration == generation {
-                    outcomes.append(try batch.apply(items[index]))
-                } else {
-                    outcomes.append(try batch.apply(screen(items[index])))
+            var chunk: IngestChunk? = first
+            var position: InboxPosition?
+            while let current = chunk {
+                for index in current.items.indices {
+                    if current.items[index].screenedGeneration == generation {
+                        outcomes.append(try batch.apply(current.items[index]))
+                    } else {
+                        outcomes.append(try batch.apply(screen(current.items[index])))
+                    }
                 }
+                for span in current.scrubs {
+                    try batch.db.cachedStatement(sql: """
+                        INSERT OR REPLACE INTO inbox_scrub (segment, offset, length) VALUES (?, ?, ?)
+                        """).execute(arguments: [span.segment, span.offset, span.length])
+                }
+                position = current.inboxPosition ?? position
+                chunk = try more()
             }
-            for span in scrubs {
-                try batch.db.cachedStatement(sql: """
-                    INSERT OR REPLACE INTO inbox_scrub (segment, offset, length) VALUES (?, ?, ?)
-                    """).execute(arguments: [span.segment, span.offset, span.length])
-            }
-            if let p = inboxPosition {
+            if let p = position {
                 try batch.db.cachedStatement(sql: "UPDATE inbox_applied SET segment = ?, offset = ? WHERE id = 1")
                     .execute(arguments: [p.segment, p.offset])
                 guard batch.db.changesCount == 1 else {

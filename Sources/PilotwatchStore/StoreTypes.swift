@@ -39,6 +39,19 @@ public struct StoreOptions: Sendable {
 }
 
 /// One received message and what the contract said of it, ready to store.
+/// Consecutive inbox records for ``Store/ingest(_:more:)``: their items, those of them refused
+/// as hash only (``IngestItem/keepsPayload``, to overwrite in the inbox once committed), and
+/// where the records end.
+public struct IngestChunk: Sendable {
+    public var items: [IngestItem]
+    public var scrubs: [InboxSpan]
+    public var inboxPosition: InboxPosition?
+
+    public init(items: [IngestItem], scrubs: [InboxSpan] = [], inboxPosition: InboxPosition? = nil) {
+        self.items = items; self.scrubs = scrubs; self.inboxPosition = inboxPosition
+    }
+}
+
 public struct IngestItem: Sendable {
     /// The MQTT topic as received.
     public var topic: String

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PilotwatchStore
 
 @main
 struct Pilotwatch: AsyncParsableCommand {
@@ -25,6 +26,7 @@ struct Pilotwatch: AsyncParsableCommand {
     /// busy 75); anything else goes through swift-argument-parser's `exit(withError:)`, which
     /// exits 0 for help and version, 64 for its usage errors and 1 otherwise.
     static func main() async {
+        Store.configureProcess()
         do {
             var command = try await asyncParseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {

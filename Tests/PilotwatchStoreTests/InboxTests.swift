@@ -413,7 +413,8 @@ extension InboxApplierTests {
         try store.adoptInbox(id: inbox.id, position: inbox.end)
         try inbox.append(Self.records(0..<30))
         let commits = Mutex<[Duration]>([])
-        let applier = InboxApplier(inbox: inbox, store: store, from: .start, maxRecords: 10, makeItem: Self.item,
+        let applier = InboxApplier(inbox: inbox, store: store, from: .start, maxRecords: 10, maxTransactionRecords: 10,
+                                   makeItem: Self.item,
                                    onCommit: { duration in commits.withLock { $0.append(duration) } })
         applier.start()
         #expect(applier.finish() == nil)
@@ -421,6 +422,88 @@ extension InboxApplierTests {
         let durations = commits.withLock { $0 }
         #expect(durations.count == 3, "one per batch of 10")
         #expect(durations.allSatisfy { $0 >= .zero })
+    }
+
+    /// A backlog goes into SQLite in transactions of several batches (up to
+    /// `maxTransactionRecords`): each record once, the inbox position of the last batch recorded,
+    /// a hash-only refusal in a later batch overwritten in the inbox, and `onStored` given the
+    /// items it asked for with their own outcomes.
+    @Test func aBacklogIsAppliedInTransactionsOfSeveralBatches() throws {
+        let dir = try TempDir()
+        let store = try Store(path: dir.file("s.sqlite"))
+        let inbox = try Inbox(directory: dir.file("s.sqlite.inbox"), segmentBytes: 2048)
+        try store.adoptInbox(id: inbox.id, position: inbox.end)
+        let secret = "jean.dupont@example.fr"
+        try inbox.append(Self.records(0..<55)
+            + [InboxRecord(receivedAt: at(hour: 1), topic: "pilots/hf-nord/dev-1/obs", payload: Array(secret.utf8))]
+            + Self.records(55..<99))
+        let commits = Counter()
+        let stored = Mutex<[(String, IngestOutcome)]>([])
+        let applier = InboxApplier(
+            inbox: inbox, store: store, from: .start, maxRecords: 10, maxTransactionRecords: 40,
+            makeItem: { r in
+                String(decoding: r.payload, as: UTF8.self) == secret
+                    ? IngestItem(topic: r.topic, receivedAt: r.receivedAt,
+                                 verdict: .refused(nil, Refusal(.identifyingData, "payload: looks like an e-mail address")),
+                                 payload: r.payload)
+                    : Self.item(r)
+            },
+            onCommit: { _ in commits.add() },
+            onStored: { items, outcomes in
+                stored.withLock { $0 += zip(items.map(Self.name), outcomes) }
+            },
+            storedNeeds: { ["m7", "m50", "m98", "refused"].contains(Self.name($0)) })
+        applier.start()
+        #expect(applier.finish() == nil)
+        #expect(commits.value == 3, "40 + 40 + 20 records")
+        let stats = try store.stats()
+        #expect(stats.accepted == 99)
+        #expect(stats.duplicate == 0)
+        #expect(stats.refusedByReason == [.identifyingData: 1])
+        #expect(try store.inboxPosition() == inbox.end)
+        #expect(try store.pendingInboxScrubs() == [])
+        for segment in try Inbox.segments(in: inbox.directory) {
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: Inbox.path(inbox.directory, segment)))
+            #expect(bytes.range(of: Data(secret.utf8)) == nil, "segment \(segment) still holds the refused bytes")
+        }
+        let picked = stored.withLock { $0 }
+        #expect(picked.map(\.0) == ["m7", "m50", "refused", "m98"])
+        #expect(picked.map(\.1) == [.accepted(newObservations: 1, duplicateObservations: 0),
+                                    .accepted(newObservations: 1, duplicateObservations: 0),
+                                    .refused(.identifyingData),
+                                    .accepted(newObservations: 1, duplicateObservations: 0)])
+        #expect(try store.integrityCheck() == [])
+    }
+
+    /// An item's msg id, or "refused".
+    static func name(_ item: IngestItem) -> String {
+        if case .observations(_, let message) = item.verdict { return message.msgID }
+        return "refused"
+    }
+
+    /// When a transaction of several batches fails (SQLite refuses a message in its third
+    /// batch), its first batch is stored alone and the rest read again from the inbox: every
+    /// other message stored once, the refused one quarantined as `store_error`.
+    @Test func aTransactionOfSeveralBatchesThatFailsFallsBackToOne() throws {
+        let dir = try TempDir()
+        let store = try Store(path: dir.file("s.sqlite"))
+        let inbox = try Inbox(directory: dir.file("s.sqlite.inbox"))
+        try store.adoptInbox(id: inbox.id, position: inbox.end)
+        try inbox.append(Self.records(0..<12))
+        try inbox.append([InboxRecord(receivedAt: at(hour: 1), topic: "pilots/hf-nord/dev-1/obs", payload: Array("nan".utf8))])
+        try inbox.append(Self.records(12..<30))
+        let commits = Counter()
+        let applier = InboxApplier(inbox: inbox, store: store, from: .start, maxRecords: 5, maxTransactionRecords: 100,
+                                   makeItem: Self.item, onCommit: { _ in commits.add() })
+        applier.start()
+        #expect(applier.finish() == nil)
+        let stats = try store.stats()
+        #expect(stats.accepted == 30)
+        #expect(stats.duplicate == 0, "nothing of the failed transaction was kept, nothing applied twice")
+        #expect(stats.refusedByReason == [.storeError: 1])
+        #expect(try store.inboxPosition() == inbox.end)
+        #expect(commits.value >= 3, "the first batches alone, the refused message quarantined, then the rest")
+        #expect(try store.integrityCheck() == [])
     }
 
     @Test func recordsNoticedBeforeTheirWakeStillWait() throws {

@@ -175,7 +175,7 @@ emit alert_runs "$(grep -c "alert command failed" "$work/serve-alerts.log" || tr
 # again, it applies what the inbox holds first, with nothing else running: its log gives the apply
 # path's own time (reading, validating, storing, rolling up, committing). SQLite's ceiling: the
 # same rows again, into a fresh database of the same schema and settings, at the applier's commit
-# size (4,096 messages), by scripts/bench/sqlite-ceiling.c.
+# size for a backlog (16,384 messages), by scripts/bench/sqlite-ceiling.c.
 sed -e "s/client_id: bench-pw-drain,/client_id: bench-pw-apply,/" -e "s|database: .*|database: $work/apply.sqlite|" \
   "$work/pilotwatch.yaml" > "$work/apply.yaml"
 "$bin" serve --config "$work/apply.yaml" --stop-after "$N" --counts-every 3600 $delay 2> "$work/serve-apply1.log" &
@@ -193,7 +193,7 @@ apply_work "$work/serve-apply2.log" alone
 emit apply_observations "$(sqlite3 "$work/apply.sqlite" "SELECT observations FROM ingest_total")"
 sqlite3 "$work/apply.sqlite" "PRAGMA wal_checkpoint(TRUNCATE)" > /dev/null
 rm -f "$work"/ceiling.sqlite*
-read -r _ cm _ co _ cs < <("$ceiling" "$work/apply.sqlite" "$work/ceiling.sqlite" 4096)
+read -r _ cm _ co _ cs < <("$ceiling" "$work/apply.sqlite" "$work/ceiling.sqlite" 16384)
 emit ceiling_obs "$(python3 -c "print(f'{$co/$cs:.0f}')")"
 emit ceiling_msgs "$(python3 -c "print(f'{$cm/$cs:.0f}')")"
 rm -rf "$work"/ceiling.sqlite* "$work"/apply.sqlite*

@@ -9,8 +9,9 @@
  * timed, the message rows and their observation, event and pilot_observation rows are inserted
  * again, in arrival order (messages by received_at, observations by time, interleaved in
  * proportion), with the statements the service uses (INSERT ... ON CONFLICT DO NOTHING), its
- * settings (WAL, synchronous=FULL, foreign keys on, 32 MiB cache) and one transaction per
- * MESSAGES_PER_COMMIT messages. No validation, no JSON, no roll-ups, no counters.
+ * settings (WAL, synchronous=FULL, foreign keys on, SQLite in multi-thread mode without memory
+ * statistics; a 32 MiB cache, where serve's is 8) and one transaction per MESSAGES_PER_COMMIT
+ * messages. No validation, no JSON, no roll-ups, no counters.
  *
  * Prints: "messages M observations O seconds S".
  *
@@ -61,6 +62,11 @@ int main(int argc, char **argv) {
         return 64;
     }
     int per_commit = atoi(argv[3]);
+    /* As `pilotwatch` configures its process (Store.configureProcess). */
+    if (sqlite3_config(SQLITE_CONFIG_MULTITHREAD) != SQLITE_OK || sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) != SQLITE_OK) {
+        fprintf(stderr, "sqlite-ceiling: SQLite refused its process configuration\n");
+        return 1;
+    }
     sqlite3 *db = NULL;
     if (sqlite3_open(argv[2], &db) != SQLITE_OK) die(db, argv[2]);
     exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA cache_size = -32768;"

@@ -192,7 +192,8 @@ struct Serve: ParsableCommand {
             },
             onCommit: { serveMetrics?.commitDuration($0) },
             onVisible: { visibility.record(received: $0, committed: $1) },
-            onStored: { feedback?.record($0, $1) })
+            onStored: { feedback?.record($0, $1) },
+            storedNeeds: { feedback != nil && $0.verdict.parsedTopic?.kind == .agg })
         var metricsServer: MetricsHTTPServer?
         if let metricsAddress, let serveMetrics {
             metricsServer = try MetricsEndpoint.make(at: metricsAddress, metrics: serveMetrics, inbox: inbox, applier: applier,
