@@ -97,6 +97,7 @@ final class BatchPreparer: @unchecked Sendable {
     private func run() {
         #if os(Linux)
         _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, niceness)
+        nameThisThread("pw-validate")
         #endif
         defer { reader.close() }
         while true {

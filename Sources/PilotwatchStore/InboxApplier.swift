@@ -302,6 +302,8 @@ public final class InboxApplier: @unchecked Sendable {
         // SQLite catches up with the CPU left. On Linux the nice value is per thread, and "0"
         // names the calling thread (setpriority(2), NOTES).
         _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, niceness)
+        // Named for `top -H`, `ps -L` and profilers (Foundation's name is not the system's).
+        nameThisThread("pw-apply")
         #endif
         var reader = InboxChunkReader(inbox: inbox)
         defer { reader.close() }
@@ -323,7 +325,9 @@ public final class InboxApplier: @unchecked Sendable {
             let batchStarted = ContinuousClock.now
             let cpuStarted = ApplyLoad.threadCPU()
             do {
+                let waitStarted = ContinuousClock.now
                 let taken = try preparer.take(from: at)
+                let waited = ContinuousClock.now - waitStarted
                 let prepared = ranJobs ? nil : taken
                 let batch = try prepared ?? PreparedBatch.read(&reader, from: at, maxRecords: maxRecords, makeItem: makeItem)
                 if batch.spans.isEmpty && batch.next == at {
@@ -343,7 +347,8 @@ public final class InboxApplier: @unchecked Sendable {
                 at = next
                 condition.lock()
                 applied = next
-                work.add(records: run.items, bytes: run.bytes, took: ContinuousClock.now - batchStarted)
+                work.add(records: run.items, bytes: run.bytes, took: ContinuousClock.now - batchStarted,
+                         waited: waited + run.waited)
                 load.applied(bytes: run.bytes, cpu: ApplyLoad.threadCPU() - cpuStarted + run.preparedCPU)
                 if inbox.end <= next || dueEnd.map({ next >= $0 }) == true {
                     // Caught up, or applied what was due: the next record starts a new wait.
@@ -393,7 +398,9 @@ public final class InboxApplier: @unchecked Sendable {
             do {
                 tried = try store.ingest(first) {
                     guard more.items < self.maxTransactionRecords, self.inbox.end > more.next, !self.hasJobs else { return nil }
+                    let waitStarted = ContinuousClock.now
                     let taken = try preparer.take(from: more.next)
+                    more.waited += ContinuousClock.now - waitStarted
                     let next = try taken ?? PreparedBatch.read(&reader, from: more.next, maxRecords: self.maxRecords,
                                                                makeItem: self.makeItem)
                     if next.spans.isEmpty && next.next == more.next { return nil }
@@ -554,6 +561,8 @@ private struct AppliedRun {
     var bytes: Int64 = 0
     /// CPU time the preparer's thread spent on the batches taken from it.
     var preparedCPU = 0.0
+    /// Time spent waiting for the preparer within the transaction.
+    var waited = Duration.zero
     var receivedAt: [Instant] = []
     /// Records refused as hash only, to overwrite in the inbox once committed.
     var scrubs: [InboxSpan] = []
@@ -585,11 +594,15 @@ public struct ApplyWork: Sendable, Equatable {
     public var records = 0
     public var bytes: Int64 = 0
     public var busy = Duration.zero
+    /// Of `busy`, the time spent waiting for the next batch to be read and validated (the
+    /// preparer's thread runs one batch ahead; waiting means validating is the slower half).
+    public var waitingForValidation = Duration.zero
 
-    mutating func add(records: Int, bytes: Int64, took: Duration) {
+    mutating func add(records: Int, bytes: Int64, took: Duration, waited: Duration = .zero) {
         self.records += records
         self.bytes += bytes
         busy += took
+        waitingForValidation += waited
     }
 }
 

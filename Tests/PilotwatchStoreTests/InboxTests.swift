@@ -362,7 +362,33 @@ extension InboxApplierTests {
         #expect(applier.finish() == nil)
         #expect(try store.stats().accepted == sent)
         #expect(applier.applyWork.records == sent)
+        #expect(applier.applyWork.waitingForValidation <= applier.applyWork.busy)
     }
+
+    #if os(Linux)
+    /// The applier's two threads carry names the system shows (`top -H`, profilers).
+    @Test func theApplierThreadsAreNamedForTheSystem() throws {
+        let dir = try TempDir()
+        let store = try Store(path: dir.file("s.sqlite"))
+        let inbox = try Inbox(directory: dir.file("s.sqlite.inbox"))
+        try store.adoptInbox(id: inbox.id, position: inbox.end)
+        let applier = InboxApplier(inbox: inbox, store: store, from: .start, makeItem: Self.item)
+        applier.start()
+        try inbox.append(Self.records(0..<3))
+        applier.wake()
+        func names() -> Set<String> {
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+            return Set(tasks.compactMap { try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8) }
+                .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) })
+        }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !names().isSuperset(of: ["pw-apply", "pw-validate"]) && ContinuousClock.now < deadline {
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        #expect(names().isSuperset(of: ["pw-apply", "pw-validate"]), "\(names().sorted())")
+        #expect(applier.finish() == nil)
+    }
+    #endif
 
     @Test func theDelayBoundEndsTheWait() throws {
         // 600 s of quiet out of reach: only the 3 s delay can end the wait.

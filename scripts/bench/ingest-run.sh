@@ -65,7 +65,7 @@ visibility() {
 apply_work() {
   local line; line=$(grep -o "apply path: .*" "$1")
   emit "$2_apply_messages" "$(echo "$line" | sed -E 's/apply path: ([0-9]+) messages.*/\1/')"
-  emit "$2_apply_seconds" "$(echo "$line" | sed -E 's/.* in ([0-9.]+) s of applying/\1/')"
+  emit "$2_apply_seconds" "$(echo "$line" | sed -E 's/.* in ([0-9.]+) s of applying.*/\1/')"
 }
 
 # BENCH_MEMORY_ONLY=1: serve live and draining only (the peak-memory run at 1,000,000 messages).

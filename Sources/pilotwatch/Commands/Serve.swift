@@ -310,8 +310,8 @@ struct Serve: ParsableCommand {
         logger.info("\(counts.line())")
         logger.info("\(visibility.summary())")
         let work = applier.applyWork
-        let busy = Double(work.busy.components.seconds) + Double(work.busy.components.attoseconds) / 1e18
-        logger.info("apply path: \(work.records) messages, \(work.bytes) bytes in \(String(format: "%.3f", busy)) s of applying")
+        let seconds = { (d: Duration) in Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+        logger.info("apply path: \(work.records) messages, \(work.bytes) bytes in \(String(format: "%.3f", seconds(work.busy))) s of applying (\(String(format: "%.3f", seconds(work.waitingForValidation))) s of it waiting for validation)")
         if receiveError != nil || applyError != nil { throw ExitCode.failure }
         logger.notice("pilotwatch serve stopped cleanly")
     }
