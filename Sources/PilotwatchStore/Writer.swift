@@ -19,15 +19,15 @@ struct BatchWriter {
     let db: Database
     let state: WriterState
 
-    private var totals = Counts()
-    private var pilotDays: [DayKey: Counts] = [:]
-    private var refusals: [RefusalKey: Int] = [:]
-    private var devices: [Int64: DeviceDelta] = [:]
-    private var subjectDays: [SubjectDayKey: DayAggregate] = [:]
-    private var subjectIndicators: [SubjectIndicatorKey: IndicatorAggregate] = [:]
-    private var subjectChanges: [Int64: SubjectChange] = [:]
-    private var pilotLastObservation: [Int64: Int64] = [:]
-    private var enrolmentToRecompute: Set<Int64> = []
+    private(set) var totals = Counts()
+    private(set) var pilotDays: [DayKey: Counts] = [:]
+    private(set) var refusals: [RefusalKey: Int] = [:]
+    private(set) var devices: [Int64: DeviceDelta] = [:]
+    private(set) var subjectDays: [SubjectDayKey: DayAggregate] = [:]
+    private(set) var subjectIndicators: [SubjectIndicatorKey: IndicatorAggregate] = [:]
+    private(set) var subjectChanges: [Int64: SubjectChange] = [:]
+    private(set) var pilotLastObservation: [Int64: Int64] = [:]
+    private(set) var enrolmentToRecompute: Set<Int64> = []
 
     private let insertMessage: FastStatement
     private let insertObservation: FastStatement
@@ -277,174 +277,6 @@ struct BatchWriter {
         if let measure { change.measures.append(measure) }
     }
 
-    // MARK: - Finishing the batch
-
-    /// Writes the roll-ups, counters, device and subject updates aggregated during the batch.
-    mutating func finish() throws {
-        let upsertSubjectDay = try FastStatement(db, """
-            INSERT INTO subject_day (subject_id, day, first_at, last_at, n) VALUES (?, ?, ?, ?, ?)
-            ON CONFLICT (subject_id, day) DO UPDATE SET
-                first_at = min(first_at, excluded.first_at),
-                last_at = max(last_at, excluded.last_at),
-                n = n + excluded.n
-            """)
-        for (key, d) in subjectDays.sorted(by: { $0.key < $1.key }) {
-            upsertSubjectDay.bind(1, key.subject)
-            upsertSubjectDay.bind(2, key.day)
-            upsertSubjectDay.bind(3, d.firstAt)
-            upsertSubjectDay.bind(4, d.lastAt)
-            upsertSubjectDay.bind(5, d.n)
-            try upsertSubjectDay.run()
-        }
-
-        let upsertSubjectIndicator = try FastStatement(db, """
-            INSERT INTO subject_indicator (subject_id, indicator_id, n, first_at, first_value, last_at, last_value)
-            VALUES (?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (subject_id, indicator_id) DO UPDATE SET
-                n = n + excluded.n,
-                first_value = CASE WHEN excluded.first_at < first_at THEN excluded.first_value ELSE first_value END,
-                first_at = min(first_at, excluded.first_at),
-                last_value = CASE WHEN excluded.last_at > last_at THEN excluded.last_value ELSE last_value END,
-                last_at = max(last_at, excluded.last_at)
-            """)
-        for (key, s) in subjectIndicators.sorted(by: { $0.key < $1.key }) {
-            upsertSubjectIndicator.bind(1, key.subject)
-            upsertSubjectIndicator.bind(2, key.indicator)
-            upsertSubjectIndicator.bind(3, s.n)
-            upsertSubjectIndicator.bind(4, s.firstAt)
-            upsertSubjectIndicator.bind(5, s.firstValue)
-            upsertSubjectIndicator.bind(6, s.lastAt)
-            upsertSubjectIndicator.bind(7, s.lastValue)
-            try upsertSubjectIndicator.run()
-        }
-
-        // First times and the activity roll-up, one UPDATE per subject. The roll-up is read from
-        // the row inside this transaction (not cached), so that another process writing to the
-        // store (quarantine replay) is never overwritten.
-        let readActivity = try FastStatement(db, """
-            SELECT last_measure_at, activity_lo, activity_hi FROM subject WHERE id = ?
-            """)
-        let updateSubject = try FastStatement(db, """
-            UPDATE subject SET
-                first_at = min(first_at, coalesce(?1, first_at)),
-                first_measure_at = CASE WHEN ?2 IS NULL THEN first_measure_at
-                                        ELSE min(coalesce(first_measure_at, ?2), ?2) END,
-                last_measure_at = coalesce(?4, last_measure_at),
-                activity_lo = coalesce(?5, activity_lo),
-                activity_hi = coalesce(?6, activity_hi)
-            WHERE id = ?3
-            """)
-        for (id, change) in subjectChanges.sorted(by: { $0.key < $1.key }) {
-            var mask: ActivityMask?
-            if !change.measures.isEmpty {
-                readActivity.bind(1, id)
-                try readActivity.forEachRow { row in
-                    mask = ActivityMask(lastAt: row.optionalInt64(0), lo: UInt64(bitPattern: row.int64(1)),
-                                        hi: UInt64(bitPattern: row.int64(2)))
-                }
-                for at in change.measures { mask?.add(at: at) }
-            }
-            updateSubject.bind(1, change.firstAt)
-            updateSubject.bind(2, change.firstMeasureAt)
-            updateSubject.bind(3, id)
-            updateSubject.bind(4, mask?.lastAt)
-            updateSubject.bind(5, mask.map { Int64(bitPattern: $0.lo) })
-            updateSubject.bind(6, mask.map { Int64(bitPattern: $0.hi) })
-            try updateSubject.run()
-        }
-
-        if !enrolmentToRecompute.isEmpty {
-            let enrolled = try existingIndicatorID(Catalogue.requiredEvents[0]) ?? -1
-            let withdrawn = try existingIndicatorID(Catalogue.requiredEvents[1]) ?? -1
-            let recompute = try db.cachedStatement(sql: """
-                UPDATE subject SET
-                    enrolled_at = (SELECT min(at) FROM event WHERE subject_id = ?1 AND indicator_id = ?2),
-                    withdrawn_at = (SELECT min(at) FROM event WHERE subject_id = ?1 AND indicator_id = ?3
-                                    AND at > (SELECT min(at) FROM event WHERE subject_id = ?1 AND indicator_id = ?2))
-                WHERE id = ?1
-                """)
-            for id in enrolmentToRecompute.sorted() {
-                try recompute.execute(arguments: [id, enrolled, withdrawn])
-            }
-        }
-
-        let updatePilot = try db.cachedStatement(sql: """
-            UPDATE pilot SET last_observation_at = max(coalesce(last_observation_at, ?1), ?1) WHERE id = ?2
-            """)
-        for (id, at) in pilotLastObservation {
-            try updatePilot.execute(arguments: [at, id])
-        }
-
-        let updateDevice = try FastStatement(db, """
-            UPDATE device SET
-                first_seen = min(first_seen, ?), last_seen = max(last_seen, ?),
-                messages = messages + ?, duplicates = duplicates + ?, refused = refused + ?,
-                statuses = statuses + ?, observations = observations + ?
-            WHERE id = ?
-            """)
-        let updateStatus = try db.cachedStatement(sql: """
-            UPDATE device SET
-                status_state = ?1, status_at = ?2, status_received_at = ?6,
-                battery_pct = coalesce(?3, battery_pct), firmware = coalesce(?4, firmware)
-            WHERE id = ?5 AND (status_received_at IS NULL OR status_received_at <= ?6)
-            """)
-        for (id, d) in devices.sorted(by: { $0.key < $1.key }) {
-            updateDevice.bind(1, d.firstSeen)
-            updateDevice.bind(2, d.lastSeen)
-            updateDevice.bind(3, d.messages)
-            updateDevice.bind(4, d.duplicates)
-            updateDevice.bind(5, d.refused)
-            updateDevice.bind(6, d.statuses)
-            updateDevice.bind(7, d.observations)
-            updateDevice.bind(8, id)
-            try updateDevice.run()
-            if let s = d.status {
-                try updateStatus.execute(arguments: [s.state, s.at, s.battery, s.firmware, id, s.receivedAt])
-            }
-        }
-
-        // Counter deltas may be negative (replay moves a refusal), and SQLite checks CHECK
-        // constraints on the row an upsert would insert before it finds the conflict: so update
-        // the existing row, and insert only when there is none.
-        let updatePilotDay = try db.cachedStatement(sql: """
-            UPDATE pilot_day SET
-                accepted = accepted + ?, duplicate = duplicate + ?, refused = refused + ?, statuses = statuses + ?,
-                observations = observations + ?, duplicate_observations = duplicate_observations + ?
-            WHERE pilot_id = ? AND day = ?
-            """)
-        let insertPilotDay = try db.cachedStatement(sql: """
-            INSERT INTO pilot_day (accepted, duplicate, refused, statuses, observations, duplicate_observations,
-                                   pilot_id, day)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """)
-        for (key, c) in pilotDays {
-            let arguments: StatementArguments = [c.accepted, c.duplicate, c.refused, c.statuses, c.observations,
-                                                 c.duplicateObservations, key.pilot, key.day]
-            try updatePilotDay.execute(arguments: arguments)
-            if db.changesCount == 0 { try insertPilotDay.execute(arguments: arguments) }
-        }
-
-        let updateRefusal = try db.cachedStatement(sql: """
-            UPDATE refusal_day SET n = n + ? WHERE pilot_id = ? AND day = ? AND reason = ?
-            """)
-        let insertRefusal = try db.cachedStatement(sql: """
-            INSERT INTO refusal_day (n, pilot_id, day, reason) VALUES (?, ?, ?, ?)
-            """)
-        for (key, n) in refusals where n != 0 {
-            let arguments: StatementArguments = [n, key.pilot, key.day, key.reason.rawValue]
-            try updateRefusal.execute(arguments: arguments)
-            if db.changesCount == 0 { try insertRefusal.execute(arguments: arguments) }
-        }
-
-        try db.cachedStatement(sql: """
-            UPDATE ingest_total SET
-                accepted = accepted + ?, duplicate = duplicate + ?, refused = refused + ?, statuses = statuses + ?,
-                observations = observations + ?, duplicate_observations = duplicate_observations + ?
-            WHERE id = 1
-            """).execute(arguments: [totals.accepted, totals.duplicate, totals.refused, totals.statuses,
-                                     totals.observations, totals.duplicateObservations])
-    }
-
     // MARK: - Surrogate ids
 
     private func pilotID(_ code: String, seenAt: Instant) throws -> Int64 {
@@ -462,7 +294,7 @@ struct BatchWriter {
         return id
     }
 
-    private func existingIndicatorID(_ code: String) throws -> Int64? {
+    func existingIndicatorID(_ code: String) throws -> Int64? {
         if let id = state.indicators[code] { return id }
         return try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM indicator WHERE code = ?"), arguments: [code])
     }
