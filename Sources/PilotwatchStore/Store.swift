@@ -18,8 +18,6 @@ public final class Store: Sendable {
     public let path: String
     public let options: StoreOptions
     let pool: DatabasePool
-    /// The connection pool itself, for the store's own tests (TestHooks.swift).
-    var rawPool: DatabasePool { pool }
     private let writer = WriterState()
     /// The erased subjects whose messages this store refuses (`erased_subject`); loaded at open
     /// (writable stores) and kept by ``erase(pilot:subject:keys:at:)``.
