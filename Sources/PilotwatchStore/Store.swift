@@ -404,13 +404,23 @@ public final class Store: Sendable {
         }
     }
 
-    /// Runs `body`, turning SQLite errors into ``StoreError/sqlite(operation:message:)``.
+    /// Runs `body`, turning SQLite errors into ``StoreError/sqlite(operation:message:code:sql:)``
+    /// that keep SQLite's extended result code and the statement, so that callers can tell a
+    /// busy database (retry) from a refused row (quarantine).
     static func sqlite<T>(_ operation: String, _ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let error as DatabaseError {
-            throw StoreError.sqlite(operation: operation, message: error.message ?? error.description,
-                                    code: error.extendedResultCode.rawValue)
+            throw StoreError(operation, error)
         }
+    }
+}
+
+extension StoreError {
+    /// `error` as the store reports it: SQLite's message (its description when it has none),
+    /// extended result code and statement, while doing `operation`.
+    init(_ operation: String, _ error: DatabaseError) {
+        self = .sqlite(operation: operation, message: error.message ?? error.description,
+                       code: error.extendedResultCode.rawValue, sql: error.sql)
     }
 }
