@@ -123,27 +123,15 @@ final class SegmentFiles {
         guard got == Inbox.headerBytes else {
             throw InboxError.corrupt(path: path, offset: offset, reason: "a record header is cut short")
         }
-        let length = Int(header.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 0, as: UInt32.self).littleEndian })
-        let crc = header.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self).littleEndian }
-        if length == 0 && crc == 0 { return nil }  // the zeros after the last record
-        guard length >= Inbox.fixedBodyBytes, offset + Int64(Inbox.headerBytes + length) <= limit else {
-            throw InboxError.corrupt(path: path, offset: offset, reason: "a record length of \(length) bytes does not fit")
-        }
+        guard let (length, crc) = try header.withUnsafeBytes({
+            try Inbox.decodeHeader($0, path: path, offset: offset, limit: limit)
+        }) else { return nil }
         var body = [UInt8](repeating: 0, count: length)
         guard try readFully(&body, at: offset + Int64(Inbox.headerBytes), path: path) == length else {
             throw InboxError.corrupt(path: path, offset: offset, reason: "a record body is cut short")
         }
-        guard body.withUnsafeBufferPointer({ CRC32.checksum($0) }) == crc else {
-            throw InboxError.corrupt(path: path, offset: offset, reason: "a record checksum does not match")
-        }
-        let millis = body.withUnsafeBytes { Int64(bitPattern: $0.loadUnaligned(fromByteOffset: 0, as: UInt64.self).littleEndian) }
-        let topicCount = Int(body.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8, as: UInt16.self).littleEndian })
-        guard Inbox.fixedBodyBytes + topicCount <= length else {
-            throw InboxError.corrupt(path: path, offset: offset, reason: "a topic length of \(topicCount) bytes does not fit")
-        }
-        let topic = String(decoding: body[Inbox.fixedBodyBytes..<(Inbox.fixedBodyBytes + topicCount)], as: UTF8.self)
-        let payload = Array(body[(Inbox.fixedBodyBytes + topicCount)...])
-        return (InboxRecord(receivedAt: Instant(millis: millis), topic: topic, payload: payload), Inbox.headerBytes + length)
+        let record = try body.withUnsafeBytes { try Inbox.decodeBody($0, crc: crc, path: path, offset: offset) }
+        return (record, Inbox.headerBytes + length)
     }
 
     private func readFully(_ buffer: inout [UInt8], at offset: Int64, path: String) throws -> Int {
