@@ -78,7 +78,7 @@ let package = Package(
         ),
         .testTarget(name: "PilotwatchCoreTests", dependencies: ["PilotwatchCore", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "PilotwatchStoreTests", dependencies: ["PilotwatchStore", "PilotwatchCore", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "PilotwatchStoreTests", dependencies: ["PilotwatchStore", "PilotwatchCore", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strict),
         .testTarget(name: "PilotwatchReportsTests", dependencies: ["PilotwatchReports", "PilotwatchStore", "PilotwatchCore", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "PilotwatchSimTests", dependencies: ["PilotwatchSim", "PilotwatchCore", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "PilotwatchMonitoringTests", dependencies: ["PilotwatchMonitoring", "PilotwatchStore", "PilotwatchCore", "TestSupport"], swiftSettings: strict),

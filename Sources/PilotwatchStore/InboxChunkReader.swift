@@ -86,7 +86,8 @@ private final class ChunkFile {
 
     /// The record at `offset` and its length (header included); nil at the segment's end (or
     /// `limit`), or when the segment does not exist. The same checks and errors as
-    /// ``SegmentFiles/record(segment:offset:limit:)``.
+    /// ``SegmentFiles/record(segment:offset:limit:)``: both decode with ``Inbox/decodeHeader(_:path:offset:limit:)``
+    /// and ``Inbox/decodeBody(_:crc:path:offset:)``.
     func record(segment: Int64, offset: Int64, limit: Int64) throws -> (InboxRecord, Int)? {
         try open(segment)
         guard fd >= 0 else { return nil }
@@ -97,33 +98,20 @@ private final class ChunkFile {
             throw InboxError.corrupt(path: path, offset: offset, reason: "a record header is cut short")
         }
         let at = Int(offset - windowStart)
-        let (length, crc) = window.withUnsafeBytes { raw in
-            (Int(raw.loadUnaligned(fromByteOffset: at, as: UInt32.self).littleEndian),
-             raw.loadUnaligned(fromByteOffset: at + 4, as: UInt32.self).littleEndian)
+        let header = try window.withUnsafeBytes { raw in
+            try Inbox.decodeHeader(UnsafeRawBufferPointer(rebasing: raw[at..<(at + Inbox.headerBytes)]),
+                                   path: path, offset: offset, limit: limit)
         }
-        if length == 0 && crc == 0 { return nil }  // the zeros after the last record
-        guard length >= Inbox.fixedBodyBytes, offset + Int64(Inbox.headerBytes + length) <= limit else {
-            throw InboxError.corrupt(path: path, offset: offset, reason: "a record length of \(length) bytes does not fit")
-        }
+        guard let (length, crc) = header else { return nil }
         guard try load(offset, count: Inbox.headerBytes + length, limit: limit) == Inbox.headerBytes + length else {
             throw InboxError.corrupt(path: path, offset: offset, reason: "a record body is cut short")
         }
         let bodyStart = Int(offset - windowStart) + Inbox.headerBytes
-        return try window.withUnsafeBytes { raw -> (InboxRecord, Int) in
-            let body = UnsafeRawBufferPointer(rebasing: raw[bodyStart..<(bodyStart + length)])
-            guard CRC32Sliced.checksum(body) == crc else {
-                throw InboxError.corrupt(path: path, offset: offset, reason: "a record checksum does not match")
-            }
-            let millis = Int64(bitPattern: body.loadUnaligned(fromByteOffset: 0, as: UInt64.self).littleEndian)
-            let topicCount = Int(body.loadUnaligned(fromByteOffset: 8, as: UInt16.self).littleEndian)
-            guard Inbox.fixedBodyBytes + topicCount <= length else {
-                throw InboxError.corrupt(path: path, offset: offset, reason: "a topic length of \(topicCount) bytes does not fit")
-            }
-            let topicEnd = Inbox.fixedBodyBytes + topicCount
-            let topic = String(decoding: UnsafeRawBufferPointer(rebasing: body[Inbox.fixedBodyBytes..<topicEnd]), as: UTF8.self)
-            let payload = [UInt8](UnsafeRawBufferPointer(rebasing: body[topicEnd...]))
-            return (InboxRecord(receivedAt: Instant(millis: millis), topic: topic, payload: payload), Inbox.headerBytes + length)
+        let record = try window.withUnsafeBytes { raw in
+            try Inbox.decodeBody(UnsafeRawBufferPointer(rebasing: raw[bodyStart..<(bodyStart + length)]), crc: crc,
+                                 path: path, offset: offset)
         }
+        return (record, Inbox.headerBytes + length)
     }
 
     private func open(_ segment: Int64) throws {
@@ -161,45 +149,5 @@ private final class ChunkFile {
         windowStart = offset
         windowCount = done
         return min(done, count)
-    }
-}
-
-/// CRC-32 (IEEE 802.3, as zlib and ``CRC32``), eight bytes at a step ("slicing-by-8").
-enum CRC32Sliced {
-    static let tables: [[UInt32]] = {
-        var t = [[UInt32]](repeating: [UInt32](repeating: 0, count: 256), count: 8)
-        t[0] = CRC32.table
-        for n in 0..<256 {
-            var c = t[0][n]
-            for k in 1..<8 {
-                c = t[0][Int(c & 0xFF)] ^ (c >> 8)
-                t[k][n] = c
-            }
-        }
-        return t
-    }()
-    /// The eight tables one after the other.
-    static let flat: [UInt32] = tables.flatMap { $0 }
-
-    static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
-        var c: UInt32 = 0xFFFF_FFFF
-        flat.withUnsafeBufferPointer { t in
-            var i = 0
-            let n = bytes.count
-            while i + 8 <= n {
-                let lo = bytes.loadUnaligned(fromByteOffset: i, as: UInt32.self).littleEndian ^ c
-                let hi = bytes.loadUnaligned(fromByteOffset: i + 4, as: UInt32.self).littleEndian
-                c = t[7 * 256 + Int(lo & 0xFF)] ^ t[6 * 256 + Int((lo >> 8) & 0xFF)]
-                    ^ t[5 * 256 + Int((lo >> 16) & 0xFF)] ^ t[4 * 256 + Int(lo >> 24)]
-                    ^ t[3 * 256 + Int(hi & 0xFF)] ^ t[2 * 256 + Int((hi >> 8) & 0xFF)]
-                    ^ t[1 * 256 + Int((hi >> 16) & 0xFF)] ^ t[Int(hi >> 24)]
-                i += 8
-            }
-            while i < n {
-                c = t[Int((c ^ UInt32(bytes[i])) & 0xFF)] ^ (c >> 8)
-                i += 1
-            }
-        }
-        return c ^ 0xFFFF_FFFF
     }
 }

@@ -18,8 +18,6 @@ public final class Store: Sendable {
     public let path: String
     public let options: StoreOptions
     let pool: DatabasePool
-    /// The connection pool itself, for the store's own tests (TestHooks.swift).
-    var rawPool: DatabasePool { pool }
     private let writer = WriterState()
     /// The erased subjects whose messages this store refuses (`erased_subject`); loaded at open
     /// (writable stores) and kept by ``erase(pilot:subject:keys:at:)``.
@@ -406,13 +404,23 @@ public final class Store: Sendable {
         }
     }
 
-    /// Runs `body`, turning SQLite errors into ``StoreError/sqlite(operation:message:)``.
+    /// Runs `body`, turning SQLite errors into ``StoreError/sqlite(operation:message:code:sql:)``
+    /// that keep SQLite's extended result code and the statement, so that callers can tell a
+    /// busy database (retry) from a refused row (quarantine).
     static func sqlite<T>(_ operation: String, _ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let error as DatabaseError {
-            throw StoreError.sqlite(operation: operation, message: error.message ?? error.description,
-                                    code: error.extendedResultCode.rawValue)
+            throw StoreError(operation, error)
         }
+    }
+}
+
+extension StoreError {
+    /// `error` as the store reports it: SQLite's message (its description when it has none),
+    /// extended result code and statement, while doing `operation`.
+    init(_ operation: String, _ error: DatabaseError) {
+        self = .sqlite(operation: operation, message: error.message ?? error.description,
+                       code: error.extendedResultCode.rawValue, sql: error.sql)
     }
 }

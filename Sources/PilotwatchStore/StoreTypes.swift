@@ -227,9 +227,20 @@ public struct ReplaySummary: Sendable, Equatable {
 
 /// Why the store could not do what was asked.
 public enum StoreError: Error, CustomStringConvertible, Equatable {
-    /// SQLite's primary result code, when the error came from SQLite.
-    public var sqliteResultCode: Int32? {
-        if case .sqlite(_, _, let code?) = self { return code & 0xFF }
+    /// SQLite's primary result code, when the error came from SQLite (`SQLITE_CONSTRAINT` is 19).
+    public var sqliteResultCode: Int32? { sqliteExtendedResultCode.map { $0 & 0xFF } }
+
+    /// SQLite's extended result code, when the error came from SQLite (`SQLITE_CONSTRAINT_NOTNULL`
+    /// is 1299, `SQLITE_CONSTRAINT_TRIGGER` 1811); equal to the primary one when SQLite gave no
+    /// more detail.
+    public var sqliteExtendedResultCode: Int32? {
+        if case .sqlite(_, _, let code?, _) = self { return code }
+        return nil
+    }
+
+    /// The SQL statement SQLite refused, when known (its text only, with `?` for the values).
+    public var sql: String? {
+        if case .sqlite(_, _, _, let sql?) = self { return sql }
         return nil
     }
 
@@ -250,8 +261,9 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
     /// The backup destination already exists.
     case backupDestinationExists(path: String)
     /// SQLite reported an error; `code` is SQLite's extended result code when SQLite gave one
-    /// (`SQLITE_BUSY` is 5, `SQLITE_CONSTRAINT_TRIGGER` 1811...).
-    case sqlite(operation: String, message: String, code: Int32? = nil)
+    /// (`SQLITE_BUSY` is 5, `SQLITE_CONSTRAINT_TRIGGER` 1811...), `sql` the statement it refused
+    /// when known. Neither is part of ``description``'s sentence but the code.
+    case sqlite(operation: String, message: String, code: Int32? = nil, sql: String? = nil)
     /// The erasure key file or the tombstone file beside the database cannot be used.
     case erasureKey(path: String, reason: String)
 
@@ -271,7 +283,7 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
             return "the database \(path) is not initialised by this pilotwatch version; open it once read-write (pilotwatch serve) to migrate it"
         case .backupDestinationExists(let path):
             return "the backup destination \(path) already exists; choose a new file name"
-        case .sqlite(let operation, let message, let code):
+        case .sqlite(let operation, let message, let code, _):
             return "database error while \(operation): \(message)\(code.map { " (SQLite result code \($0))" } ?? "")"
         }
     }

@@ -1,11 +1,12 @@
 import GRDB
+@testable import PilotwatchStore
 
-// Internal helpers for the store's own tests (reachable only through `@testable import`).
+// Helpers for the store's own tests, reaching its internals through `@testable import`.
 extension Store {
     /// Runs raw SQL in one write transaction.
     func executeRaw(_ sql: String) throws {
         try Store.sqlite("executing test SQL") {
-            try rawPool.write { db in try db.execute(sql: sql) }
+            try pool.write { db in try db.execute(sql: sql) }
         }
     }
 
