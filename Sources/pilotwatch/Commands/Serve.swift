@@ -142,47 +142,84 @@ struct Serve: ParsableCommand {
     func run() throws {
         let ctx = try Context.load(global, broker: broker)
         let logger = makeLogger("pilotwatch.serve", level: Logger.Level(rawValue: logLevel) ?? .info)
-        let database = ctx.service.databasePath
-        let lock = try takeWriterLock(database, logger: logger)
+        let lock = try takeWriterLock(ctx.service.databasePath, logger: logger)
         defer { lock.release() }
-        // 8 MiB of SQLite page cache a connection, not 32: on the ingest benchmark (1,000,000
-        // messages) peak memory fell from 73 to 47 MiB and the applier was no slower; the views
-        // (other processes) keep their own cache.
-        let store = try openStore(database, cacheSizeMiB: 8)
-        let inboxPath = database + ".inbox"
-        let inbox = try StoreWork.openInbox(inboxPath, store: store, validator: { ctx.validator }, log: { logger.warning("\($0)") })
-        // Erased subjects stay erased whatever backup was put back; the store has its erasure key.
-        do {
-            try ErasureWork.reapply(store: store, database: database, log: { logger.notice("\($0)") })
-        } catch {
-            throw CLIError("cannot re-apply the erasures of \(database): \(error)")
-        }
-        // The contract as configured; a replay handed over reloads the registry and catalogue
-        // (that is when an operator has just added what messages were refused for).
-        let validator = Mutex(ctx.validator)
+        let storage = try ServeStorage.open(ctx, logger: logger)
         let mqttConfig = try mqttConfiguration(ctx.service)
         let subscriber = try MQTTSubscriber(configuration: mqttConfig, logger: logger)
-        let counts = IngestCounts()
-        let visibility = VisibilityDelays()
-        let metricsAddress = try metrics.map { try ListenAddress(parsing: $0) }
-        let serveMetrics = metricsAddress.map { _ in ServeMetrics(version: PilotwatchVersion.current) }
-        // What was stored, from the inbox or handed over, in the log's counts and the metrics.
-        let recordOutcomes: @Sendable ([IngestOutcome]) -> Void = { counts.add($0); serveMetrics?.applied(outcomes: $0) }
+        let tallies = try ServeTallies(metrics: metrics)
+        let feedback = makeSiteFeedback(ctx, mqttConfig: mqttConfig, store: storage.store, logger: logger)
+        let start = try storage.store.inboxPosition()
+        let applier = makeApplier(storage, from: start, tallies: tallies, feedback: feedback, subscriber: subscriber, logger: logger)
+        let metricsServer = try tallies.makeMetricsServer(storage, applier: applier, logger: logger)
+        defer { metricsServer?.stop() }
+        startApplying(storage, applier: applier, from: start, metrics: tallies.metrics, logger: logger)
+        let channel = try openChannel(storage, applier: applier, tallies: tallies, logger: logger)
+        if let metricsServer {
+            metricsServer.start()
+            logger.notice("metrics: serving http://\(metricsServer.address)/metrics")
+        }
+        let notifier = SystemdNotifier()
+        let signals = watchSignals(subscriber, notifier: notifier, logger: logger)
+        let ticker = startCountsTicker(tallies.counts, notifier: notifier, logger: logger)
+        defer { ticker.cancel(); signals.cancel() }
+        // The last run's heartbeat, before this run's first beat replaces it: a run that ended
+        // without a clean stop is an ingest_stopped alert to record (see AlertLoop).
+        let previousHeartbeat = try? storage.store.heartbeat()
+        let beats = Heartbeats(store: storage.store, startedAt: .now, logger: logger) {
+            storage.inbox.backlogBytes(after: applier.position)
+        }
+        beats.start(every: heartbeatEvery)
+        let connectedSince = followConnection(subscriber, mqttConfig: mqttConfig, beats: beats, metrics: tallies.metrics,
+                                              notifier: notifier)
+        let alerts = makeAlertLoop(ctx, mqttConfig: mqttConfig, store: storage.store, previous: previousHeartbeat,
+                                   metrics: tallies.metrics, logger: logger)
+        alerts.start(firstAfter: min(2, alerts.every))
+        let federation = try startFederation(ctx, storage, applier: applier, connectedSince: connectedSince, logger: logger)
+        defer { federation?.stop() }
+        // And reads what the cluster says of its snapshots (refusals are logged and counted).
+        let clusterStatus = try ctx.service.federation.map {
+            try ClusterFeedback(service: ctx.service, federation: $0, metrics: tallies.metrics, logger: logger)
+        }
+        clusterStatus?.start()
+        defer { clusterStatus?.stop() }
+        let purger = scheduleRetention(ctx, store: storage.store, logger: logger)
+        defer { purger.cancel() }
 
-        let feedback = makeSiteFeedback(ctx, mqttConfig: mqttConfig, store: store, logger: logger)
-        let start = try store.inboxPosition()
+        logger.info("pilotwatch serve starting", metadata: [
+            "db.path": "\(storage.database)", "inbox.path": "\(storage.inboxPath)", "mqtt.host": "\(mqttConfig.host)",
+            "mqtt.port": "\(mqttConfig.port)", "mqtt.client_id": "\(mqttConfig.clientID)",
+        ])
+        let receiveError = receive(subscriber, into: storage, applier: applier, tallies: tallies, beats: beats, logger: logger)
+        channel.stop()
+        // Everything acknowledged goes into SQLite before exiting.
+        let applyError = applier.finish()
+        feedback?.stop()
+        beats.stop()
+        alerts.stop(clean: receiveError == nil && applyError == nil)
+        tallies.logSummary(applier.applyWork, logger: logger)
+        if receiveError != nil || applyError != nil { throw ExitCode.failure }
+        logger.notice("pilotwatch serve stopped cleanly")
+    }
+
+    /// The applier that validates what the inbox holds and commits it to SQLite, behind the
+    /// broker; its policy comes from --apply-delay, --apply-due and --max-backlog.
+    private func makeApplier(_ storage: ServeStorage, from start: InboxPosition, tallies: ServeTallies, feedback: SiteFeedback?,
+                             subscriber: MQTTSubscriber, logger: Logger) -> InboxApplier {
+        let store = storage.store, validator = storage.validator
         let backlogLimit = Int64(maxBacklog) << 20
         let policy = applyDelay == 0
             ? InboxApplier.ApplyPolicy.immediate
             : InboxApplier.ApplyPolicy(maxDelay: .milliseconds(Int64(applyDelay * 1000)),
                                        maxDeferredBytes: min(64 << 20, backlogLimit / 2),
                                        due: .milliseconds(Int64(min(applyDue, applyDelay) * 1000)))
-        let applier = InboxApplier(
-            inbox: inbox, store: store, from: start, niceness: 10, policy: policy,
+        let metrics = tallies.metrics, visibility = tallies.visibility
+        return InboxApplier(
+            inbox: storage.inbox, store: store, from: start, niceness: 10, policy: policy,
             // Validated under the lock, with the validator in place: a copy per message (a dozen
             // references retained and released) cost more than a tenth of validating.
             makeItem: { record in store.screen(validator.withLock { record.item(validatedBy: $0) }) },
-            onApplied: recordOutcomes,
+            onApplied: tallies.recordOutcomes,
             onTrouble: { logger.warning("\($0)") },
             onFailure: { error in
                 // Only an inbox that cannot be read or written, or a database still refusing
@@ -190,38 +227,49 @@ struct Serve: ParsableCommand {
                 logger.error("stopping: the inbox cannot be applied (it keeps every message for the next start): \(error)")
                 subscriber.stop()
             },
-            onCommit: { serveMetrics?.commitDuration($0) },
+            onCommit: { metrics?.commitDuration($0) },
             onVisible: { visibility.record(received: $0, committed: $1) },
             onStored: { feedback?.record($0, $1) },
             storedNeeds: { feedback != nil && $0.verdict.parsedTopic?.kind == .agg })
-        var metricsServer: MetricsHTTPServer?
-        if let metricsAddress, let serveMetrics {
-            metricsServer = try MetricsEndpoint.make(at: metricsAddress, metrics: serveMetrics, inbox: inbox, applier: applier,
-                                                     store: store, logger: logger)
-        }
-        defer { metricsServer?.stop() }
-        serveMetrics?.inboxHeldAtStart(inbox, from: start)
-        if inbox.end > start {
-            logger.notice("inbox: applying \(inbox.backlogBytes(after: start)) bytes acknowledged before the last stop")
+    }
+
+    /// Starts the applier, first saying how much the inbox held past the store's position
+    /// (messages acknowledged before the last stop).
+    private func startApplying(_ storage: ServeStorage, applier: InboxApplier, from start: InboxPosition,
+                               metrics: ServeMetrics?, logger: Logger) {
+        metrics?.inboxHeldAtStart(storage.inbox, from: start)
+        if storage.inbox.end > start {
+            logger.notice("inbox: applying \(storage.inbox.backlogBytes(after: start)) bytes acknowledged before the last stop")
         }
         applier.start()
-        let channel = try ServeChannelServer(path: ServeChannel.socketPath(forDatabase: database)) { request, connection in
+    }
+
+    /// Opens and starts the channel through which maintenance commands hand their work over
+    /// (``ServeChannel``).
+    private func openChannel(_ storage: ServeStorage, applier: InboxApplier, tallies: ServeTallies,
+                             logger: Logger) throws -> ServeChannelServer {
+        let store = storage.store, validator = storage.validator, inbox = storage.inbox
+        let global = global, broker = broker
+        let channel = try ServeChannelServer(path: ServeChannel.socketPath(forDatabase: storage.database)) { request, connection in
             Serve.handle(request, connection, store: store, validator: validator, inbox: inbox, applier: applier,
                          reload: { try Context.load(global, broker: broker) },
-                         stored: recordOutcomes, logger: logger)
+                         stored: tallies.recordOutcomes, logger: logger)
         }
         channel.start()
-        if let metricsServer {
-            metricsServer.start()
-            logger.notice("metrics: serving http://\(metricsServer.address)/metrics")
-        }
+        return channel
+    }
 
-        let notifier = SystemdNotifier()
-        let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { sig in
+    /// SIGTERM and SIGINT stop the subscriber, which finishes the current batch.
+    private func watchSignals(_ subscriber: MQTTSubscriber, notifier: SystemdNotifier, logger: Logger) -> SignalWatcher {
+        SignalWatcher(signals: [SIGTERM, SIGINT]) { sig in
             logger.notice("stopping: finishing the current batch", metadata: ["signal": "\(sig)"])
             notifier.send("STOPPING=1")
             subscriber.stop()
         }
+    }
+
+    /// The counts line in the log every --counts-every seconds, and as the unit's status.
+    private func startCountsTicker(_ counts: IngestCounts, notifier: SystemdNotifier, logger: Logger) -> any DispatchSourceTimer {
         let ticker = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "pilotwatch.counts"))
         ticker.schedule(deadline: .now() + countsEvery, repeating: countsEvery)
         ticker.setEventHandler {
@@ -230,58 +278,60 @@ struct Serve: ParsableCommand {
             notifier.send("STATUS=\(line)")
         }
         ticker.resume()
-        // systemd (Type=notify): ready once subscribed, a watchdog ping from the MQTT loop, the
-        // broker's state and the counts as the unit's status line.
+        return ticker
+    }
+
+    /// Follows the broker connection for the heartbeats, the metrics and systemd (Type=notify):
+    /// ready once subscribed, a watchdog ping from the MQTT loop, the broker's state as the
+    /// unit's status line. Returns since when the connection is up (nil: down), for the
+    /// federation's settling.
+    private func followConnection(_ subscriber: MQTTSubscriber, mqttConfig: MQTTConfiguration, beats: Heartbeats,
+                                  metrics: ServeMetrics?, notifier: SystemdNotifier) -> Mutex<ContinuousClock.Instant?> {
         let ready = Mutex(false)
-        // The last run's heartbeat, before this run's first beat replaces it: a run that ended
-        // without a clean stop is an ingest_stopped alert to record (see AlertLoop).
-        let previousHeartbeat = try? store.heartbeat()
-        let beats = Heartbeats(store: store, startedAt: .now, logger: logger) { inbox.backlogBytes(after: applier.position) }
-        beats.start(every: heartbeatEvery)
-        // Since when the broker connection is up (nil: down), for the federation's settling.
         let connectedSince = Mutex<ContinuousClock.Instant?>(nil)
         subscriber.onConnectionChange = { connected in
             connectedSince.withLock { $0 = connected ? ($0 ?? .now) : nil }
             beats.connection(connected)
-            serveMetrics?.setConnected(connected)
+            metrics?.setConnected(connected)
             notifier.send(connected ? "STATUS=connected to the broker \(mqttConfig.address)"
                                     : "STATUS=broker \(mqttConfig.address) disconnected; reconnecting (the inbox keeps what was acknowledged)")
             if connected, ready.withLock({ done in defer { done = true }; return !done }) { notifier.send("READY=1") }
         }
         subscriber.onLoopTurn = { notifier.watchdogIfDue() }
-        defer { ticker.cancel(); signals.cancel() }
-        let alerts = makeAlertLoop(ctx, mqttConfig: mqttConfig, store: store, previous: previousHeartbeat,
-                                   metrics: serveMetrics, logger: logger)
-        alerts.start(firstAfter: min(2, alerts.every))
-        // A site instance sends its pilots' day-end snapshots to the cluster.
+        return connectedSince
+    }
+
+    /// On a site instance, the loop that sends its pilots' day-end snapshots to the cluster; nil
+    /// elsewhere.
+    private func startFederation(_ ctx: Context, _ storage: ServeStorage, applier: InboxApplier,
+                                 connectedSince: Mutex<ContinuousClock.Instant?>, logger: Logger) throws -> FederationLoop? {
         let clock = try timeOption(federateNow, "--federate-now")
+        let inbox = storage.inbox
         let federation = ctx.service.federation.map {
-            FederationLoop(ctx: ctx, federation: $0, store: store, logger: logger, every: federateEvery, now: clock) { [federateSettle] in
+            FederationLoop(ctx: ctx, federation: $0, store: storage.store, logger: logger, every: federateEvery, now: clock) { [federateSettle] in
                 // Settled: connected long enough for what the broker kept to arrive, and all of it applied.
                 guard let since = connectedSince.withLock({ $0 }), ContinuousClock.now - since >= .seconds(federateSettle) else { return false }
                 return applier.position >= inbox.end
             }
         }
         federation?.start()
-        defer { federation?.stop() }
-        // And reads what the cluster says of its snapshots (refusals are logged and counted).
-        let clusterStatus = try ctx.service.federation.map {
-            try ClusterFeedback(service: ctx.service, federation: $0, metrics: serveMetrics, logger: logger)
-        }
-        clusterStatus?.start()
-        defer { clusterStatus?.stop() }
-        // The retention policy, a minute after the start and then daily (db purge by hand).
+        return federation
+    }
+
+    /// The retention policy, a minute after the start and then daily (db purge by hand).
+    private func scheduleRetention(_ ctx: Context, store: Store, logger: Logger) -> any DispatchSourceTimer {
         let purger = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "pilotwatch.purge"))
         purger.schedule(deadline: .now() + 60, repeating: 86_400)
         purger.setEventHandler { Serve.purge(ctx, store: store, logger: logger) }
         purger.resume()
-        defer { purger.cancel() }
+        return purger
+    }
 
-        logger.info("pilotwatch serve starting", metadata: [
-            "db.path": "\(database)", "inbox.path": "\(inboxPath)", "mqtt.host": "\(mqttConfig.host)",
-            "mqtt.port": "\(mqttConfig.port)", "mqtt.client_id": "\(mqttConfig.clientID)",
-        ])
-        var receiveError: (any Error)?
+    /// Receives from the broker until stopped: each batch is written to the inbox (and so
+    /// acknowledged) and the applier woken. Returns the error that stopped it, if any.
+    private func receive(_ subscriber: MQTTSubscriber, into storage: ServeStorage, applier: InboxApplier,
+                         tallies: ServeTallies, beats: Heartbeats, logger: Logger) -> (any Error)? {
+        let inbox = storage.inbox, backlogLimit = Int64(maxBacklog) << 20
         do {
             // Over the backlog limit, serve stops taking batches from the broker (which queues
             // them) but keeps its connection alive; it goes on once SQLite has caught up.
@@ -289,31 +339,19 @@ struct Serve: ParsableCommand {
                 let now = Instant.now
                 let end = try inbox.append(batch.map { InboxRecord(receivedAt: now, topic: $0.topic, payload: $0.payload) })
                 applier.wake()
-                serveMetrics?.received(batch.count, at: now, through: end)
+                tallies.metrics?.received(batch.count, at: now, through: end)
                 beats.received(at: now)
-                let received = counts.addReceived(batch.count)
+                let received = tallies.counts.addReceived(batch.count)
                 if let stopAfter, received >= stopAfter, received - batch.count < stopAfter {
                     logger.notice("received \(received) messages (--stop-after \(stopAfter)); stopping")
                     subscriber.stop()
                 }
             }
+            return nil
         } catch {
-            receiveError = error
             logger.error("stopped without acknowledging the current batch: \(error)")
+            return error
         }
-        channel.stop()
-        // Everything acknowledged goes into SQLite before exiting.
-        let applyError = applier.finish()
-        feedback?.stop()
-        beats.stop()
-        alerts.stop(clean: receiveError == nil && applyError == nil)
-        logger.info("\(counts.line())")
-        logger.info("\(visibility.summary())")
-        let work = applier.applyWork
-        let seconds = { (d: Duration) in Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
-        logger.info("apply path: \(work.records) messages, \(work.bytes) bytes in \(String(format: "%.3f", seconds(work.busy))) s of applying (\(String(format: "%.3f", seconds(work.waitingForValidation))) s of it waiting for validation)")
-        if receiveError != nil || applyError != nil { throw ExitCode.failure }
-        logger.notice("pilotwatch serve stopped cleanly")
     }
 
     /// The alert loop, with its own connection to the broker (client id `{client_id}-alerts`,
@@ -392,89 +430,6 @@ struct Serve: ParsableCommand {
             }
         } catch {
             throw CLIError("\(error)")
-        }
-    }
-
-    /// Does what a maintenance command handed over (``ServeChannel``), on the channel's thread;
-    /// its writes are serialised with the applier's batches by the store.
-    static func handle(_ request: ServeRequest, _ connection: ServeConnection, store: Store,
-                       validator: Mutex<ContractValidator>, inbox: Inbox, applier: InboxApplier,
-                       reload: () throws -> Context, stored: ([IngestOutcome]) -> Void, logger: Logger) -> ServeReply {
-        do {
-            switch request.op {
-            case .ingest:
-                let source = request.source ?? "-"
-                logger.notice("ingest handed over: importing \(source)")
-                let tally = try StoreWork.ingest(LineReader(fileDescriptor: connection.fd), source: source, store: store,
-                                                 validator: validator.withLock { $0 }, batch: max(1, min(request.batch ?? 500, 100_000)),
-                                                 terminated: true, stored: stored)
-                logger.notice("ingest handed over: \(source) done, \(tally.lines) lines, \(tally.accepted) accepted")
-                return tally.reply
-            case .replay:
-                let filter = RejectFilter(pilot: request.pilot, reason: request.reason.flatMap(ReasonCode.init(rawValue:)),
-                                          since: request.sinceMillis.map(Instant.init(millis:)))
-                // The registry and catalogue as they are now; the topic root stays the one serve
-                // subscribed with.
-                let ctx = try reload()
-                let current = ContractValidator(registry: ctx.registry, catalogue: ctx.catalogue,
-                                                topicRoot: validator.withLock { $0.topicRoot }, snapshots: SnapshotIntake())
-                validator.withLock { $0 = current }
-                logger.notice("rejects replay handed over: reloaded the registry (\(ctx.registry.pilots.count) pilots) and the catalogue (\(ctx.catalogue.indicators.count) indicators), used from now on")
-                let (candidates, summary) = try StoreWork.replay(store: store, validator: current, filter: filter,
-                                                                 batch: max(1, min(request.batch ?? 500, 100_000)))
-                logger.notice("rejects replay handed over: \(candidates) replayed, \(summary.accepted) imported")
-                var reply = summary.reply
-                reply.counts?["candidates"] = candidates
-                return reply
-            case .erase:
-                guard let pilot = request.pilot, let subject = request.subject else { return .failure("erase needs a pilot and a subject") }
-                let database = store.path
-                let federated = (try? reload())?.service.federation?.pilots.contains(pilot) ?? false
-                let summary = try applier.perform {
-                    try ErasureWork.erase(store: store, inbox: inbox, applied: applier.position, database: database,
-                                          pilot: pilot, subject: subject, federated: federated)
-                }
-                logger.notice("erase handed over: subject \(SubjectTombstone.short(summary.tombstone)) of \(pilot) erased (\(summary.observations) observations, \(summary.events) events, \(summary.messages) messages, \(summary.quarantined) refusals, \(summary.inboxRecords) inbox records)")
-                return ServeReply(ok: true, erasure: summary)
-            case .removeRawRows:
-                guard let pilot = request.pilot else { return .failure("remove_raw_rows needs a pilot") }
-                return try SwitchToAggregatesWork.handedOver(pilot: pilot, ctx: try reload(), store: store,
-                                                             validator: validator, applier: applier, logger: logger)
-            case .resend:
-                guard let pilot = request.pilot, let since = request.sinceMillis else { return .failure("resend needs a pilot and a day") }
-                let n = try store.requeueFederation(pilot: pilot, from: Instant(millis: since).day)
-                logger.notice("federate --resend handed over: \(n) day end(s) of \(pilot) from \(Instant(millis: since).day) to build and send again")
-                return ServeReply(ok: true, counts: ["day_ends": n])
-            case .purge:
-                // The registry as it is now: a pilot's own retention may have just been set.
-                let ctx = try reload()
-                let at = request.sinceMillis.map(Instant.init(millis:)) ?? .now
-                let summary = try RetentionPolicy.apply(ctx, store: store, now: at, dryRun: false)
-                logger.notice("db purge handed over: dropped \(summary.refusedPayloads) refused payloads (\(summary.refusedPayloadBytes) bytes) and \(summary.deviceStatuses) old device statuses")
-                var counts = ["refused_payloads": summary.refusedPayloads, "refused_payload_bytes": summary.refusedPayloadBytes,
-                              "device_statuses": summary.deviceStatuses]
-                for e in summary.endedPilots {
-                    counts["ended_pilot_rows:" + e.pilot] = e.rows
-                    counts["ended_pilot_bytes:" + e.pilot] = e.bytes
-                }
-                if !summary.endedPilots.isEmpty { logger.notice("db purge handed over: archived and removed the raw rows of ended pilots \(summary.endedPilots.map(\.pilot).joined(separator: ", "))") }
-                return ServeReply(ok: true, counts: counts)
-            case .sync:
-                // Everything acknowledged before the request is in SQLite before the answer.
-                let target = inbox.end
-                let deadline = Date(timeIntervalSinceNow: 600)
-                while applier.position < target {
-                    if let error = applier.error { return .failure("the inbox cannot be applied: \(error)") }
-                    if Date() > deadline {
-                        return .failure("the inbox is not applied up to \(target) after 10 minutes (see serve's log)")
-                    }
-                    Thread.sleep(forTimeInterval: 0.02)
-                }
-                return ServeReply(ok: true)
-            }
-        } catch {
-            logger.error("\(request.op.rawValue) handed over failed: \(error)")
-            return .failure("\(error)")
         }
     }
 }
