@@ -25,7 +25,7 @@ struct ServeStorage: Sendable {
         do {
             try ErasureWork.reapply(store: store, database: database, log: { logger.notice("\($0)") })
         } catch {
-            throw CLIError("cannot re-apply the erasures of \(database): \(error)")
+            throw CLIError("cannot re-apply the erasures of \(database): \(error)", cause: error)
         }
         // The contract as configured; a replay handed over reloads the registry and catalogue
         // (that is when an operator has just added what messages were refused for).

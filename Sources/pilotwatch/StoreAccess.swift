@@ -25,6 +25,6 @@ func openStore(_ path: String, readOnly: Bool = false, cacheSizeMiB: Int = Store
         options.cacheSizeMiB = cacheSizeMiB
         return try Store(path: path, options: options)
     } catch {
-        throw CLIError("cannot open the database \(path): \(error)")
+        throw CLIError("cannot open the database \(path): \(error)", cause: error)
     }
 }

@@ -429,7 +429,7 @@ struct Serve: ParsableCommand {
                 logger.notice("waiting for \(holder) to finish writing \(database)")
             }
         } catch {
-            throw CLIError("\(error)")
+            throw CLIError("\(error)", cause: error)
         }
     }
 }
