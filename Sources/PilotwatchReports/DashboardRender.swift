@@ -261,100 +261,130 @@ extension PilotBoard {
             o.field("period_start", since?.description)
             o.pilotFigures(figures, snapshot: status.snapshot)
             o.pilotHealth(status)
-            o.arrayField("milestones") { a in
-                for m in milestones {
-                    a.object { mo in
-                        if let mark = snapshotMarks["milestone@\(m.milestone.date)"] {
-                            // From a snapshot that gives this count as {lt}, held or withheld.
-                            mo.field("date", m.milestone.date.description)
-                            mo.field("target", m.milestone.enrolled)
-                            mark.write(&mo, "enrolled")
-                            mo.field("state", nil as String?)
-                        } else {
-                            mo.milestone(m)
-                        }
-                    }
-                }
-            }
-            let weeklyWithheld = snapshotMarks["weekly"] != nil
-            o.arrayField("weekly") { a in
-                for p in weekly {
-                    a.object { po in
-                        po.field("week_ending", p.weekEnding.description)
-                        po.field("enrolments", weeklyWithheld ? nil : p.enrolments)
-                        po.field("transmission_adherence", p.transmissionAdherence)
-                    }
-                }
-            }
-            o.arrayField("outcomes") { a in
-                for (indicator, f) in outcomes {
-                    a.object { po in
-                        po.field("indicator", f.indicator)
-                        po.field("unit", indicator.unit)
-                        po.field("direction", indicator.direction.rawValue)
-                        if let mark = snapshotMarks["outcomes.\(f.indicator).n_paired"] { mark.write(&po, "n_paired") } else { po.field("n_paired", f.nPaired) }
-                        po.field("mean_baseline", f.meanBaseline)
-                        po.field("mean_latest", f.meanLatest)
-                        po.field("mean_change", f.meanChange)
-                        if let ci = f.changeCI95 {
-                            po.arrayField("change_ci95") { $0.element(ci.lower); $0.element(ci.upper) }
-                        } else {
-                            po.field("change_ci95", nil as Double?)
-                        }
-                        po.field("pct_in_target", f.pctInTarget)
-                        po.field("improved_pct", f.improvedPct)
-                        // From a snapshot that does not give these figures exactly: how they are marked.
-                        if let mark = snapshotMarks["outcomes.\(f.indicator)"] {
-                            // Held: the figures above are those published at that day end.
-                            if case .held(_, let since) = mark { po.field("held_since", since.description) } else { mark.write(&po, "snapshot_withheld") }
-                        }
-                    }
-                }
-            }
-            o.arrayField("events") { a in
-                for e in events {
-                    a.object { po in
-                        po.field("indicator", e.indicator)
-                        if let mark = snapshotMarks["events.\(e.indicator).events"] { mark.write(&po, "events") } else { po.field("events", e.events) }
-                        if let mark = snapshotMarks["events.\(e.indicator).patient_days"] { mark.write(&po, "patient_days") } else { po.field("patient_days", e.patientDays) }
-                        po.field("rate_per_100_patient_months", e.ratePer100PatientMonths)
-                    }
-                }
-            }
-            o.arrayField("devices") { a in
-                for h in devices {
-                    let d = h.device
-                    a.object { po in
-                        po.field("device", d.code)
-                        po.field("first_seen", d.firstSeen.description)
-                        po.field("last_seen", d.lastSeen.description)
-                        po.field("silent", h.silent)
-                        po.field("status", d.statusState?.rawValue)
-                        po.field("status_at", d.statusAt?.description)
-                        po.field("battery_pct", d.batteryPct)
-                        po.field("firmware", d.firmware)
-                        po.field("messages", d.messages)
-                        po.field("duplicates", d.duplicates)
-                        po.field("refused", d.refused)
-                        po.field("observations", d.observations)
-                    }
-                }
-            }
-            o.objectField("quality") { q in
-                let c = quality.period
-                q.field("messages", c.received)
-                q.field("accepted", c.accepted)
-                q.field("refused", c.refused)
-                q.objectField("refused_by_reason") { r in
-                    for (k, v) in c.refusedByReason.sorted(by: { $0.key.rawValue < $1.key.rawValue }) { r.field(k.rawValue, v) }
-                }
-                q.field("duplicate_messages", c.duplicate)
-                q.field("duplicate_observations", c.duplicateObservations)
-                q.field("unenrolled_subjects", quality.unenrolledSubjects.count)
-                q.field("unenrolled_subject_codes", strings: quality.unenrolledSubjects)
-            }
+            writeMilestones(&o)
+            writeWeekly(&o)
+            writeOutcomes(&o)
+            writeEvents(&o)
+            writeDevices(&o)
+            writeQuality(&o)
         }
         return w.text
+    }
+
+    /// `milestones`: each with its target, the enrolled count and its state.
+    func writeMilestones(_ o: inout JSONWriter) {
+        o.arrayField("milestones") { a in
+            for m in milestones {
+                a.object { mo in
+                    if let mark = snapshotMarks["milestone@\(m.milestone.date)"] {
+                        // From a snapshot that gives this count as {lt}, held or withheld.
+                        mo.field("date", m.milestone.date.description)
+                        mo.field("target", m.milestone.enrolled)
+                        mark.write(&mo, "enrolled")
+                        mo.field("state", nil as String?)
+                    } else {
+                        mo.milestone(m)
+                    }
+                }
+            }
+        }
+    }
+
+    /// `weekly`: enrolments (null when a snapshot withholds them) and adherence per week.
+    func writeWeekly(_ o: inout JSONWriter) {
+        let weeklyWithheld = snapshotMarks["weekly"] != nil
+        o.arrayField("weekly") { a in
+            for p in weekly {
+                a.object { po in
+                    po.field("week_ending", p.weekEnding.description)
+                    po.field("enrolments", weeklyWithheld ? nil : p.enrolments)
+                    po.field("transmission_adherence", p.transmissionAdherence)
+                }
+            }
+        }
+    }
+
+    /// `outcomes`: per measured indicator, baseline against latest, with a snapshot's marks.
+    func writeOutcomes(_ o: inout JSONWriter) {
+        o.arrayField("outcomes") { a in
+            for (indicator, f) in outcomes {
+                a.object { po in
+                    po.field("indicator", f.indicator)
+                    po.field("unit", indicator.unit)
+                    po.field("direction", indicator.direction.rawValue)
+                    if let mark = snapshotMarks["outcomes.\(f.indicator).n_paired"] { mark.write(&po, "n_paired") } else { po.field("n_paired", f.nPaired) }
+                    po.field("mean_baseline", f.meanBaseline)
+                    po.field("mean_latest", f.meanLatest)
+                    po.field("mean_change", f.meanChange)
+                    if let ci = f.changeCI95 {
+                        po.arrayField("change_ci95") { $0.element(ci.lower); $0.element(ci.upper) }
+                    } else {
+                        po.field("change_ci95", nil as Double?)
+                    }
+                    po.field("pct_in_target", f.pctInTarget)
+                    po.field("improved_pct", f.improvedPct)
+                    // From a snapshot that does not give these figures exactly: how they are marked.
+                    if let mark = snapshotMarks["outcomes.\(f.indicator)"] {
+                        // Held: the figures above are those published at that day end.
+                        if case .held(_, let since) = mark { po.field("held_since", since.description) } else { mark.write(&po, "snapshot_withheld") }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `events`: counts, patient-days and rates per event indicator.
+    func writeEvents(_ o: inout JSONWriter) {
+        o.arrayField("events") { a in
+            for e in events {
+                a.object { po in
+                    po.field("indicator", e.indicator)
+                    if let mark = snapshotMarks["events.\(e.indicator).events"] { mark.write(&po, "events") } else { po.field("events", e.events) }
+                    if let mark = snapshotMarks["events.\(e.indicator).patient_days"] { mark.write(&po, "patient_days") } else { po.field("patient_days", e.patientDays) }
+                    po.field("rate_per_100_patient_months", e.ratePer100PatientMonths)
+                }
+            }
+        }
+    }
+
+    /// `devices`: every device seen, with its last status and counters.
+    func writeDevices(_ o: inout JSONWriter) {
+        o.arrayField("devices") { a in
+            for h in devices {
+                let d = h.device
+                a.object { po in
+                    po.field("device", d.code)
+                    po.field("first_seen", d.firstSeen.description)
+                    po.field("last_seen", d.lastSeen.description)
+                    po.field("silent", h.silent)
+                    po.field("status", d.statusState?.rawValue)
+                    po.field("status_at", d.statusAt?.description)
+                    po.field("battery_pct", d.batteryPct)
+                    po.field("firmware", d.firmware)
+                    po.field("messages", d.messages)
+                    po.field("duplicates", d.duplicates)
+                    po.field("refused", d.refused)
+                    po.field("observations", d.observations)
+                }
+            }
+        }
+    }
+
+    /// `quality`: the period's message counters and the subjects not enrolled.
+    func writeQuality(_ o: inout JSONWriter) {
+        o.objectField("quality") { q in
+            let c = quality.period
+            q.field("messages", c.received)
+            q.field("accepted", c.accepted)
+            q.field("refused", c.refused)
+            q.objectField("refused_by_reason") { r in
+                for (k, v) in c.refusedByReason.sorted(by: { $0.key.rawValue < $1.key.rawValue }) { r.field(k.rawValue, v) }
+            }
+            q.field("duplicate_messages", c.duplicate)
+            q.field("duplicate_observations", c.duplicateObservations)
+            q.field("unenrolled_subjects", quality.unenrolledSubjects.count)
+            q.field("unenrolled_subject_codes", strings: quality.unenrolledSubjects)
+        }
     }
 
     /// Long form: one `section,item,metric,value` row per number.
