@@ -2,11 +2,6 @@ import ArgumentParser
 import Foundation
 import PilotwatchCore
 import PilotwatchReports
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 struct Devices: ParsableCommand {
     static let configuration = CommandConfiguration(

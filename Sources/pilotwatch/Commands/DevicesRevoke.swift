@@ -2,11 +2,6 @@ import ArgumentParser
 import Foundation
 import PilotwatchCore
 import PilotwatchReports
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 extension Devices {
     /// `devices revoke`: the reverse of `devices provision`, for a pilot that leaves the broker
