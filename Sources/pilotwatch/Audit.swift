@@ -48,9 +48,9 @@ final class CommandAudit {
             }
         } catch {
             if beforeOutput {
-                throw CLIError("\(error); nothing was shown without its audit record. Ask the administrator to make the trail writable (see \"Audit trail\" in README.md)")
+                throw CLIError("\(error); nothing was shown without its audit record. Ask the administrator to make the trail writable (see \"Audit trail\" in README.md)", cause: error)
             }
-            throw CLIError("\(error); `pilotwatch \(command)` has run (outcome: \(outcome)) but its audit record could not be written: tell the administrator (see \"Audit trail\" in README.md)")
+            throw CLIError("\(error); `pilotwatch \(command)` has run (outcome: \(outcome)) but its audit record could not be written: tell the administrator (see \"Audit trail\" in README.md)", cause: error)
         }
     }
 
@@ -79,7 +79,7 @@ func audited<T>(_ command: String, database: String, creates: Bool = false, sele
     do {
         trail = try AuditTrail.writable(database: database)
     } catch {
-        throw CLIError("\(error); `pilotwatch \(command)` is refused: subject-level data is never read or changed unaudited. Ask the administrator to make the trail writable by your group (see \"Audit trail\" in README.md)")
+        throw CLIError("\(error); `pilotwatch \(command)` is refused: subject-level data is never read or changed unaudited. Ask the administrator to make the trail writable by your group (see \"Audit trail\" in README.md)", cause: error)
     }
     let audit = CommandAudit(trail: trail, command: command, database: database, selection: selection, asOf: asOf)
     let result: T

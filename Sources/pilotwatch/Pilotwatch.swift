@@ -23,8 +23,9 @@ struct Pilotwatch: AsyncParsableCommand {
 
     /// Parses the arguments and runs the command they name. A `CLIError` prints
     /// `Error: <description>` on stderr and exits with its kind's status (usage 64, failure 1,
-    /// busy 75); anything else goes through swift-argument-parser's `exit(withError:)`, which
-    /// exits 0 for help and version, 64 for its usage errors and 1 otherwise.
+    /// busy 75), and so does a busy `StoreError` (75); anything else goes through
+    /// swift-argument-parser's `exit(withError:)`, which exits 0 for help and version, 64 for
+    /// its usage errors and 1 otherwise.
     static func main() async {
         Store.configureProcess()
         do {
@@ -37,6 +38,10 @@ struct Pilotwatch: AsyncParsableCommand {
         } catch let error as CLIError {
             printError("Error: \(error.description)")
             Foundation.exit(error.kind.exitCode)
+        } catch let error as StoreError where error.isBusy {
+            // The words swift-argument-parser would print, with the status of a busy store.
+            printError("Error: \(error.description)")
+            Foundation.exit(CLIError.Kind.busy.exitCode)
         } catch {
             exit(withError: error)
         }

@@ -62,7 +62,7 @@ enum StoreWork {
             }
             return inbox
         } catch {
-            throw CLIError("cannot open the inbox \(inboxPath): \(error)")
+            throw CLIError("cannot open the inbox \(inboxPath): \(error)", cause: error)
         }
     }
 
@@ -102,7 +102,7 @@ enum StoreWork {
         let applier = InboxApplier(inbox: inbox, store: store, from: from, policy: .immediate,
                                    makeItem: { store.screen($0.item(validatedBy: contract)) }, onTrouble: log)
         applier.start()
-        if let error = applier.finish() { throw CLIError("the inbox \(path) cannot be applied: \(error)") }
+        if let error = applier.finish() { throw CLIError("the inbox \(path) cannot be applied: \(error)", cause: error) }
         return bytes
     }
 

@@ -59,4 +59,49 @@ struct ExitCodeTests {
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stderr.isEmpty)
     }
+
+    /// A database another process keeps locked past the store's busy timeout (10 s): the
+    /// store's own words, and 75 (EX_TEMPFAIL) as for a held writer lock, since trying again
+    /// later may work.
+    @Test func aDatabaseLockedPastTheBusyTimeoutExits75() throws {
+        let ws = try Workspace()
+        defer { ws.remove() }
+        #expect(try ws.run(["ingest", "-"], stdin: Data()).status == 0)
+        // sqlite3 holds an exclusive lock until its input closes.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        holder.arguments = [ws.db]
+        let input = Pipe()
+        holder.standardInput = input
+        holder.standardOutput = FileHandle.nullDevice
+        try holder.run()
+        defer {
+            try? input.fileHandleForWriting.close()
+            holder.waitUntilExit()
+        }
+        input.fileHandleForWriting.write(Data("BEGIN EXCLUSIVE;\n".utf8))
+        let deadline = Date().addingTimeInterval(10)
+        while sqliteCanWrite(ws.db) {
+            guard Date() < deadline else { throw TestFailure("sqlite3 did not take the lock of \(ws.db)") }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        let r = try ws.run(["ingest", "-"], stdin: Data())
+        #expect(r.status == 75, "\(r.status) \(r.stderr)")
+        #expect(r.stderr.hasPrefix("Error: cannot open the database \(ws.db): "), "\(r.stderr)")
+        #expect(r.stderr.contains("database is locked (SQLite result code 5)"), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "one line: \(r.stderr)")
+        #expect(r.stdout.isEmpty)
+    }
+}
+
+/// Whether a write transaction on `database` can start at once (sqlite3, no busy timeout).
+private func sqliteCanWrite(_ database: String) -> Bool {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+    p.arguments = ["-cmd", ".timeout 0", database, "BEGIN IMMEDIATE; ROLLBACK;"]
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle.nullDevice
+    guard (try? p.run()) != nil else { return false }
+    p.waitUntilExit()
+    return p.terminationStatus == 0
 }

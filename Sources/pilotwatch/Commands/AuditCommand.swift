@@ -122,7 +122,7 @@ struct Audit: ParsableCommand {
                 // The head and the size together, under the trail's lock: appends going on
                 // meanwhile are not mistaken for a stale head.
                 let snapshot: (head: (seq: Int, hash: String)?, size: Int)
-                do { snapshot = try trail.snapshot() } catch { throw CLIError("\(error)") }
+                do { snapshot = try trail.snapshot() } catch { throw CLIError("\(error)", cause: error) }
                 head = snapshot.head
                 terminated = try trail.forEachLine(upTo: snapshot.size) { line in
                     problem = chain.check(line)

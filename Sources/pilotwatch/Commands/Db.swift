@@ -96,7 +96,7 @@ struct Db: ParsableCommand {
                     }
                     try store.backup(to: staging, keys: keys)
                 } catch {
-                    throw CLIError("the backup of \(source) to \(file) failed: \(error)")
+                    throw CLIError("the backup of \(source) to \(file) failed: \(error)", cause: error)
                 }
 
                 // Check the copy before calling it a backup.
@@ -104,7 +104,7 @@ struct Db: ParsableCommand {
                 do {
                     report = try DatabaseReport.make(path: staging)
                 } catch {
-                    throw CLIError("the backup copy of \(source) cannot be opened, so \(file) was not written: \(error)")
+                    throw CLIError("the backup copy of \(source) cannot be opened, so \(file) was not written: \(error)", cause: error)
                 }
                 guard report.problems.isEmpty else {
                     throw CLIError("the backup copy fails its integrity check, so \(file) was not written (check the source with `pilotwatch db check`):\n  " + report.problems.flatMap { $0.split(separator: "\n") }.prefix(20).joined(separator: "\n  "))
@@ -244,7 +244,7 @@ extension Db {
                     _ = try Store(path: staging).schemaVersion()  // migrates an older backup
                     report = try DatabaseReport.make(path: staging)
                 } catch {
-                    throw CLIError("\(file) is not a pilotwatch database that this version can use, so nothing was replaced: \(error)")
+                    throw CLIError("\(file) is not a pilotwatch database that this version can use, so nothing was replaced: \(error)", cause: error)
                 }
                 guard report.problems.isEmpty else {
                     throw CLIError("\(file) fails its integrity check, so nothing was replaced:\n  " + report.problems.prefix(20).joined(separator: "\n  "))
@@ -253,7 +253,7 @@ extension Db {
                 do {
                     try Store(path: staging).checkpoint()
                 } catch {
-                    throw CLIError("cannot prepare the restored copy of \(file): \(error)")
+                    throw CLIError("cannot prepare the restored copy of \(file): \(error)", cause: error)
                 }
                 // The restored file gets the owner and mode of the one it replaces: restored by root,
                 // it must stay writable by the service's user.
@@ -282,7 +282,7 @@ extension Db {
                 do {
                     try ErasureWork.reapply(store: try openStore(target), database: target, log: { print("erasure      \($0)") })
                 } catch {
-                    throw CLIError("the backup is in place, but the erasures could not be re-applied (serve re-applies them at its start; do not start it before this is fixed): \(error)")
+                    throw CLIError("the backup is in place, but the erasures could not be re-applied (serve re-applies them at its start; do not start it before this is fixed): \(error)", cause: error)
                 }
                 try audit.record(output: target)
                 print("restored     \(file)")

@@ -142,426 +142,50 @@ struct Serve: ParsableCommand {
     func run() throws {
         let ctx = try Context.load(global, broker: broker)
         let logger = makeLogger("pilotwatch.serve", level: Logger.Level(rawValue: logLevel) ?? .info)
-        let database = ctx.service.databasePath
-        let lock = try takeWriterLock(database, logger: logger)
+        let lock = try takeWriterLock(ctx.service.databasePath, logger: logger)
         defer { lock.release() }
-        // 8 MiB of SQLite page cache a connection, not 32: on the ingest benchmark (1,000,000
-        // messages) peak memory fell from 73 to 47 MiB and the applier was no slower; the views
-        // (other processes) keep their own cache.
-        let store = try openStore(database, cacheSizeMiB: 8)
-        let inboxPath = database + ".inbox"
-        let inbox = try StoreWork.openInbox(inboxPath, store: store, validator: { ctx.validator }, log: { logger.warning("\($0)") })
-        // Erased subjects stay erased whatever backup was put back; the store has its erasure key.
-        do {
-            try ErasureWork.reapply(store: store, database: database, log: { logger.notice("\($0)") })
-        } catch {
-            throw CLIError("cannot re-apply the erasures of \(database): \(error)")
-        }
-        // The contract as configured; a replay handed over reloads the registry and catalogue
-        // (that is when an operator has just added what messages were refused for).
-        let validator = Mutex(ctx.validator)
+        let storage = try ServeStorage.open(ctx, logger: logger)
         let mqttConfig = try mqttConfiguration(ctx.service)
         let subscriber = try MQTTSubscriber(configuration: mqttConfig, logger: logger)
-        let counts = IngestCounts()
-        let visibility = VisibilityDelays()
-        let metricsAddress = try metrics.map { try ListenAddress(parsing: $0) }
-        let serveMetrics = metricsAddress.map { _ in ServeMetrics(version: PilotwatchVersion.current) }
-        // What was stored, from the inbox or handed over, in the log's counts and the metrics.
-        let recordOutcomes: @Sendable ([IngestOutcome]) -> Void = { counts.add($0); serveMetrics?.applied(outcomes: $0) }
-
-        let feedback = makeSiteFeedback(ctx, mqttConfig: mqttConfig, store: store, logger: logger)
-        let start = try store.inboxPosition()
-        let backlogLimit = Int64(maxBacklog) << 20
-        let policy = applyDelay == 0
-            ? InboxApplier.ApplyPolicy.immediate
-            : InboxApplier.ApplyPolicy(maxDelay: .milliseconds(Int64(applyDelay * 1000)),
-                                       maxDeferredBytes: min(64 << 20, backlogLimit / 2),
-                                       due: .milliseconds(Int64(min(applyDue, applyDelay) * 1000)))
-        let applier = InboxApplier(
-            inbox: inbox, store: store, from: start, niceness: 10, policy: policy,
-            // Validated under the lock, with the validator in place: a copy per message (a dozen
-            // references retained and released) cost more than a tenth of validating.
-            makeItem: { record in store.screen(validator.withLock { record.item(validatedBy: $0) }) },
-            onApplied: recordOutcomes,
-            onTrouble: { logger.warning("\($0)") },
-            onFailure: { error in
-                // Only an inbox that cannot be read or written, or a database still refusing
-                // everything while serve stops: nothing more can be applied, so serve stops too.
-                logger.error("stopping: the inbox cannot be applied (it keeps every message for the next start): \(error)")
-                subscriber.stop()
-            },
-            onCommit: { serveMetrics?.commitDuration($0) },
-            onVisible: { visibility.record(received: $0, committed: $1) },
-            onStored: { feedback?.record($0, $1) },
-            storedNeeds: { feedback != nil && $0.verdict.parsedTopic?.kind == .agg })
-        var metricsServer: MetricsHTTPServer?
-        if let metricsAddress, let serveMetrics {
-            metricsServer = try MetricsEndpoint.make(at: metricsAddress, metrics: serveMetrics, inbox: inbox, applier: applier,
-                                                     store: store, logger: logger)
-        }
+        let tallies = try ServeTallies(metrics: metrics)
+        let feedback = makeSiteFeedback(ctx, mqttConfig: mqttConfig, store: storage.store, logger: logger)
+        let start = try storage.store.inboxPosition()
+        let applier = makeApplier(storage, from: start, tallies: tallies, feedback: feedback, subscriber: subscriber, logger: logger)
+        let metricsServer = try tallies.makeMetricsServer(storage, applier: applier, logger: logger)
         defer { metricsServer?.stop() }
-        serveMetrics?.inboxHeldAtStart(inbox, from: start)
-        if inbox.end > start {
-            logger.notice("inbox: applying \(inbox.backlogBytes(after: start)) bytes acknowledged before the last stop")
-        }
-        applier.start()
-        let channel = try ServeChannelServer(path: ServeChannel.socketPath(forDatabase: database)) { request, connection in
-            Serve.handle(request, connection, store: store, validator: validator, inbox: inbox, applier: applier,
-                         reload: { try Context.load(global, broker: broker) },
-                         stored: recordOutcomes, logger: logger)
-        }
-        channel.start()
-        if let metricsServer {
-            metricsServer.start()
-            logger.notice("metrics: serving http://\(metricsServer.address)/metrics")
-        }
-
+        startApplying(storage, applier: applier, from: start, metrics: tallies.metrics, logger: logger)
+        let channel = try openChannel(storage, applier: applier, tallies: tallies, logger: logger)
+        startMetricsServer(metricsServer, logger: logger)
         let notifier = SystemdNotifier()
-        let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { sig in
-            logger.notice("stopping: finishing the current batch", metadata: ["signal": "\(sig)"])
-            notifier.send("STOPPING=1")
-            subscriber.stop()
-        }
-        let ticker = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "pilotwatch.counts"))
-        ticker.schedule(deadline: .now() + countsEvery, repeating: countsEvery)
-        ticker.setEventHandler {
-            let line = counts.line()
-            logger.info("\(line)")
-            notifier.send("STATUS=\(line)")
-        }
-        ticker.resume()
-        // systemd (Type=notify): ready once subscribed, a watchdog ping from the MQTT loop, the
-        // broker's state and the counts as the unit's status line.
-        let ready = Mutex(false)
+        let signals = watchSignals(subscriber, notifier: notifier, logger: logger)
+        let ticker = startCountsTicker(tallies.counts, notifier: notifier, logger: logger)
+        defer { ticker.cancel(); signals.cancel() }
         // The last run's heartbeat, before this run's first beat replaces it: a run that ended
         // without a clean stop is an ingest_stopped alert to record (see AlertLoop).
-        let previousHeartbeat = try? store.heartbeat()
-        let beats = Heartbeats(store: store, startedAt: .now, logger: logger) { inbox.backlogBytes(after: applier.position) }
-        beats.start(every: heartbeatEvery)
-        // Since when the broker connection is up (nil: down), for the federation's settling.
-        let connectedSince = Mutex<ContinuousClock.Instant?>(nil)
-        subscriber.onConnectionChange = { connected in
-            connectedSince.withLock { $0 = connected ? ($0 ?? .now) : nil }
-            beats.connection(connected)
-            serveMetrics?.setConnected(connected)
-            notifier.send(connected ? "STATUS=connected to the broker \(mqttConfig.address)"
-                                    : "STATUS=broker \(mqttConfig.address) disconnected; reconnecting (the inbox keeps what was acknowledged)")
-            if connected, ready.withLock({ done in defer { done = true }; return !done }) { notifier.send("READY=1") }
-        }
-        subscriber.onLoopTurn = { notifier.watchdogIfDue() }
-        defer { ticker.cancel(); signals.cancel() }
-        let alerts = makeAlertLoop(ctx, mqttConfig: mqttConfig, store: store, previous: previousHeartbeat,
-                                   metrics: serveMetrics, logger: logger)
+        let previousHeartbeat = try? storage.store.heartbeat()
+        let beats = startHeartbeats(storage, applier: applier, logger: logger)
+        let connectedSince = followConnection(subscriber, mqttConfig: mqttConfig, beats: beats, metrics: tallies.metrics,
+                                              notifier: notifier)
+        let alerts = makeAlertLoop(ctx, mqttConfig: mqttConfig, store: storage.store, previous: previousHeartbeat,
+                                   metrics: tallies.metrics, logger: logger)
         alerts.start(firstAfter: min(2, alerts.every))
-        // A site instance sends its pilots' day-end snapshots to the cluster.
-        let clock = try timeOption(federateNow, "--federate-now")
-        let federation = ctx.service.federation.map {
-            FederationLoop(ctx: ctx, federation: $0, store: store, logger: logger, every: federateEvery, now: clock) { [federateSettle] in
-                // Settled: connected long enough for what the broker kept to arrive, and all of it applied.
-                guard let since = connectedSince.withLock({ $0 }), ContinuousClock.now - since >= .seconds(federateSettle) else { return false }
-                return applier.position >= inbox.end
-            }
-        }
-        federation?.start()
+        let federation = try startFederation(ctx, storage, applier: applier, connectedSince: connectedSince, logger: logger)
         defer { federation?.stop() }
-        // And reads what the cluster says of its snapshots (refusals are logged and counted).
-        let clusterStatus = try ctx.service.federation.map {
-            try ClusterFeedback(service: ctx.service, federation: $0, metrics: serveMetrics, logger: logger)
-        }
-        clusterStatus?.start()
+        let clusterStatus = try startClusterFeedback(ctx, metrics: tallies.metrics, logger: logger)
         defer { clusterStatus?.stop() }
-        // The retention policy, a minute after the start and then daily (db purge by hand).
-        let purger = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "pilotwatch.purge"))
-        purger.schedule(deadline: .now() + 60, repeating: 86_400)
-        purger.setEventHandler { Serve.purge(ctx, store: store, logger: logger) }
-        purger.resume()
+        let purger = scheduleRetention(ctx, store: storage.store, logger: logger)
         defer { purger.cancel() }
 
-        logger.info("pilotwatch serve starting", metadata: [
-            "db.path": "\(database)", "inbox.path": "\(inboxPath)", "mqtt.host": "\(mqttConfig.host)",
-            "mqtt.port": "\(mqttConfig.port)", "mqtt.client_id": "\(mqttConfig.clientID)",
-        ])
-        var receiveError: (any Error)?
-        do {
-            // Over the backlog limit, serve stops taking batches from the broker (which queues
-            // them) but keeps its connection alive; it goes on once SQLite has caught up.
-            try subscriber.run(readGate: { inbox.backlogBytes(after: applier.position) <= backlogLimit }) { batch in
-                let now = Instant.now
-                let end = try inbox.append(batch.map { InboxRecord(receivedAt: now, topic: $0.topic, payload: $0.payload) })
-                applier.wake()
-                serveMetrics?.received(batch.count, at: now, through: end)
-                beats.received(at: now)
-                let received = counts.addReceived(batch.count)
-                if let stopAfter, received >= stopAfter, received - batch.count < stopAfter {
-                    logger.notice("received \(received) messages (--stop-after \(stopAfter)); stopping")
-                    subscriber.stop()
-                }
-            }
-        } catch {
-            receiveError = error
-            logger.error("stopped without acknowledging the current batch: \(error)")
-        }
+        logStart(storage, mqttConfig: mqttConfig, logger: logger)
+        let receiveError = receive(subscriber, into: storage, applier: applier, tallies: tallies, beats: beats, logger: logger)
         channel.stop()
         // Everything acknowledged goes into SQLite before exiting.
         let applyError = applier.finish()
         feedback?.stop()
         beats.stop()
         alerts.stop(clean: receiveError == nil && applyError == nil)
-        logger.info("\(counts.line())")
-        logger.info("\(visibility.summary())")
-        let work = applier.applyWork
-        let seconds = { (d: Duration) in Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
-        logger.info("apply path: \(work.records) messages, \(work.bytes) bytes in \(String(format: "%.3f", seconds(work.busy))) s of applying (\(String(format: "%.3f", seconds(work.waitingForValidation))) s of it waiting for validation)")
+        tallies.logSummary(applier.applyWork, logger: logger)
         if receiveError != nil || applyError != nil { throw ExitCode.failure }
         logger.notice("pilotwatch serve stopped cleanly")
-    }
-
-    /// The alert loop, with its own connection to the broker (client id `{client_id}-alerts`,
-    /// the service account's credentials) whose will raises `ingest_stopped`.
-    private func makeAlertLoop(_ ctx: Context, mqttConfig: MQTTConfiguration, store: Store, previous: ServiceHeartbeat?,
-                               metrics: ServeMetrics?, logger: Logger) -> AlertLoop {
-        var settings = ctx.service.alerts
-        if let alertsEvery { settings.every = alertsEvery }
-        var config = mqttConfig
-        config.clientID = String((mqttConfig.clientID + "-alerts").prefix(128))
-        config.subscriptions = []
-        // Connected from the alert thread at its first round (and retried at every round while
-        // down), so that a broker away at start never holds up ingest.
-        config.connectTimeout = min(config.connectTimeout, 3)
-        var publisher: MQTTPublisher?
-        do {
-            publisher = try MQTTPublisher(configuration: config, logger: logger, maxUnacknowledged: 100, flowControlTimeout: 5,
-                                          will: AlertLoop.will(root: ctx.service.topicRoot, startedAt: .now))
-        } catch {
-            logger.warning("alerts: no alert connection to the broker (alerts are recorded, not published): \(error)")
-        }
-        return AlertLoop(store: store, registry: ctx.registry, previous: previous,
-                         settings: AlertLoop.Settings(alerts: settings, topicRoot: ctx.service.topicRoot,
-                                                      backlogLimit: Int64(maxBacklog) << 20,
-                                                      lagBound: max(30, 2 * applyDelay)),
-                         publisher: publisher, metrics: metrics, logger: logger)
-    }
-
-    /// The sites' retained statuses (federation.md, "Feedback"), on a connection of their own
-    /// (client id `{client_id}-sites`); nil when no pilot reports aggregates.
-    private func makeSiteFeedback(_ ctx: Context, mqttConfig: MQTTConfiguration, store: Store, logger: Logger) -> SiteFeedback? {
-        guard ctx.registry.pilots.contains(where: { $0.site != nil }) else { return nil }
-        var config = mqttConfig
-        config.clientID = String((mqttConfig.clientID + "-sites").prefix(128))
-        config.subscriptions = []
-        config.connectTimeout = min(config.connectTimeout, 3)
-        var publisher: MQTTPublisher?
-        do {
-            publisher = try MQTTPublisher(configuration: config, logger: logger, maxUnacknowledged: 100, flowControlTimeout: 5)
-        } catch {
-            logger.warning("sites: no connection to the broker for the sites' statuses (snapshots are stored, statuses not published): \(error)")
-        }
-        let held = (try? store.snapshotSummaries()) ?? []
-        return SiteFeedback(root: ctx.service.topicRoot, registry: ctx.registry, held: held, publisher: publisher, logger: logger)
-    }
-
-    /// Applies the retention policy (audited as `db purge (serve)`); a failure is logged and
-    /// tried again the next day.
-    static func purge(_ ctx: Context, store: Store, logger: Logger) {
-        do {
-            let summary = try audited("db purge (serve)", database: ctx.service.databasePath,
-                                      selection: RetentionPolicy.selection, asOf: .now) { _ in
-                try RetentionPolicy.apply(ctx, store: store, now: .now, dryRun: false)
-            }
-            logger.notice("retention: dropped \(summary.refusedPayloads) refused payloads (\(summary.refusedPayloadBytes) bytes) and \(summary.deviceStatuses) old device statuses")
-            for e in summary.endedPilots {
-                logger.notice("retention: ended pilot \(e.pilot): final figures archived as of \(e.archivedAsOf), \(e.rows) raw rows (\(e.bytes) bytes) removed")
-            }
-        } catch {
-            logger.warning("retention: the daily purge failed (tried again tomorrow): \(error)")
-        }
-    }
-
-    /// Takes the store's writer lock: refused at once (exit 75) when another `serve` has it;
-    /// waited for when a maintenance command has it (it finishes by itself).
-    private func takeWriterLock(_ database: String, logger: Logger) throws -> WriterLock {
-        makeFolder(of: database)
-        do {
-            return try WriterLock.acquire(database: database, role: "serve")
-        } catch WriterLockError.held(_, let holder) where holder == nil || holder?.role == "serve" || holder?.role == "unknown" {
-            throw CLIError("the database \(database) is already written by \(holder.map(\.description) ?? "another pilotwatch serve"); one serve per database: stop that one first, or give this one another --db",
-                           kind: .busy)
-        } catch WriterLockError.held {
-            return try WriterLock.acquire(database: database, role: "serve", wait: true) { holder in
-                logger.notice("waiting for \(holder) to finish writing \(database)")
-            }
-        } catch {
-            throw CLIError("\(error)")
-        }
-    }
-
-    /// Does what a maintenance command handed over (``ServeChannel``), on the channel's thread;
-    /// its writes are serialised with the applier's batches by the store.
-    static func handle(_ request: ServeRequest, _ connection: ServeConnection, store: Store,
-                       validator: Mutex<ContractValidator>, inbox: Inbox, applier: InboxApplier,
-                       reload: () throws -> Context, stored: ([IngestOutcome]) -> Void, logger: Logger) -> ServeReply {
-        do {
-            switch request.op {
-            case .ingest:
-                let source = request.source ?? "-"
-                logger.notice("ingest handed over: importing \(source)")
-                let tally = try StoreWork.ingest(LineReader(fileDescriptor: connection.fd), source: source, store: store,
-                                                 validator: validator.withLock { $0 }, batch: max(1, min(request.batch ?? 500, 100_000)),
-                                                 terminated: true, stored: stored)
-                logger.notice("ingest handed over: \(source) done, \(tally.lines) lines, \(tally.accepted) accepted")
-                return tally.reply
-            case .replay:
-                let filter = RejectFilter(pilot: request.pilot, reason: request.reason.flatMap(ReasonCode.init(rawValue:)),
-                                          since: request.sinceMillis.map(Instant.init(millis:)))
-                // The registry and catalogue as they are now; the topic root stays the one serve
-                // subscribed with.
-                let ctx = try reload()
-                let current = ContractValidator(registry: ctx.registry, catalogue: ctx.catalogue,
-                                                topicRoot: validator.withLock { $0.topicRoot }, snapshots: SnapshotIntake())
-                validator.withLock { $0 = current }
-                logger.notice("rejects replay handed over: reloaded the registry (\(ctx.registry.pilots.count) pilots) and the catalogue (\(ctx.catalogue.indicators.count) indicators), used from now on")
-                let (candidates, summary) = try StoreWork.replay(store: store, validator: current, filter: filter,
-                                                                 batch: max(1, min(request.batch ?? 500, 100_000)))
-                logger.notice("rejects replay handed over: \(candidates) replayed, \(summary.accepted) imported")
-                var reply = summary.reply
-                reply.counts?["candidates"] = candidates
-                return reply
-            case .erase:
-                guard let pilot = request.pilot, let subject = request.subject else { return .failure("erase needs a pilot and a subject") }
-                let database = store.path
-                let federated = (try? reload())?.service.federation?.pilots.contains(pilot) ?? false
-                let summary = try applier.perform {
-                    try ErasureWork.erase(store: store, inbox: inbox, applied: applier.position, database: database,
-                                          pilot: pilot, subject: subject, federated: federated)
-                }
-                logger.notice("erase handed over: subject \(SubjectTombstone.short(summary.tombstone)) of \(pilot) erased (\(summary.observations) observations, \(summary.events) events, \(summary.messages) messages, \(summary.quarantined) refusals, \(summary.inboxRecords) inbox records)")
-                return ServeReply(ok: true, erasure: summary)
-            case .removeRawRows:
-                guard let pilot = request.pilot else { return .failure("remove_raw_rows needs a pilot") }
-                return try SwitchToAggregatesWork.handedOver(pilot: pilot, ctx: try reload(), store: store,
-                                                             validator: validator, applier: applier, logger: logger)
-            case .resend:
-                guard let pilot = request.pilot, let since = request.sinceMillis else { return .failure("resend needs a pilot and a day") }
-                let n = try store.requeueFederation(pilot: pilot, from: Instant(millis: since).day)
-                logger.notice("federate --resend handed over: \(n) day end(s) of \(pilot) from \(Instant(millis: since).day) to build and send again")
-                return ServeReply(ok: true, counts: ["day_ends": n])
-            case .purge:
-                // The registry as it is now: a pilot's own retention may have just been set.
-                let ctx = try reload()
-                let at = request.sinceMillis.map(Instant.init(millis:)) ?? .now
-                let summary = try RetentionPolicy.apply(ctx, store: store, now: at, dryRun: false)
-                logger.notice("db purge handed over: dropped \(summary.refusedPayloads) refused payloads (\(summary.refusedPayloadBytes) bytes) and \(summary.deviceStatuses) old device statuses")
-                var counts = ["refused_payloads": summary.refusedPayloads, "refused_payload_bytes": summary.refusedPayloadBytes,
-                              "device_statuses": summary.deviceStatuses]
-                for e in summary.endedPilots {
-                    counts["ended_pilot_rows:" + e.pilot] = e.rows
-                    counts["ended_pilot_bytes:" + e.pilot] = e.bytes
-                }
-                if !summary.endedPilots.isEmpty { logger.notice("db purge handed over: archived and removed the raw rows of ended pilots \(summary.endedPilots.map(\.pilot).joined(separator: ", "))") }
-                return ServeReply(ok: true, counts: counts)
-            case .sync:
-                // Everything acknowledged before the request is in SQLite before the answer.
-                let target = inbox.end
-                let deadline = Date(timeIntervalSinceNow: 600)
-                while applier.position < target {
-                    if let error = applier.error { return .failure("the inbox cannot be applied: \(error)") }
-                    if Date() > deadline {
-                        return .failure("the inbox is not applied up to \(target) after 10 minutes (see serve's log)")
-                    }
-                    Thread.sleep(forTimeInterval: 0.02)
-                }
-                return ServeReply(ok: true)
-            }
-        } catch {
-            logger.error("\(request.op.rawValue) handed over failed: \(error)")
-            return .failure("\(error)")
-        }
-    }
-}
-
-/// Builds the MQTT client configuration from the service configuration.
-func mqttConfiguration(_ s: ServiceConfig) throws -> MQTTConfiguration {
-    var password: String?
-    if let file = s.broker.passwordFile {
-        guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
-            throw CLIError("broker.password_file \(file) cannot be read; check the path and its permissions")
-        }
-        password = text.trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-    let tls = s.broker.tls.map { MQTTTLS(caFile: $0.caFile, certFile: $0.certFile, keyFile: $0.keyFile) }
-    return MQTTConfiguration(
-        host: s.broker.host, port: s.broker.port, clientID: s.broker.clientID,
-        username: s.broker.username, password: password, tls: tls,
-        keepAlive: s.broker.keepAlive, sessionExpirySeconds: UInt32(s.broker.sessionExpirySeconds),
-        receiveMaximum: s.broker.receiveMaximum,
-        subscriptions: ["\(s.topicRoot)/+/+/obs", "\(s.topicRoot)/+/+/status", "\(s.topicRoot)/+/+/agg"])
-}
-
-/// Creates the folder that holds the database `path` when it is missing (the store, its lock,
-/// socket and inbox live there); a folder that cannot be made is reported by whatever opens a
-/// file in it next, with the file's name.
-func makeFolder(of path: String) {
-    let folder = ConfigPath.folder(of: path)
-    if !FileManager.default.fileExists(atPath: folder) {
-        try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-    }
-}
-
-/// Opens the store, turning failures into a one-line error that names the file.
-func openStore(_ path: String, readOnly: Bool = false, cacheSizeMiB: Int = StoreOptions().cacheSizeMiB) throws -> Store {
-    if !readOnly {
-        makeFolder(of: path)
-    } else if !FileManager.default.fileExists(atPath: path) {
-        throw CLIError("no database at \(path) yet; run `pilotwatch serve` or `pilotwatch ingest` first, or pass --db FILE")
-    }
-    do {
-        var options = StoreOptions()
-        options.readOnly = readOnly
-        options.cacheSizeMiB = cacheSizeMiB
-        return try Store(path: path, options: options)
-    } catch {
-        throw CLIError("cannot open the database \(path): \(error)")
-    }
-}
-
-/// Running totals for the periodic log line; updated by the network thread, read by the timer.
-final class IngestCounts: Sendable {
-    private struct State {
-        var received = 0, accepted = 0, duplicate = 0, status = 0, observations = 0, snapshots = 0
-        var refused: [ReasonCode: Int] = [:]
-    }
-    private let state = Mutex(State())
-
-    /// Adds a batch's outcomes; returns how many messages have been handled in all.
-    @discardableResult
-    func add(_ outcomes: [IngestOutcome]) -> Int {
-        state.withLock { s in
-            for o in outcomes {
-                switch o {
-                case .accepted(let n, _): s.accepted += 1; s.observations += n
-                case .duplicateMessage, .duplicateSnapshot: s.duplicate += 1
-                case .status: s.status += 1
-                case .snapshot: s.snapshots += 1
-                case .refused(let r): s.refused[r, default: 0] += 1
-                }
-            }
-            return s.accepted + s.duplicate + s.status + s.snapshots + s.refused.values.reduce(0, +)
-        }
-    }
-
-    /// Adds messages written to the inbox; returns how many have been received in all.
-    func addReceived(_ n: Int) -> Int {
-        state.withLock { s in
-            s.received += n
-            return s.received
-        }
-    }
-
-    func line() -> String {
-        state.withLock { s in
-            let refused = s.refused.values.reduce(0, +)
-            let byReason = s.refused.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue)=\($0.value)" }.joined(separator: " ")
-            return "counts: received=\(s.received) accepted=\(s.accepted) duplicate=\(s.duplicate) status=\(s.status) snapshots=\(s.snapshots) refused=\(refused)\(byReason.isEmpty ? "" : " (\(byReason))") observations=\(s.observations)"
-        }
     }
 }

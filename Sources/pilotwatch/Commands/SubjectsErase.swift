@@ -87,7 +87,7 @@ extension Subjects {
             } catch let error as CLIError {
                 throw error
             } catch {
-                throw CLIError("\(error); run the erasure as the service's user (sudo -u pilotwatch) or as root")
+                throw CLIError("\(error); run the erasure as the service's user (sudo -u pilotwatch) or as root", cause: error)
             }
             let hash = keys.currentHash(pilot: pilot, subject: subject) ?? ""
             let selection = "pilot=\(pilot) subject_hash=\(SubjectTombstone.short(hash)) reason=\(reason.trimmingCharacters(in: .whitespacesAndNewlines))"
