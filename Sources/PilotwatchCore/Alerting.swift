@@ -1,4 +1,4 @@
-import Yams
+internal import Yams
 
 /// An alert rule: a pilot's (the flags of `status`) or the service's own.
 ///

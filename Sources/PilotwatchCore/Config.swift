@@ -1,4 +1,4 @@
-import Yams
+internal import Yams
 
 /// TLS settings for the broker connection (paths already resolved).
 public struct TLSSettings: Sendable, Hashable {

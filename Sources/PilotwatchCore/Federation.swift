@@ -1,4 +1,4 @@
-import Yams
+internal import Yams
 
 /// A site instance's `federation:` section of `pilotwatch.yaml` (federation.md, "Roles"): the
 /// cluster's broker, this site's id, the pilots it forwards as day-end snapshots, how long after

@@ -218,7 +218,8 @@ public enum JSON {
     }
 
     /// Compact, deterministic encoding: members in their order, numbers as their lexeme,
-    /// strings with `"`, `\` and control characters escaped and everything else as UTF-8.
+    /// strings with `"`, `\` and control characters escaped and everything else as UTF-8
+    /// (``JSONStringEscaping/canonical``: audit lines are hashed, so these bytes never change).
     public static func encode(_ value: JSONValue) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(128)
@@ -231,7 +232,7 @@ public enum JSON {
         case .null: out.append(contentsOf: "null".utf8)
         case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
         case .number(let n): out.append(contentsOf: n.lexeme.utf8)
-        case .string(let s): writeString(s, into: &out)
+        case .string(let s): JSONString.append(s, to: &out, escaping: .canonical)
         case .array(let items):
             out.append(UInt8(ascii: "["))
             for (i, item) in items.enumerated() {
@@ -243,35 +244,13 @@ public enum JSON {
             out.append(UInt8(ascii: "{"))
             for (i, m) in o.members.enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
-                writeString(m.key, into: &out)
+                JSONString.append(m.key, to: &out, escaping: .canonical)
                 out.append(UInt8(ascii: ":"))
                 write(m.value, into: &out)
             }
             out.append(UInt8(ascii: "}"))
         }
     }
-
-    static func writeString(_ s: String, into out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        for b in s.utf8 {
-            switch b {
-            case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-            case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-            case 0x0A: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-            case 0x0D: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
-            case 0x09: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
-            case 0x08: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "b")])
-            case 0x0C: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "f")])
-            case 0..<0x20:
-                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                        hexDigit(b >> 4), hexDigit(b & 0xF)])
-            default: out.append(b)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
-    }
-
-    private static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 48 + v : 87 + v }
 }
 
 /// Quotes `s` for a refusal detail: JSON-escaped, and cut to `limit` characters with `…` when longer.
@@ -283,7 +262,7 @@ func quoteForDetail(_ s: String, limit: Int = 80) -> String {
         cut = true
     }
     var bytes: [UInt8] = []
-    JSON.writeString(shown, into: &bytes)
+    JSONString.append(shown, to: &bytes, escaping: .canonical)
     if cut {
         bytes.removeLast()
         bytes.append(contentsOf: "…\"".utf8)

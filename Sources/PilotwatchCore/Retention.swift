@@ -1,4 +1,4 @@
-import Yams
+internal import Yams
 
 /// How long what the store keeps may stay (`retention:` in `pilotwatch.yaml`, and in a pilot's
 /// registry entry for that pilot). `pilotwatch db purge` applies it; `serve` runs it daily.

@@ -1,4 +1,4 @@
-import Yams
+package import Yams
 
 /// One problem found in a configuration file, with where it is and what to do.
 ///
@@ -18,25 +18,26 @@ public struct ConfigProblem: Error, Sendable, Hashable, CustomStringConvertible 
 
 /// Walks a YAML tree, collecting every problem with its line instead of stopping at the first.
 ///
-/// Shared by the configuration parsers and the simulator's scenario parser:
+/// Shared by the configuration parsers and the simulator's scenario parser (hence `package`;
+/// Yams types stay out of Core's public API):
 /// ```swift
 /// var r = YAMLReader(file: "pilots.yaml")
 /// guard let root = r.root(text) else { return r.problems }
 /// r.checkKeys(root, allowed: ["pilots"], path: "")
 /// ```
-public struct YAMLReader {
-    public let file: String
-    public var problems: [ConfigProblem] = []
+package struct YAMLReader {
+    package let file: String
+    package var problems: [ConfigProblem] = []
 
-    public init(file: String) { self.file = file }
+    package init(file: String) { self.file = file }
 
-    public mutating func problem(_ node: Node?, _ message: String) {
+    package mutating func problem(_ node: Node?, _ message: String) {
         problems.append(ConfigProblem(file: file, line: node?.mark?.line, message: message))
     }
 
     /// Parses `text`; nil (with a problem recorded) when it is not YAML or not a mapping at the top.
-    public mutating func root(_ text: String, shape: String = "see the example in config/ for its shape",
-                              topLevel: String = "a mapping of keys to values") -> Node.Mapping? {
+    package mutating func root(_ text: String, shape: String = "see the example in config/ for its shape",
+                               topLevel: String = "a mapping of keys to values") -> Node.Mapping? {
         do {
             // The basic resolver: values are read from their text (`Int(s.string)`, ...), and
             // Yams compares mapping keys by resolved tag, which the default resolver works out
@@ -74,7 +75,7 @@ public struct YAMLReader {
     }
 
     /// Reports keys of `map` that are not in `allowed`, suggesting the closest known key.
-    public mutating func checkKeys(_ map: Node.Mapping, allowed: [String], path: String) {
+    package mutating func checkKeys(_ map: Node.Mapping, allowed: [String], path: String) {
         for (k, _) in map {
             let key = k.string ?? ""
             guard !allowed.contains(key) else { continue }
@@ -85,29 +86,59 @@ public struct YAMLReader {
 
     func value(_ map: Node.Mapping, _ key: String) -> Node? { map[key] }
 
-    mutating func string(_ map: Node.Mapping, _ key: String, path: String, required: Bool) -> String? {
+    /// `path.key`, or `key` at the top level (an empty `path`).
+    private func label(_ path: String, _ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    /// The mapping under `key`; nil (with a problem recorded) when it is something else.
+    package mutating func mapping(_ map: Node.Mapping, _ key: String, path: String) -> Node.Mapping? {
+        guard let node = map[key] else { return nil }
+        guard case .mapping(let m) = node else {
+            problem(node, "\(label(path, key)) must be a mapping of keys to values")
+            return nil
+        }
+        return m
+    }
+
+    package mutating func string(_ map: Node.Mapping, _ key: String, path: String, required: Bool = false) -> String? {
         guard let node = map[key] else {
-            if required { problem(map.anyNode, "\(path).\(key) is missing; add it") }
+            if required { problem(map.anyNode, "\(label(path, key)) is missing; add it") }
             return nil
         }
         guard case .scalar(let s) = node, !s.string.isEmpty else {
-            problem(node, "\(path).\(key) must be a non-empty text value")
+            problem(node, "\(label(path, key)) must be a non-empty text value")
             return nil
         }
         return s.string
     }
 
-    mutating func int(_ map: Node.Mapping, _ key: String, path: String, required: Bool, range: ClosedRange<Int>? = nil) -> Int? {
+    package mutating func int(_ map: Node.Mapping, _ key: String, path: String, required: Bool = false,
+                              range: ClosedRange<Int>? = nil) -> Int? {
         guard let node = map[key] else {
-            if required { problem(map.anyNode, "\(path).\(key) is missing; add it") }
+            if required { problem(map.anyNode, "\(label(path, key)) is missing; add it") }
             return nil
         }
         guard case .scalar(let s) = node, let v = Int(s.string) else {
-            problem(node, "\(path).\(key): \(quoted(node)) is not a whole number")
+            problem(node, "\(label(path, key)): \(quoted(node)) is not a whole number")
             return nil
         }
         if let range, !range.contains(v) {
-            problem(node, "\(path).\(key): \(v) is outside \(range.lowerBound)...\(range.upperBound)")
+            problem(node, "\(label(path, key)): \(v) is outside \(range.lowerBound)...\(range.upperBound)")
+            return nil
+        }
+        return v
+    }
+
+    /// A number under `key` within `range`; `why` replaces `min...max` in the problem when it is outside.
+    package mutating func number(_ map: Node.Mapping, _ key: String, path: String, range: ClosedRange<Double>,
+                                 required: Bool = false, why: String? = nil) -> Double? {
+        guard let node = map[key] else {
+            if required { problem(map.anyNode, "\(label(path, key)) is missing; add it") }
+            return nil
+        }
+        guard let v = double(node, path: label(path, key)) else { return nil }
+        guard range.contains(v) else {
+            let bounds = why ?? "\(formatNumber(range.lowerBound))...\(formatNumber(range.upperBound))"
+            problem(node, "\(label(path, key)): \(formatNumber(v)) is outside \(bounds)")
             return nil
         }
         return v
@@ -154,16 +185,16 @@ public struct YAMLReader {
         return out
     }
 
-    mutating func bool(_ map: Node.Mapping, _ key: String, path: String) -> Bool? {
+    package mutating func bool(_ map: Node.Mapping, _ key: String, path: String) -> Bool? {
         guard let node = map[key] else { return nil }
         guard let b = node.bool else {
-            problem(node, "\(path).\(key): \(quoted(node)) is not true or false")
+            problem(node, "\(label(path, key)): \(quoted(node)) is not true or false")
             return nil
         }
         return b
     }
 
-    public func quoted(_ node: Node) -> String {
+    package func quoted(_ node: Node) -> String {
         switch node {
         case .scalar(let s): return "\"\(s.string)\""
         case .mapping: return "a mapping"
@@ -175,7 +206,7 @@ public struct YAMLReader {
 
 extension Node.Mapping {
     /// A node that stands for this mapping, for line numbers.
-    var anyNode: Node { .mapping(self) }
+    package var anyNode: Node { .mapping(self) }
 }
 
 /// The entry of `choices` closest to `word` by edit distance, when close enough to be a likely typo.

@@ -32,15 +32,9 @@ public struct JSONWriter {
         emit(pretty ? ": " : ":")
     }
 
-    /// Appends `s` as a JSON string, straight into the bytes when it needs no escape.
+    /// Appends `s` as a JSON string.
     private mutating func appendQuoted(_ s: String) {
-        if JSONWriter.needsEscape(s) {
-            emit(JSONWriter.quote(s))
-        } else {
-            bytes.append(UInt8(ascii: "\""))
-            emit(s)
-            bytes.append(UInt8(ascii: "\""))
-        }
+        JSONString.append(s, to: &bytes, escaping: .report)
     }
 
     private mutating func open(_ c: String) { emit(c); needsComma.append(false); depth += 1 }
@@ -95,35 +89,10 @@ public struct JSONWriter {
         return "\(v)"
     }
 
-    /// Whether ``quote(_:)`` has anything to escape in `s`. Most strings (codes, times, names)
-    /// have not: one pass over the bytes says so. 0xE2 leads the UTF-8 of U+2028 and U+2029.
-    static func needsEscape(_ s: String) -> Bool {
-        func check(_ bytes: some Sequence<UInt8>) -> Bool {
-            bytes.contains { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0x7F || $0 == 0xE2 }
-        }
-        return s.utf8.withContiguousStorageIfAvailable { check($0) } ?? check(s.utf8)
-    }
-
+    /// `s` as a JSON string, escaped as ``JSONString`` does for reports: `"`, `\`, control
+    /// characters, DEL, U+2028 and U+2029.
     public static func quote(_ s: String) -> String {
-        if !needsEscape(s) { return "\"" + s + "\"" }
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 || u.value == 0x7F || (u.value >= 0x2028 && u.value <= 0x2029) {
-                    let hex = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
+        JSONString.quoted(s, escaping: .report)
     }
 }
 

@@ -3,32 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-
-/// SplitMix64: turns one 64-bit seed into a well-mixed stream; used to seed `SimRandom`
-/// and to derive independent streams from a seed and a name.
-///
-/// ```swift
-/// var s = SplitMix64(seed: 42)
-/// let a = s.next()
-/// ```
-public struct SplitMix64: Sendable {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// One mixed value from `a` and `b`, for deriving seeds and hash-like draws that consume no stream.
-    public static func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
-        var s = SplitMix64(seed: a ^ (b &* 0xD6E8_FEB8_6659_FD93))
-        return s.next()
-    }
-}
+import PilotwatchCore
 
 /// FNV-1a over UTF-8: a stable hash of a name (Swift's `Hasher` is seeded per process, so never used here).
 func stableHash(_ text: String) -> UInt64 {

@@ -158,8 +158,8 @@ public enum ScenarioParser {
 
     public static func parse(yaml: String, file: String, registry: Registry, catalogue: Catalogue,
                              only: Set<String>? = nil) -> (Scenario?, [ConfigProblem]) {
-        var r = ScenarioReader(file: file)
-        guard let root = r.root(yaml) else { return (nil, r.problems) }
+        var r = YAMLReader(file: file)
+        guard let root = r.root(yaml, shape: "see seeds/scenario.yaml for its shape", topLevel: "a mapping with defaults: and pilots:") else { return (nil, r.problems) }
         r.checkKeys(root, allowed: ["defaults", "pilots"], path: "")
         var defaults = Settings()
         if let d = r.mapping(root, "defaults", path: "") {
@@ -197,14 +197,14 @@ public enum ScenarioParser {
         return (r.problems.isEmpty ? Scenario(file: file, pilots: plans) : nil, r.problems)
     }
 
-    static func settings(_ r: inout ScenarioReader, _ m: Node.Mapping, path: String) -> Settings {
+    static func settings(_ r: inout YAMLReader, _ m: Node.Mapping, path: String) -> Settings {
         var s = Settings()
         s.dropout = r.number(m, "dropout_per_month", path: path, range: 0...1)
         s.adherence = r.number(m, "adherence", path: path, range: 0.01...1)
         s.statusEvery = r.number(m, "status_every_days", path: path, range: 1...365)
         s.hubEvery = r.number(m, "hub_every_hours", path: path, range: 1...24)
         s.batchMax = r.int(m, "batch_max", path: path, range: 1...ContractLimits.maxObservations)
-        s.firmware = r.text(m, "firmware", path: path)
+        s.firmware = r.string(m, "firmware", path: path)
         s.pilotField = r.bool(m, "pilot_field", path: path)
         if let mb = r.mapping(m, "misbehaviour", path: path) {
             let mpath = "\(path).misbehaviour"
@@ -224,13 +224,13 @@ public enum ScenarioParser {
         return s
     }
 
-    static func pilotPlan(_ r: inout ScenarioReader, _ m: Node.Mapping, pilot: Pilot, defaults: Settings,
+    static func pilotPlan(_ r: inout YAMLReader, _ m: Node.Mapping, pilot: Pilot, defaults: Settings,
                           catalogue: Catalogue, path: String) -> PilotPlan? {
         let before = r.problems.count
         r.checkKeys(m, allowed: pilotKeys, path: path)
         let s = settings(&r, m, path: path).over(defaults)
         var transport = Transport.device
-        if let t = r.text(m, "transport", path: path) {
+        if let t = r.string(m, "transport", path: path) {
             if let v = Transport(rawValue: t) { transport = v } else {
                 r.problem(m["transport"], "\(path).transport: \"\(t)\" is not one of device, backend")
             }
@@ -312,7 +312,7 @@ public enum ScenarioParser {
     }
 
     /// The catalogue entry for `code`, checked against the pilot's programme.
-    static func indicatorFor(_ r: inout ScenarioReader, _ node: Node, code: String, pilot: Pilot,
+    static func indicatorFor(_ r: inout YAMLReader, _ node: Node, code: String, pilot: Pilot,
                              catalogue: Catalogue, path: String) -> Indicator? {
         guard let ind = catalogue.indicator(code) else {
             let hint = closest(code, in: catalogue.indicators.map(\.code)).map { " (did you mean \($0)?)" } ?? ""
@@ -326,8 +326,8 @@ public enum ScenarioParser {
         return ind
     }
 
-    static func rates(_ r: inout ScenarioReader, _ m: Node.Mapping, _ key: String, path: String, range: ClosedRange<Double>,
-                      check: (inout ScenarioReader, Node, String, String) -> Bool) -> [RatePlan] {
+    static func rates(_ r: inout YAMLReader, _ m: Node.Mapping, _ key: String, path: String, range: ClosedRange<Double>,
+                      check: (inout YAMLReader, Node, String, String) -> Bool) -> [RatePlan] {
         guard let map = r.mapping(m, key, path: path) else { return [] }
         var out: [RatePlan] = []
         for (k, _) in map {
@@ -339,14 +339,14 @@ public enum ScenarioParser {
         return out
     }
 
-    static func indicatorPlan(_ r: inout ScenarioReader, _ m: Node.Mapping, indicator ind: Indicator,
+    static func indicatorPlan(_ r: inout YAMLReader, _ m: Node.Mapping, indicator ind: Indicator,
                               transport: Transport, earlier: [String], path: String) -> IndicatorPlan? {
         let before = r.problems.count
         r.checkKeys(m, allowed: indicatorKeys, path: path)
         let perDay = r.number(m, "per_day", path: path, range: 0.01...48)
         let perWeek = r.number(m, "per_week", path: path, range: 0.01...7)
         let every = r.number(m, "every_days", path: path, range: 1...400)
-        let with = r.text(m, "with", path: path)
+        let with = r.string(m, "with", path: path)
         if let with, !earlier.contains(with) {
             r.problem(m["with"], "\(path).with: \"\(with)\" is not an indicator listed before \(ind.code) in this pilot; list it first")
         }
@@ -356,7 +356,7 @@ public enum ScenarioParser {
             r.problem(m.anyNode, "\(path): give exactly one of per_day, per_week (at most 7), every_days or with")
         }
         var source = transport
-        if let s = r.text(m, "source", path: path) {
+        if let s = r.string(m, "source", path: path) {
             if let v = Transport(rawValue: s) { source = v } else { r.problem(m["source"], "\(path).source: \"\(s)\" is not one of device, backend") }
             if source == .device, transport == .backend {
                 r.problem(m["source"], "\(path).source: device needs the pilot's transport: device; a back-end pilot sends everything through its hubs")
@@ -388,7 +388,7 @@ public enum ScenarioParser {
         let noise = r.number(m, "noise", path: path, range: 0...1e9) ?? 0
         let decimals = r.int(m, "decimals", path: path, range: 0...4) ?? (ind.kind == .score ? 0 : 1)
         var unit = ind.unit, factor = 1.0, offset = 0.0
-        if let u = r.text(m, "unit", path: path), u != ind.unit {
+        if let u = r.string(m, "unit", path: path), u != ind.unit {
             if let c = ind.convert.first(where: { $0.unit == u }) {
                 unit = u; factor = c.factor; offset = c.offset
             } else {

@@ -1,4 +1,5 @@
 import PilotwatchCore
+import TestSupport
 import Testing
 
 // The split of every metric into sufficient statistics and figures (federation.md): on many
@@ -6,17 +7,8 @@ import Testing
 // definitions of metrics.md written out here, and statistics pooled over pilots equal the
 // statistics of all their subjects together.
 
-/// A small deterministic generator (SplitMix64), so that a failing dataset can be found again.
-private struct Seeded: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The tests' seeded generator (SplitMix64), so that a failing dataset can be found again.
+private typealias Seeded = SplitMix
 
 private let t = Instant(seconds: 1_780_000_000)  // 2026-05-28
 

@@ -1,21 +1,15 @@
-/// A deterministic pseudo-random generator (SplitMix64) for tests, so that a failing random case
+import PilotwatchCore
+
+/// The deterministic generator of the tests (Core's `SplitMix64`), so that a failing random case
 /// can be replayed from its seed.
 ///
 /// ```swift
 /// var rng = SplitMix(seed: 42)
 /// let n = Int.random(in: 0..<10, using: &rng)
 /// ```
-public struct SplitMix: RandomNumberGenerator {
-    public var state: UInt64
+package typealias SplitMix = SplitMix64
 
-    public init(state: UInt64) { self.state = state }
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+extension SplitMix64 {
+    /// The generator whose state is `state` (the same as `init(seed:)`: the seed is the first state).
+    package init(state: UInt64) { self.init(seed: state) }
 }

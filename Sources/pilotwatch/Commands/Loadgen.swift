@@ -59,13 +59,29 @@ struct Loadgen: ParsableCommand {
             let device = "dev-\(i % devices)"
             let subject = "p-" + hex8(UInt32(truncatingIfNeeded: 0x1000_0000 &+ (i % subjects)))
             let at = Instant(seconds: base + Double(i)).description
-            let text = "{\"msg_id\":\"\(runID)-\(i)\",\"sent_at\":\"\(at)\",\"observations\":[{\"subject\":\"\(subject)\",\"indicator\":\"spo2\",\"value\":\(88 + i % 10),\"unit\":\"%\",\"at\":\"\(at)\"}]}"
-            try publisher.publish(topic: "pilots/\(pilot)/\(device)/obs", payload: Array(text.utf8), qos: 1)
+            Self.observation(msgID: "\(runID)-\(i)", at: at, subject: subject, value: 88 + i % 10, into: &payload)
+            try publisher.publish(topic: "pilots/\(pilot)/\(device)/obs", payload: payload, qos: 1)
         }
         try publisher.waitForAllAcknowledged(timeout: 300)
         publisher.disconnect()
         let secs = Date().timeIntervalSince(start)
         print(String(format: "published %d messages in %.2f s (%.0f msg/s)", count, secs, Double(count) / secs))
+    }
+}
+
+extension Loadgen {
+    /// Writes into `out` (emptied first) the message
+    /// `{"msg_id":...,"sent_at":at,"observations":[{"subject":...,"indicator":"spo2","value":...,"unit":"%","at":at}]}`.
+    static func observation(msgID: String, at: String, subject: String, value: Int, into out: inout [UInt8]) {
+        out.removeAll(keepingCapacity: true)
+        func raw(_ s: String) { out.append(contentsOf: s.utf8) }
+        func string(_ s: String) { JSONString.append(s, to: &out, escaping: .wire) }
+        raw("{\"msg_id\":"); string(msgID)
+        raw(",\"sent_at\":"); string(at)
+        raw(",\"observations\":[{\"subject\":"); string(subject)
+        raw(",\"indicator\":\"spo2\",\"value\":"); raw(String(value))
+        raw(",\"unit\":\"%\",\"at\":"); string(at)
+        raw("}]}")
     }
 }
 
