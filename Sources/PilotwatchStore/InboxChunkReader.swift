@@ -29,29 +29,8 @@ struct InboxChunkReader {
     /// returns them: at most `maxRecords`, and no more once `maxBytes` are read (at least one record).
     mutating func readSpans(from position: InboxPosition, maxRecords: Int, maxBytes: Int) throws
         -> (records: [InboxRecord], spans: [InboxSpan], next: InboxPosition) {
-        let end = inbox.end
-        var at = position
-        if at.segment < inbox.oldestSegment { at = InboxPosition(segment: inbox.oldestSegment, offset: 0) }
-        var records: [InboxRecord] = []
-        var spans: [InboxSpan] = []
-        records.reserveCapacity(min(maxRecords, 4096))
-        spans.reserveCapacity(min(maxRecords, 4096))
-        var bytes = 0
         file.forget()
-        while records.count < maxRecords && bytes < maxBytes && at < end {
-            let limit = at.segment == end.segment ? end.offset : Int64.max
-            guard let (record, length) = try file.record(segment: at.segment, offset: at.offset, limit: limit) else {
-                // The end of a closed segment: go on with the next one.
-                guard at.segment < end.segment else { break }
-                at = InboxPosition(segment: at.segment + 1, offset: 0)
-                continue
-            }
-            records.append(record)
-            spans.append(InboxSpan(segment: at.segment, offset: at.offset, length: Int64(length)))
-            bytes += length
-            at.offset += Int64(length)
-        }
-        return (records, spans, at)
+        return try Inbox.walk(inbox, from: position, maxRecords: maxRecords, maxBytes: maxBytes, record: file.record)
     }
 }
 

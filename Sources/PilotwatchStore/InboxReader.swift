@@ -33,21 +33,35 @@ public struct InboxReader {
     /// ``read(from:maxRecords:maxBytes:)`` with where each record lies in the inbox.
     public mutating func readSpans(from position: InboxPosition, maxRecords: Int, maxBytes: Int) throws
         -> (records: [InboxRecord], spans: [InboxSpan], next: InboxPosition) {
+        try Inbox.walk(inbox, from: position, maxRecords: maxRecords, maxBytes: maxBytes, record: files.record)
+    }
+}
+
+extension Inbox {
+    /// The walk both readers make: records from `position` up to `inbox`'s durable end, at most
+    /// `maxRecords` and no more once `maxBytes` are read (at least one record), going on to the
+    /// next segment at the end of a closed one; `record` cuts one record at a place (nil: the
+    /// segment ends there). A position in a segment that no longer exists moves to the oldest.
+    static func walk(_ inbox: Inbox, from position: InboxPosition, maxRecords: Int, maxBytes: Int,
+                     record: (_ segment: Int64, _ offset: Int64, _ limit: Int64) throws -> (InboxRecord, Int)?) throws
+        -> (records: [InboxRecord], spans: [InboxSpan], next: InboxPosition) {
         let end = inbox.end
         var at = position
         if at.segment < inbox.oldestSegment { at = InboxPosition(segment: inbox.oldestSegment, offset: 0) }
         var records: [InboxRecord] = []
         var spans: [InboxSpan] = []
+        records.reserveCapacity(min(maxRecords, 4096))
+        spans.reserveCapacity(min(maxRecords, 4096))
         var bytes = 0
         while records.count < maxRecords && bytes < maxBytes && at < end {
             let limit = at.segment == end.segment ? end.offset : Int64.max
-            guard let (record, length) = try files.record(segment: at.segment, offset: at.offset, limit: limit) else {
+            guard let (found, length) = try record(at.segment, at.offset, limit) else {
                 // The end of a closed segment: go on with the next one.
                 guard at.segment < end.segment else { break }
                 at = InboxPosition(segment: at.segment + 1, offset: 0)
                 continue
             }
-            records.append(record)
+            records.append(found)
             spans.append(InboxSpan(segment: at.segment, offset: at.offset, length: Int64(length)))
             bytes += length
             at.offset += Int64(length)
