@@ -112,19 +112,7 @@ private final class ChunkFile {
         let want = Int(min(Int64(max(count, Self.chunkBytes)), max(Int64(count), limit - offset)))
         if window.count < want { window = [UInt8](repeating: 0, count: want) }
         let fd = self.fd
-        let done = try window.withUnsafeMutableBytes { raw -> Int in
-            var done = 0
-            while done < want {
-                let n = pread(fd, raw.baseAddress! + done, want - done, off_t(offset) + off_t(done))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw InboxError.io(path: path, call: "pread", reason: String(cString: strerror(errno)))
-                }
-                if n == 0 { break }
-                done += n
-            }
-            return done
-        }
+        let done = try window.withUnsafeMutableBytes { try Inbox.preadFully(fd, into: $0, count: want, at: offset, path: path) }
         windowStart = offset
         windowCount = done
         return min(done, count)

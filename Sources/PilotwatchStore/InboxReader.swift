@@ -38,6 +38,23 @@ public struct InboxReader {
 }
 
 extension Inbox {
+    /// Reads `count` bytes of `fd` at `offset` into `raw` (retrying interrupted and short
+    /// reads); returns how many it got, fewer only at the end of the file.
+    static func preadFully(_ fd: Int32, into raw: UnsafeMutableRawBufferPointer, count: Int, at offset: Int64,
+                           path: String) throws -> Int {
+        var done = 0
+        while done < count {
+            let n = pread(fd, raw.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw InboxError.io(path: path, call: "pread", reason: String(cString: strerror(errno)))
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
     /// The walk both readers make: records from `position` up to `inbox`'s durable end, at most
     /// `maxRecords` and no more once `maxBytes` are read (at least one record), going on to the
     /// next segment at the end of a closed one; `record` cuts one record at a place (nil: the
@@ -151,18 +168,6 @@ final class SegmentFiles {
     private func readFully(_ buffer: inout [UInt8], at offset: Int64, path: String) throws -> Int {
         let count = buffer.count
         let fd = self.fd
-        return try buffer.withUnsafeMutableBytes { raw -> Int in
-            var done = 0
-            while done < count {
-                let n = pread(fd, raw.baseAddress! + done, count - done, off_t(offset) + off_t(done))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw InboxError.io(path: path, call: "pread", reason: String(cString: strerror(errno)))
-                }
-                if n == 0 { break }
-                done += n
-            }
-            return done
-        }
+        return try buffer.withUnsafeMutableBytes { try Inbox.preadFully(fd, into: $0, count: count, at: offset, path: path) }
     }
 }
