@@ -106,7 +106,8 @@ public enum Dashboard {
         var pilots: [PilotStatus] = []
         try store.read { reader in
             let subjects = try reader.subjectFactsByPilot(asOf: t)
-            let devices = Dictionary(grouping: try reader.devices(), by: \.pilot)
+            // Counts only: in no particular order, one pass over the table.
+            let devices = try reader.devicesByPilot()
             for p in programmes {
                 var pooled: [(statistics: PilotStatistics, target: Int)] = []
                 var lacking: [String] = []

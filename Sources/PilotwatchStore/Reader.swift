@@ -312,15 +312,40 @@ public struct StoreReader {
         var pilotCode = pilot ?? ""
         try query.forEachRow { row in
             pilotCode = row.text(0, reusing: pilotCode)
-            out.append(DeviceRecord(
-                pilot: pilotCode, code: row.text(1), firstSeen: Instant(millis: row.int64(2)),
-                lastSeen: Instant(millis: row.int64(3)), messages: Int(row.int64(4)), duplicates: Int(row.int64(5)),
-                refused: Int(row.int64(6)), statuses: Int(row.int64(7)), observations: Int(row.int64(8)),
-                statusState: row.optionalText(9).flatMap(DeviceStatus.State.init(rawValue:)),
-                statusAt: row.optionalInt64(10).map(Instant.init(millis:)), batteryPct: row.optionalDouble(11),
-                firmware: row.optionalText(12)))
+            out.append(Self.deviceRecord(pilot: pilotCode, row))
         }
         return out
+    }
+
+    /// Every device, by pilot code, each pilot's in no particular order: one pass over the
+    /// `device` table in storage order, where ``devices(pilot:)`` of all pilots walks the
+    /// `(pilot, code)` index and seeks each row (what `status` reads at 50,000 devices).
+    public func devicesByPilot() throws -> [String: [DeviceRecord]] {
+        var codes: [Int64: String] = [:]
+        try FastStatement(db, "SELECT id, code FROM pilot").forEachRow { codes[$0.int64(0)] = $0.text(1) }
+        let query = try FastStatement(db, """
+            SELECT pilot_id, code, first_seen, last_seen, messages, duplicates, refused, statuses,
+                   observations, status_state, status_at, battery_pct, firmware
+            FROM device
+            """)
+        var out: [String: [DeviceRecord]] = [:]
+        try query.forEachRow { row in
+            guard let pilot = codes[row.int64(0)] else { return }
+            out[pilot, default: []].append(Self.deviceRecord(pilot: pilot, row))
+        }
+        return out
+    }
+
+    /// A device's record from the columns ``devices(pilot:)`` and ``devicesByPilot()`` read
+    /// (the pilot's first, then the device's).
+    private static func deviceRecord(pilot: String, _ row: FastStatement.Columns) -> DeviceRecord {
+        DeviceRecord(
+            pilot: pilot, code: row.text(1), firstSeen: Instant(millis: row.int64(2)),
+            lastSeen: Instant(millis: row.int64(3)), messages: Int(row.int64(4)), duplicates: Int(row.int64(5)),
+            refused: Int(row.int64(6)), statuses: Int(row.int64(7)), observations: Int(row.int64(8)),
+            statusState: row.optionalText(9).flatMap(DeviceStatus.State.init(rawValue:)),
+            statusAt: row.optionalInt64(10).map(Instant.init(millis:)), batteryPct: row.optionalDouble(11),
+            firmware: row.optionalText(12))
     }
 
     /// Store-wide and per-pilot counters.

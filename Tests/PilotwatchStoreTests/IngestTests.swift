@@ -279,6 +279,32 @@ import Testing
         #expect(stats.pilots.first?.statuses == 4)
     }
 
+    @Test func devicesByPilotHoldsWhatDevicesListsGroupedByPilot() throws {
+        let dir = try TempDir()
+        let store = try Store(path: dir.file("s.sqlite"))
+        // Devices of three pilots, arriving interleaved (storage order is not code order).
+        var items: [IngestItem] = []
+        for (i, (pilot, device)) in [("resp-est", "d-9"), ("hf-nord", "d-2"), ("resp-est", "d-1"), ("hf-nord", "d-10"),
+                                     ("diab-sud", "d-5"), ("hf-nord", "d-1")].enumerated() {
+            items.append(obsItem(pilot: pilot, device: device, msgID: "m\(i)", received: at(hour: Double(i)),
+                                 [measurement("p-\(i)", "spo2", 95, at(hour: Double(i)))]))
+        }
+        items.append(statusItem(pilot: "hf-nord", device: "d-2", received: at(hour: 9),
+                                DeviceStatus(state: .offline, at: at(hour: 8), batteryPct: 12, firmware: "1.0")))
+        try store.ingest(items)
+        let (listed, byPilot) = try store.read { try ($0.devices(), $0.devicesByPilot()) }
+        #expect(listed.count == 6)
+        #expect(listed.map { "\($0.pilot)/\($0.code)" } == ["diab-sud/d-5", "hf-nord/d-1", "hf-nord/d-10", "hf-nord/d-2",
+                                                           "resp-est/d-1", "resp-est/d-9"])
+        #expect(byPilot.keys.sorted() == ["diab-sud", "hf-nord", "resp-est"])
+        for (pilot, devices) in byPilot {
+            #expect(devices.sorted { $0.code < $1.code } == listed.filter { $0.pilot == pilot }, "\(pilot)")
+        }
+        #expect(byPilot["hf-nord"]?.first { $0.code == "d-2" }?.batteryPct == 12)
+        let empty = try Store(path: dir.file("empty.sqlite"))
+        #expect(try empty.read { try $0.devicesByPilot() }.isEmpty)
+    }
+
     /// The events of one subject, each in its own message; enrolment is the first `enrolled`,
     /// withdrawal the first `withdrawn` strictly after it.
     static let enrolmentEvents: [Observation] = [
