@@ -35,7 +35,7 @@ struct InboxChunkReader {
 }
 
 /// One segment file and a window of its bytes read ahead; records are cut from the window.
-private final class ChunkFile {
+final class ChunkFile {
     static let chunkBytes = 1 << 20
 
     let directory: String
