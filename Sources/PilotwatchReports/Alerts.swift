@@ -59,6 +59,10 @@ public struct DeviceCounts: Sendable, Hashable {
     public static let retiredAfterDays = 30.0
 
     public init(_ devices: [DeviceRecord], thresholds t: AlertThresholds, asOf: Instant) {
+        self.init(signs: devices.map(\.signs), thresholds: t, asOf: asOf)
+    }
+
+    public init(signs devices: [DeviceSigns], thresholds t: AlertThresholds, asOf: Instant) {
         let quietSince = asOf.adding(millis: -Int64(t.silentHours * 3_600_000))
         let retiredBefore = asOf.adding(days: -Self.retiredAfterDays)
         for d in devices where d.firstSeen <= asOf {
@@ -72,14 +76,18 @@ public struct DeviceCounts: Sendable, Hashable {
     /// When the device was last heard of: its last message, or the time its last status said it
     /// went offline when that is earlier (a back-end that relays a dead fleet's last statuses
     /// still sends messages; the devices do not).
-    static func lastSign(_ d: DeviceRecord) -> Instant {
+    static func lastSign(_ d: DeviceSigns) -> Instant {
         if d.statusState == .offline, let at = d.statusAt, at < d.lastSeen { return at }
         return d.lastSeen
     }
 
     /// A device is silent when it was last heard of at or before `quietSince`.
-    public static func isSilent(_ d: DeviceRecord, quietSince: Instant) -> Bool {
+    public static func isSilent(_ d: DeviceSigns, quietSince: Instant) -> Bool {
         lastSign(d) <= quietSince
+    }
+
+    public static func isSilent(_ d: DeviceRecord, quietSince: Instant) -> Bool {
+        isSilent(d.signs, quietSince: quietSince)
     }
 }
 

@@ -106,8 +106,8 @@ public enum Dashboard {
         var pilots: [PilotStatus] = []
         try store.read { reader in
             let subjects = try reader.subjectFactsByPilot(asOf: t)
-            // Counts only: in no particular order, one pass over the table.
-            let devices = try reader.devicesByPilot()
+            // Counted only: what their health is judged on, in no particular order.
+            let devices = try reader.deviceSignsByPilot()
             for p in programmes {
                 var pooled: [(statistics: PilotStatistics, target: Int)] = []
                 var lacking: [String] = []
@@ -144,7 +144,7 @@ public enum Dashboard {
         try store.read { reader in
             let facts = try reader.pilotFacts(pilot: pilot.id, asOf: t, historyDays: Metrics.historyDays(weeks: weeks))
             let deviceRecords = try reader.devices(pilot: pilot.id)
-            let status = pilotStatus(pilot, facts: facts, devices: deviceRecords, thresholds: thresholds, asOf: t)
+            let status = pilotStatus(pilot, facts: facts, devices: deviceRecords.map(\.signs), thresholds: thresholds, asOf: t)
 
             let (measured, listed) = viewIndicators(pilot, catalogue: catalogue)
             let pairs = try reader.outcomePairs(pilot: pilot.id, indicators: measured, asOf: t)
@@ -204,12 +204,12 @@ public enum Dashboard {
 
     /// One pilot's row: its figures, and the alert rules that hold with `thresholds` (the
     /// service's; the pilot's registry entry may change them).
-    static func pilotStatus(_ pilot: Pilot, facts: PilotFacts, devices: [DeviceRecord], thresholds: AlertThresholds,
+    static func pilotStatus(_ pilot: Pilot, facts: PilotFacts, devices: [DeviceSigns], thresholds: AlertThresholds,
                             asOf t: Instant) -> PilotStatus {
         let figures = Metrics.pilot(facts.subjects, target: pilot.enrolmentTarget, end: pilot.end, asOf: t)
         let rate = Metrics.refusalRatePct(refused: facts.lastWeek.refused, received: facts.lastWeek.received)
         let mine = pilot.alertThresholds(thresholds)
-        let counts = DeviceCounts(devices, thresholds: mine, asOf: t)
+        let counts = DeviceCounts(signs: devices, thresholds: mine, asOf: t)
         let milestones = Metrics.milestones(pilot.milestones, subjects: facts.subjects, asOf: t)
         let conditions = AlertEvaluator.pilot(pilot, figures: figures, milestones: milestones, lastWeek: facts.lastWeek,
                                               refusalRate: rate, devices: counts, thresholds: mine, asOf: t)

@@ -83,6 +83,22 @@ public struct PilotDayRecord: Sendable, Equatable {
     }
 }
 
+/// What a device's health is judged on (silent, retired, low battery): when it was first and
+/// last heard of, its last status and battery level.
+public struct DeviceSigns: Sendable, Equatable {
+    public var firstSeen: Instant
+    public var lastSeen: Instant
+    public var statusState: DeviceStatus.State?
+    public var statusAt: Instant?
+    public var batteryPct: Double?
+
+    public init(firstSeen: Instant, lastSeen: Instant, statusState: DeviceStatus.State?, statusAt: Instant?,
+                batteryPct: Double?) {
+        self.firstSeen = firstSeen; self.lastSeen = lastSeen; self.statusState = statusState
+        self.statusAt = statusAt; self.batteryPct = batteryPct
+    }
+}
+
 /// A device and its health.
 public struct DeviceRecord: Sendable, Equatable {
     public var pilot: String
@@ -109,6 +125,12 @@ public struct DeviceRecord: Sendable, Equatable {
         self.messages = messages; self.duplicates = duplicates; self.refused = refused; self.statuses = statuses
         self.observations = observations; self.statusState = statusState; self.statusAt = statusAt
         self.batteryPct = batteryPct; self.firmware = firmware
+    }
+
+    /// What its health is judged on.
+    public var signs: DeviceSigns {
+        DeviceSigns(firstSeen: firstSeen, lastSeen: lastSeen, statusState: statusState, statusAt: statusAt,
+                    batteryPct: batteryPct)
     }
 }
 
@@ -312,41 +334,51 @@ public struct StoreReader {
         var pilotCode = pilot ?? ""
         try query.forEachRow { row in
             pilotCode = row.text(0, reusing: pilotCode)
-            out.append(Self.deviceRecord(pilot: pilotCode, row))
+            out.append(DeviceRecord(
+                pilot: pilotCode, code: row.text(1), firstSeen: Instant(millis: row.int64(2)),
+                lastSeen: Instant(millis: row.int64(3)), messages: Int(row.int64(4)), duplicates: Int(row.int64(5)),
+                refused: Int(row.int64(6)), statuses: Int(row.int64(7)), observations: Int(row.int64(8)),
+                statusState: row.optionalText(9).flatMap(DeviceStatus.State.init(rawValue:)),
+                statusAt: row.optionalInt64(10).map(Instant.init(millis:)), batteryPct: row.optionalDouble(11),
+                firmware: row.optionalText(12)))
         }
         return out
     }
 
-    /// Every device, by pilot code, each pilot's in no particular order: one pass over the
-    /// `device` table in storage order, where ``devices(pilot:)`` of all pilots walks the
-    /// `(pilot, code)` index and seeks each row (what `status` reads at 50,000 devices).
-    public func devicesByPilot() throws -> [String: [DeviceRecord]] {
-        var codes: [Int64: String] = [:]
-        try FastStatement(db, "SELECT id, code FROM pilot").forEachRow { codes[$0.int64(0)] = $0.text(1) }
+    /// The ``DeviceSigns`` of every device, by pilot code, each pilot's in no particular order:
+    /// one pass over the `device` table in storage order, reading only those columns (where
+    /// ``devices(pilot:)`` of all pilots walks the `(pilot, code)` index and seeks each row): what
+    /// `status` counts at 50,000 devices.
+    public func deviceSignsByPilot() throws -> [String: [DeviceSigns]] {
+        var slots: [Int64: Int] = [:]
+        var lists: [[DeviceSigns]] = []
+        var codes: [String] = []
+        try FastStatement(db, "SELECT id, code FROM pilot").forEachRow { row in
+            slots[row.int64(0)] = lists.count
+            lists.append([])
+            codes.append(row.text(1))
+        }
         let query = try FastStatement(db, """
-            SELECT pilot_id, code, first_seen, last_seen, messages, duplicates, refused, statuses,
-                   observations, status_state, status_at, battery_pct, firmware
-            FROM device
+            SELECT pilot_id, first_seen, last_seen, status_state, status_at, battery_pct FROM device
             """)
-        var out: [String: [DeviceRecord]] = [:]
+        var lastPilot: Int64 = -1, slot = -1
         try query.forEachRow { row in
-            guard let pilot = codes[row.int64(0)] else { return }
-            out[pilot, default: []].append(Self.deviceRecord(pilot: pilot, row))
+            let pilot = row.int64(0)
+            if pilot != lastPilot {
+                guard let found = slots[pilot] else { return }
+                lastPilot = pilot
+                slot = found
+            }
+            lists[slot].append(DeviceSigns(
+                firstSeen: Instant(millis: row.int64(1)), lastSeen: Instant(millis: row.int64(2)),
+                statusState: row.optionalText(3).flatMap(DeviceStatus.State.init(rawValue:)),
+                statusAt: row.optionalInt64(4).map(Instant.init(millis:)), batteryPct: row.optionalDouble(5)))
         }
+        var out: [String: [DeviceSigns]] = [:]
+        for (index, list) in lists.enumerated() where !list.isEmpty { out[codes[index]] = list }
         return out
     }
 
-    /// A device's record from the columns ``devices(pilot:)`` and ``devicesByPilot()`` read
-    /// (the pilot's first, then the device's).
-    private static func deviceRecord(pilot: String, _ row: FastStatement.Columns) -> DeviceRecord {
-        DeviceRecord(
-            pilot: pilot, code: row.text(1), firstSeen: Instant(millis: row.int64(2)),
-            lastSeen: Instant(millis: row.int64(3)), messages: Int(row.int64(4)), duplicates: Int(row.int64(5)),
-            refused: Int(row.int64(6)), statuses: Int(row.int64(7)), observations: Int(row.int64(8)),
-            statusState: row.optionalText(9).flatMap(DeviceStatus.State.init(rawValue:)),
-            statusAt: row.optionalInt64(10).map(Instant.init(millis:)), batteryPct: row.optionalDouble(11),
-            firmware: row.optionalText(12))
-    }
 
     /// Store-wide and per-pilot counters.
     public func stats() throws -> StoreStats {

@@ -279,7 +279,7 @@ import Testing
         #expect(stats.pilots.first?.statuses == 4)
     }
 
-    @Test func devicesByPilotHoldsWhatDevicesListsGroupedByPilot() throws {
+    @Test func deviceSignsByPilotHoldWhatDevicesListsGroupedByPilot() throws {
         let dir = try TempDir()
         let store = try Store(path: dir.file("s.sqlite"))
         // Devices of three pilots, arriving interleaved (storage order is not code order).
@@ -292,17 +292,19 @@ import Testing
         items.append(statusItem(pilot: "hf-nord", device: "d-2", received: at(hour: 9),
                                 DeviceStatus(state: .offline, at: at(hour: 8), batteryPct: 12, firmware: "1.0")))
         try store.ingest(items)
-        let (listed, byPilot) = try store.read { try ($0.devices(), $0.devicesByPilot()) }
+        let (listed, byPilot) = try store.read { try ($0.devices(), $0.deviceSignsByPilot()) }
         #expect(listed.count == 6)
         #expect(listed.map { "\($0.pilot)/\($0.code)" } == ["diab-sud/d-5", "hf-nord/d-1", "hf-nord/d-10", "hf-nord/d-2",
                                                            "resp-est/d-1", "resp-est/d-9"])
         #expect(byPilot.keys.sorted() == ["diab-sud", "hf-nord", "resp-est"])
-        for (pilot, devices) in byPilot {
-            #expect(devices.sorted { $0.code < $1.code } == listed.filter { $0.pilot == pilot }, "\(pilot)")
+        for (pilot, signs) in byPilot {
+            let expected = listed.filter { $0.pilot == pilot }.map(\.signs)
+            #expect(signs.count == expected.count && expected.allSatisfy { e in signs.contains { $0 == e } }, "\(pilot)")
         }
-        #expect(byPilot["hf-nord"]?.first { $0.code == "d-2" }?.batteryPct == 12)
+        let offline = try #require(byPilot["hf-nord"]?.first { $0.statusState == .offline })
+        #expect(offline.batteryPct == 12 && offline.statusAt == at(hour: 8) && offline.lastSeen == at(hour: 9))
         let empty = try Store(path: dir.file("empty.sqlite"))
-        #expect(try empty.read { try $0.devicesByPilot() }.isEmpty)
+        #expect(try empty.read { try $0.deviceSignsByPilot() }.isEmpty)
     }
 
     /// The events of one subject, each in its own message; enrolment is the first `enrolled`,
