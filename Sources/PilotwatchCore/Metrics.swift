@@ -325,24 +325,39 @@ public struct ActivityDays: Sendable, Hashable {
     /// ActivityDays(lastDay: latest, words: [lo, hi]).rebased(lastDay: today, covering: 28)
     /// ```
     public func rebased(lastDay newLastDay: Day, covering days: Int) -> ActivityDays {
-        let count = ActivityDays.words(forDays: days)
         let shift = lastDay.distance(to: newLastDay)
         guard shift >= 0 else {
             return ActivityDays(lastDay: newLastDay, days: self.days, covering: days)
         }
-        var out = [UInt64](repeating: 0, count: count)
+        let words = self.words
+        return ActivityDays(lastDay: newLastDay, words: Self.shifted(words.count, { words[$0] }, by: shift, covering: days))
+    }
+
+    /// A roll-up's two words `lo`, `hi` (the days ending on `lastDay`) seen from `newLastDay`:
+    /// `ActivityDays(lastDay: lastDay, words: [lo, hi]).rebased(lastDay: newLastDay, covering: days)`,
+    /// without the first array (the overview reads one a subject, 50,000 at a time).
+    public static func rebased(lastDay: Day, lo: UInt64, hi: UInt64, to newLastDay: Day, covering days: Int) -> ActivityDays {
+        let shift = lastDay.distance(to: newLastDay)
+        guard shift >= 0 else { return ActivityDays(lastDay: lastDay, words: [lo, hi]).rebased(lastDay: newLastDay, covering: days) }
+        return ActivityDays(lastDay: newLastDay, words: shifted(2, { $0 == 0 ? lo : hi }, by: shift, covering: days))
+    }
+
+    /// The words of a set whose `count` words are `word(j)`, moved `shift` days older, covering `days`.
+    private static func shifted(_ count: Int, _ word: (Int) -> UInt64, by shift: Int, covering days: Int) -> [UInt64] {
+        let outCount = ActivityDays.words(forDays: days)
+        var out = [UInt64](repeating: 0, count: outCount)
         let wordShift = shift / 64, bitShift = UInt64(shift % 64)
-        for j in 0..<count {
+        for j in 0..<outCount {
             let source = j - wordShift
             guard source >= 0 else { continue }
-            var w: UInt64 = source < words.count ? words[source] << bitShift : 0
-            if bitShift > 0, source >= 1, source - 1 < words.count { w |= words[source - 1] >> (64 - bitShift) }
+            var w: UInt64 = source < count ? word(source) << bitShift : 0
+            if bitShift > 0, source >= 1, source - 1 < count { w |= word(source - 1) >> (64 - bitShift) }
             out[j] = w
         }
         // Bits past `days` (the last word is rounded up to 64) are not known to the window.
-        let spare = count * 64 - days
-        if spare > 0 { out[count - 1] &= UInt64.max >> UInt64(spare) }
-        return ActivityDays(lastDay: newLastDay, words: out)
+        let spare = outCount * 64 - days
+        if spare > 0 { out[outCount - 1] &= UInt64.max >> UInt64(spare) }
+        return out
     }
 
     /// How many days back from `lastDay` (included) the set knows about.

@@ -119,9 +119,8 @@ extension StoreReader {
         let activity: ActivityDays
         var complete = true
         if let last, last <= t.millis {
-            activity = ActivityDays(lastDay: Instant(millis: last).day,
-                                    words: [UInt64(bitPattern: row.int64(6)), UInt64(bitPattern: row.int64(7))])
-                .rebased(lastDay: t.day, covering: covering)
+            activity = ActivityDays.rebased(lastDay: Instant(millis: last).day, lo: UInt64(bitPattern: row.int64(6)),
+                                            hi: UInt64(bitPattern: row.int64(7)), to: t.day, covering: covering)
         } else {
             complete = last == nil
             activity = .none(lastDay: t.day, covering: covering)
@@ -288,16 +287,14 @@ extension StoreReader {
                   let lw = Metrics.latestWindow(enrolment: enrolment, windows: windows, asOf: t),
                   first.at <= bw.upperBound, last.at >= lw.lowerBound
             else { return }
-            // The earliest value at or after the window's start, and the latest at or before T.
+            // The earliest value at or after the window's start, and the latest at or before T:
+            // each is `Metrics.baseline`/`latest` of the subject's values when it lies in its
+            // window (the windows computed above; no array a subject).
             let baselineCandidate = first.at >= bw.lowerBound
                 ? first : try reading(firstFrom, id, indicatorID, bw.lowerBound)
-            guard let baselineCandidate,
-                  let baseline = Metrics.baseline([baselineCandidate], enrolment: enrolment, windows: windows, asOf: t)
-            else { return }
+            guard let baseline = baselineCandidate, bw.contains(baseline.at) else { return }
             let latestCandidate = last.at <= t ? last : try reading(lastUpTo, id, indicatorID, t)
-            guard let latestCandidate,
-                  let latest = Metrics.latest([latestCandidate], enrolment: enrolment, windows: windows, asOf: t)
-            else { return }
+            guard let latest = latestCandidate, lw.contains(latest.at) else { return }
             let code = row.text(7)
             for place in places { pairs[place].append(OutcomePair(baseline: baseline.value, latest: latest.value, subject: code)) }
         }

@@ -132,6 +132,11 @@ struct ActivityDaysTests {
         let covering = [1, 7, 28, 64, 105, 128].randomElement(using: &rng)!
         #expect(a.rebased(lastDay: newLast, covering: covering) == ActivityDays(lastDay: newLast, days: days, covering: covering),
                 "seed \(seed)")
+        // From a roll-up's two words, as the readers rebase them (a later day, the same, an earlier one).
+        for target in [newLast, last, last.advanced(by: -Int.random(in: 1..<40, using: &rng))] {
+            #expect(ActivityDays.rebased(lastDay: last, lo: a.words[0], hi: a.words[1], to: target, covering: covering)
+                        == a.rebased(lastDay: target, covering: covering), "seed \(seed), to \(target)")
+        }
     }
 }
 
