@@ -112,8 +112,12 @@ final class SegmentFiles {
     /// record: some 70,000 in a full segment, at every start), and never past the file's end: a
     /// torn length is a record that does not fit, not a buffer of up to 4 GiB to fill.
     func validLength(of segment: Int64, scrubbing: Set<Int64> = []) throws -> Int64 {
+        let path = Inbox.path(directory, segment)
         var size = stat()
-        guard stat(Inbox.path(directory, segment), &size) == 0 else { return 0 }
+        guard stat(path, &size) == 0 else {
+            if errno == ENOENT { return 0 }
+            throw InboxError.io(path: path, call: "stat", reason: String(cString: strerror(errno)))
+        }
         let file = ChunkFile(directory: directory)
         defer { file.close() }
         var offset: Int64 = 0

@@ -361,14 +361,8 @@ public struct StoreReader {
         let query = try FastStatement(db, """
             SELECT pilot_id, first_seen, last_seen, status_state, status_at, battery_pct FROM device
             """)
-        var lastPilot: Int64 = -1, slot = -1
         try query.forEachRow { row in
-            let pilot = row.int64(0)
-            if pilot != lastPilot {
-                guard let found = slots[pilot] else { return }
-                lastPilot = pilot
-                slot = found
-            }
+            guard let slot = slots[row.int64(0)] else { return }
             lists[slot].append(DeviceSigns(
                 firstSeen: Instant(millis: row.int64(1)), lastSeen: Instant(millis: row.int64(2)),
                 statusState: row.optionalText(3).flatMap(DeviceStatus.State.init(rawValue:)),
@@ -378,7 +372,6 @@ public struct StoreReader {
         for (index, list) in lists.enumerated() where !list.isEmpty { out[codes[index]] = list }
         return out
     }
-
 
     /// Store-wide and per-pilot counters.
     public func stats() throws -> StoreStats {
