@@ -200,12 +200,9 @@ extension Serve {
                                metrics: ServeMetrics?, logger: Logger) -> AlertLoop {
         var settings = ctx.service.alerts
         if let alertsEvery { settings.every = alertsEvery }
-        var config = mqttConfig
-        config.clientID = String((mqttConfig.clientID + "-alerts").prefix(128))
-        config.subscriptions = []
         // Connected from the alert thread at its first round (and retried at every round while
         // down), so that a broker away at start never holds up ingest.
-        config.connectTimeout = min(config.connectTimeout, 3)
+        let config = sideConnection(mqttConfig, "alerts")
         var publisher: MQTTPublisher?
         do {
             publisher = try MQTTPublisher(configuration: config, logger: logger, maxUnacknowledged: 100, flowControlTimeout: 5,
@@ -220,14 +217,21 @@ extension Serve {
                          publisher: publisher, metrics: metrics, logger: logger)
     }
 
+    /// A publishing connection of serve's beside the ingest one: client id `{client_id}-{name}`
+    /// (at most 128 characters), no subscriptions, at most 3 s to connect.
+    private func sideConnection(_ mqttConfig: MQTTConfiguration, _ name: String) -> MQTTConfiguration {
+        var config = mqttConfig
+        config.clientID = String((mqttConfig.clientID + "-" + name).prefix(128))
+        config.subscriptions = []
+        config.connectTimeout = min(config.connectTimeout, 3)
+        return config
+    }
+
     /// The sites' retained statuses (federation.md, "Feedback"), on a connection of their own
     /// (client id `{client_id}-sites`); nil when no pilot reports aggregates.
     func makeSiteFeedback(_ ctx: Context, mqttConfig: MQTTConfiguration, store: Store, logger: Logger) -> SiteFeedback? {
         guard ctx.registry.pilots.contains(where: { $0.site != nil }) else { return nil }
-        var config = mqttConfig
-        config.clientID = String((mqttConfig.clientID + "-sites").prefix(128))
-        config.subscriptions = []
-        config.connectTimeout = min(config.connectTimeout, 3)
+        let config = sideConnection(mqttConfig, "sites")
         var publisher: MQTTPublisher?
         do {
             publisher = try MQTTPublisher(configuration: config, logger: logger, maxUnacknowledged: 100, flowControlTimeout: 5)
