@@ -7,13 +7,40 @@ struct Counts {
 
 struct DayKey: Hashable { var pilot: Int64; var day: Int }
 struct RefusalKey: Hashable { var pilot: Int64; var day: Int; var reason: ReasonCode }
-struct SubjectDayKey: Hashable, Comparable {
-    var subject: Int64; var day: Int
-    static func < (a: Self, b: Self) -> Bool { (a.subject, a.day) < (b.subject, b.day) }
-}
-struct SubjectIndicatorKey: Hashable, Comparable {
-    var subject: Int64; var indicator: Int64
-    static func < (a: Self, b: Self) -> Bool { (a.subject, a.indicator) < (b.subject, b.indicator) }
+
+/// Keyed values, most often a few (a batch's pilots and days received, a subject's days and
+/// indicators): looked up by trying the last key found, then by a scan while there are up to
+/// 16, by a hash index beyond (hashing costs more than comparing a few keys). Keeps the order in
+/// which keys were first added.
+struct SmallMap<Key: Hashable, Value> {
+    private(set) var entries: [(key: Key, value: Value)] = []
+    private var index: [Key: Int] = [:]
+    private var last = 0
+    private static var scanned: Int { 16 }
+
+    var isEmpty: Bool { entries.isEmpty }
+
+    /// Makes `change` to the value of `key`, added as `initial` when absent.
+    mutating func update(_ key: Key, default initial: @autoclosure () -> Value, _ change: (inout Value) -> Void) {
+        if !(last < entries.count && entries[last].key == key) {
+            if let i = position(of: key) {
+                last = i
+            } else {
+                last = entries.count
+                entries.append((key, initial()))
+                if entries.count > Self.scanned {
+                    if index.isEmpty { for (i, e) in entries.enumerated() { index[e.key] = i } } else { index[key] = last }
+                }
+            }
+        }
+        change(&entries[last].value)
+    }
+
+    subscript(key: Key) -> Value? { position(of: key).map { entries[$0].value } }
+
+    private func position(of key: Key) -> Int? {
+        entries.count > Self.scanned ? index[key] : entries.firstIndex { $0.key == key }
+    }
 }
 
 struct DayAggregate {
@@ -70,6 +97,25 @@ struct SubjectChange {
     var firstAt: Int64?
     var firstMeasureAt: Int64?
     var measures: [Int64] = []
+}
+
+/// What a batch adds to one subject's roll-ups: its measurements and scores by day and by
+/// indicator, and its ``SubjectChange``. Kept together so that an observation costs one lookup
+/// of its subject (the days and indicators of a subject in a batch are few: a scan from the
+/// last one found).
+struct SubjectAggregate {
+    var id: Int64
+    private(set) var days = SmallMap<Int, DayAggregate>()
+    private(set) var indicators = SmallMap<Int64, IndicatorAggregate>()
+    var change: SubjectChange?
+
+    init(id: Int64) { self.id = id }
+
+    /// Counts a measurement or score of `indicator` at `at` (epoch milliseconds) on `day`.
+    mutating func add(day: Int, indicator: Int64, at: Int64, value: Double) {
+        days.update(day, default: DayAggregate()) { $0.add(at: at) }
+        indicators.update(indicator, default: IndicatorAggregate()) { $0.add(at: at, value: value) }
+    }
 }
 
 struct DeviceDelta {

@@ -6,9 +6,10 @@ import PilotwatchCore
 extension BatchWriter {
     /// Writes the roll-ups, counters, device and subject updates aggregated during the batch.
     func finish() throws {
-        try writeSubjectDays()
-        try writeSubjectIndicators()
-        try writeSubjectChanges()
+        let subjects = subjectAggregates.sorted { $0.id < $1.id }
+        try writeSubjectDays(subjects)
+        try writeSubjectIndicators(subjects)
+        try writeSubjectChanges(subjects)
         try recomputeEnrolment()
         try writePilotLastObservations()
         try writeDevices()
@@ -18,7 +19,7 @@ extension BatchWriter {
     }
 
     /// The measurements and scores of each subject and day (`subject_day`).
-    private func writeSubjectDays() throws {
+    private func writeSubjectDays(_ subjects: [SubjectAggregate]) throws {
         let upsertSubjectDay = try FastStatement(db, """
             INSERT INTO subject_day (subject_id, day, first_at, last_at, n) VALUES (?, ?, ?, ?, ?)
             ON CONFLICT (subject_id, day) DO UPDATE SET
@@ -26,18 +27,20 @@ extension BatchWriter {
                 last_at = max(last_at, excluded.last_at),
                 n = n + excluded.n
             """)
-        for (key, d) in subjectDays.sorted(by: { $0.key < $1.key }) {
-            upsertSubjectDay.bind(1, key.subject)
-            upsertSubjectDay.bind(2, key.day)
-            upsertSubjectDay.bind(3, d.firstAt)
-            upsertSubjectDay.bind(4, d.lastAt)
-            upsertSubjectDay.bind(5, d.n)
-            try upsertSubjectDay.run()
+        for subject in subjects {
+            for (day, d) in subject.days.entries.sorted(by: { $0.key < $1.key }) {
+                upsertSubjectDay.bind(1, subject.id)
+                upsertSubjectDay.bind(2, day)
+                upsertSubjectDay.bind(3, d.firstAt)
+                upsertSubjectDay.bind(4, d.lastAt)
+                upsertSubjectDay.bind(5, d.n)
+                try upsertSubjectDay.run()
+            }
         }
     }
 
     /// Each subject's count, first and last value of each indicator (`subject_indicator`).
-    private func writeSubjectIndicators() throws {
+    private func writeSubjectIndicators(_ subjects: [SubjectAggregate]) throws {
         let upsertSubjectIndicator = try FastStatement(db, """
             INSERT INTO subject_indicator (subject_id, indicator_id, n, first_at, first_value, last_at, last_value)
             VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -48,20 +51,22 @@ extension BatchWriter {
                 last_value = CASE WHEN excluded.last_at > last_at THEN excluded.last_value ELSE last_value END,
                 last_at = max(last_at, excluded.last_at)
             """)
-        for (key, s) in subjectIndicators.sorted(by: { $0.key < $1.key }) {
-            upsertSubjectIndicator.bind(1, key.subject)
-            upsertSubjectIndicator.bind(2, key.indicator)
-            upsertSubjectIndicator.bind(3, s.n)
-            upsertSubjectIndicator.bind(4, s.firstAt)
-            upsertSubjectIndicator.bind(5, s.firstValue)
-            upsertSubjectIndicator.bind(6, s.lastAt)
-            upsertSubjectIndicator.bind(7, s.lastValue)
-            try upsertSubjectIndicator.run()
+        for subject in subjects {
+            for (indicator, s) in subject.indicators.entries.sorted(by: { $0.key < $1.key }) {
+                upsertSubjectIndicator.bind(1, subject.id)
+                upsertSubjectIndicator.bind(2, indicator)
+                upsertSubjectIndicator.bind(3, s.n)
+                upsertSubjectIndicator.bind(4, s.firstAt)
+                upsertSubjectIndicator.bind(5, s.firstValue)
+                upsertSubjectIndicator.bind(6, s.lastAt)
+                upsertSubjectIndicator.bind(7, s.lastValue)
+                try upsertSubjectIndicator.run()
+            }
         }
     }
 
     /// Each subject's first times and activity roll-up (`subject`).
-    private func writeSubjectChanges() throws {
+    private func writeSubjectChanges(_ subjects: [SubjectAggregate]) throws {
         // First times and the activity roll-up, one UPDATE per subject. The roll-up is read from
         // the row inside this transaction (not cached), so that another process writing to the
         // store (quarantine replay) is never overwritten.
@@ -78,7 +83,9 @@ extension BatchWriter {
                 activity_hi = coalesce(?6, activity_hi)
             WHERE id = ?3
             """)
-        for (id, change) in subjectChanges.sorted(by: { $0.key < $1.key }) {
+        for subject in subjects {
+            guard let change = subject.change else { continue }
+            let id = subject.id
             var mask: ActivityMask?
             if !change.measures.isEmpty {
                 readActivity.bind(1, id)
@@ -120,7 +127,7 @@ extension BatchWriter {
         let updatePilot = try db.cachedStatement(sql: """
             UPDATE pilot SET last_observation_at = max(coalesce(last_observation_at, ?1), ?1) WHERE id = ?2
             """)
-        for (id, at) in pilotLastObservation {
+        for (id, at) in pilotLastObservation.entries {
             try updatePilot.execute(arguments: [at, id])
         }
     }
@@ -172,7 +179,7 @@ extension BatchWriter {
                                    pilot_id, day)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             """)
-        for (key, c) in pilotDays {
+        for (key, c) in pilotDays.entries {
             let arguments: StatementArguments = [c.accepted, c.duplicate, c.refused, c.statuses, c.observations,
                                                  c.duplicateObservations, key.pilot, key.day]
             try updatePilotDay.execute(arguments: arguments)

@@ -20,13 +20,13 @@ struct BatchWriter {
     let state: WriterState
 
     private(set) var totals = Counts()
-    private(set) var pilotDays: [DayKey: Counts] = [:]
+    private(set) var pilotDays = SmallMap<DayKey, Counts>()
     private(set) var refusals: [RefusalKey: Int] = [:]
     private(set) var devices: [Int64: DeviceDelta] = [:]
-    private(set) var subjectDays: [SubjectDayKey: DayAggregate] = [:]
-    private(set) var subjectIndicators: [SubjectIndicatorKey: IndicatorAggregate] = [:]
-    private(set) var subjectChanges: [Int64: SubjectChange] = [:]
-    private(set) var pilotLastObservation: [Int64: Int64] = [:]
+    /// Each subject's share of the batch (``SubjectAggregate``), and where it is by subject id.
+    private(set) var subjectAggregates: [SubjectAggregate] = []
+    private var subjectAggregateIndex: [Int64: Int] = [:]
+    private(set) var pilotLastObservation = SmallMap<Int64, Int64>()
     private(set) var enrolmentToRecompute: Set<Int64> = []
 
     private let insertMessage: FastStatement
@@ -81,10 +81,16 @@ struct BatchWriter {
                 if let old { try deleteReject(old.id) }
                 return .duplicateMessage
             }
-            var stored = 0, duplicates = 0
+            var stored = 0, duplicates = 0, latest = Int64.min
             for obs in message.observations {
-                if try store(obs, pilot: pilotID, device: deviceID, only: &only) { stored += 1 } else { duplicates += 1 }
+                if try store(obs, pilot: pilotID, device: deviceID, only: &only) {
+                    stored += 1
+                    latest = max(latest, obs.at.millis)
+                } else {
+                    duplicates += 1
+                }
             }
+            if stored > 0 { notePilotObservation(pilotID, at: latest) }
             count(pilot: pilotID, day: day) {
                 $0.accepted += 1; $0.observations += stored; $0.duplicateObservations += duplicates
             }
@@ -144,8 +150,7 @@ struct BatchWriter {
 
     /// The subject row of the one subject all of `message`'s observations name; nil when they
     /// name none (pilot-level indicators) or several.
-    private mutating func onlySubject(of message: ObservationMessage, pilot pilotID: Int64) throws
-        -> (key: SubjectKey, info: SubjectInfo)? {
+    private mutating func onlySubject(of message: ObservationMessage, pilot pilotID: Int64) throws -> OnlySubject? {
         guard let code = message.observations.first?.subject else { return nil }
         var firstAt = Int64.max
         for obs in message.observations {
@@ -153,22 +158,38 @@ struct BatchWriter {
             firstAt = min(firstAt, obs.at.millis)
         }
         let key = SubjectKey(pilot: pilotID, code: code)
-        return (key, try subject(key, firstAt: firstAt))
+        let info = try subject(key, firstAt: firstAt)
+        return OnlySubject(key: key, info: info, aggregate: aggregateIndex(of: info.id))
+    }
+
+    /// The one subject of a message, and where its share of the batch is.
+    struct OnlySubject {
+        var key: SubjectKey
+        var info: SubjectInfo
+        var aggregate: Int
+    }
+
+    /// Where the subject's share of the batch is in `subjectAggregates` (added when absent).
+    private mutating func aggregateIndex(of subjectID: Int64) -> Int {
+        if let i = subjectAggregateIndex[subjectID] { return i }
+        subjectAggregates.append(SubjectAggregate(id: subjectID))
+        subjectAggregateIndex[subjectID] = subjectAggregates.count - 1
+        return subjectAggregates.count - 1
     }
 
     /// Stores one observation; false when `(subject or pilot, indicator, at)` was already stored.
     /// `only` is the message's one subject (``onlySubject(of:pilot:)``), kept up to date here.
+    /// The caller notes the pilot's latest observation.
     private mutating func store(_ obs: Observation, pilot pilotID: Int64, device deviceID: Int64,
-                                only: inout (key: SubjectKey, info: SubjectInfo)?) throws -> Bool {
+                                only: inout OnlySubject?) throws -> Bool {
         let indicatorID = try indicatorID(obs.indicator, kind: obs.kind)
         let at = obs.at.millis
         guard let code = obs.subject else {
-            guard try insertRow(insertPilotObservation, pilotID, indicatorID, at, obs.value, deviceID) else { return false }
-            notePilotObservation(pilotID, at: at)
-            return true
+            return try insertRow(insertPilotObservation, pilotID, indicatorID, at, obs.value, deviceID)
         }
         let subjectKey = only?.key ?? SubjectKey(pilot: pilotID, code: code)
         let subject = try only?.info ?? subject(subjectKey, firstAt: at)
+        let aggregate = only?.aggregate ?? aggregateIndex(of: subject.id)
         let updated: SubjectInfo
         switch obs.kind {
         case .event:
@@ -176,16 +197,13 @@ struct BatchWriter {
             if obs.indicator == "enrolled" || obs.indicator == "withdrawn" {
                 enrolmentToRecompute.insert(subject.id)
             }
-            updated = noteSubject(subjectKey, subject, at: at, measure: false)
+            updated = noteSubject(subjectKey, subject, aggregate: aggregate, at: at, measure: false)
         case .measurement, .score:
             guard try insertRow(insertObservation, subject.id, indicatorID, at, obs.value, deviceID) else { return false }
-            subjectDays[SubjectDayKey(subject: subject.id, day: obs.at.day.index), default: DayAggregate()].add(at: at)
-            subjectIndicators[SubjectIndicatorKey(subject: subject.id, indicator: indicatorID), default: IndicatorAggregate()]
-                .add(at: at, value: obs.value)
-            updated = noteSubject(subjectKey, subject, at: at, measure: true)
+            subjectAggregates[aggregate].add(day: obs.at.day.index, indicator: indicatorID, at: at, value: obs.value)
+            updated = noteSubject(subjectKey, subject, aggregate: aggregate, at: at, measure: true)
         }
         if only != nil { only?.info = updated }
-        notePilotObservation(pilotID, at: at)
         return true
     }
 
@@ -237,7 +255,7 @@ struct BatchWriter {
 
     private mutating func count(pilot: Int64, day: Int, _ change: (inout Counts) -> Void) {
         change(&totals)
-        if pilot != 0 { change(&pilotDays[DayKey(pilot: pilot, day: day), default: Counts()]) }
+        if pilot != 0 { pilotDays.update(DayKey(pilot: pilot, day: day), default: Counts(), change) }
     }
 
     /// Notes that `device` was seen at `at`, and makes `change` to its counters.
@@ -252,29 +270,30 @@ struct BatchWriter {
     }
 
     private mutating func notePilotObservation(_ pilot: Int64, at: Int64) {
-        if let last = pilotLastObservation[pilot], last >= at { return }
-        pilotLastObservation[pilot] = at
+        pilotLastObservation.update(pilot, default: at) { $0 = max($0, at) }
     }
 
     /// Lowers the subject's first times if `at` is earlier than what the row holds, and notes a
     /// measurement or score for its activity roll-up; returns the subject as it now is.
-    private mutating func noteSubject(_ key: SubjectKey, _ subject: SubjectInfo, at: Int64, measure: Bool) -> SubjectInfo {
+    private mutating func noteSubject(_ key: SubjectKey, _ subject: SubjectInfo, aggregate: Int, at: Int64,
+                                      measure: Bool) -> SubjectInfo {
         var info = subject
         let lowersFirst = at < info.firstAt
         let lowersFirstMeasure = measure && (info.firstMeasureAt.map { at < $0 } ?? true)
         guard lowersFirst || lowersFirstMeasure || measure else { return info }
         if lowersFirst { info.firstAt = at }
         if lowersFirstMeasure { info.firstMeasureAt = at }
-        noteChange(&subjectChanges[subject.id, default: SubjectChange()], firstAt: lowersFirst ? at : nil,
+        noteChange(&subjectAggregates[aggregate].change, firstAt: lowersFirst ? at : nil,
                    firstMeasureAt: lowersFirstMeasure ? at : nil, measure: measure ? at : nil)
         if lowersFirst || lowersFirstMeasure { state.subjects[key] = info }
         return info
     }
 
-    private func noteChange(_ change: inout SubjectChange, firstAt: Int64?, firstMeasureAt: Int64?, measure: Int64?) {
-        if let firstAt { change.firstAt = firstAt }
-        if let firstMeasureAt { change.firstMeasureAt = firstMeasureAt }
-        if let measure { change.measures.append(measure) }
+    private func noteChange(_ change: inout SubjectChange?, firstAt: Int64?, firstMeasureAt: Int64?, measure: Int64?) {
+        if change == nil { change = SubjectChange() }
+        if let firstAt { change?.firstAt = firstAt }
+        if let firstMeasureAt { change?.firstMeasureAt = firstMeasureAt }
+        if let measure { change?.measures.append(measure) }
     }
 
     // MARK: - Surrogate ids
