@@ -12,26 +12,31 @@ struct PreparedBatch: Sendable {
     var items: [IngestItem]
     var keptSpans: [InboxSpan]
     var receivedAt: [Instant]
+    /// The slots of the items' codes, when the preparer numbered them (``KeyInterner``).
+    var keys: BatchKeys?
     /// CPU time spent reading and validating it, in seconds.
     var cpu: Double
 
     /// Reads up to `maxRecords` records from `position` and validates them with `makeItem`.
+    /// With `interner`, numbers the items' codes too (`keys`).
     static func read(_ reader: inout InboxChunkReader, from position: InboxPosition, maxRecords: Int,
-                     makeItem: (InboxRecord) -> IngestItem) throws -> PreparedBatch {
+                     interner: KeyInterner? = nil, makeItem: (InboxRecord) -> IngestItem) throws -> PreparedBatch {
         let cpuStarted = ApplyLoad.threadCPU()
         let (records, spans, next) = try reader.readSpans(from: position, maxRecords: maxRecords, maxBytes: 4 << 20)
         // A record already overwritten (refused as hash only, applied once before a restore put
         // an older store back) has nothing left to apply.
         let kept = zip(records, spans).filter { !$0.0.isScrubbed }
-        return PreparedBatch(from: position, next: next, spans: spans, items: kept.map { makeItem($0.0) },
+        let items = kept.map { makeItem($0.0) }
+        return PreparedBatch(from: position, next: next, spans: spans, items: items,
                              keptSpans: kept.map(\.1), receivedAt: kept.map(\.0.receivedAt),
-                             cpu: ApplyLoad.threadCPU() - cpuStarted)
+                             keys: interner?.keys(of: items), cpu: ApplyLoad.threadCPU() - cpuStarted)
     }
 }
 
 /// Reads and validates the applier's next batch on a thread of its own while the applier
-/// commits the current one: validation (JSON, the contract) is about a fifth of the apply
-/// path's time, and the second core is free once a burst is over.
+/// commits the current one, and numbers its codes (``KeyInterner``): validation (JSON, the
+/// contract) is about a fifth of the apply path's time, and the second core is free once a
+/// burst is over.
 ///
 /// ```swift
 /// let preparer = BatchPreparer(inbox: inbox, maxRecords: 4096, niceness: 10, makeItem: validate)
@@ -40,8 +45,8 @@ struct PreparedBatch: Sendable {
 /// preparer.close()
 /// ```
 // @unchecked Sendable: `inbox` and `makeItem` are immutable and thread-safe; `requested`,
-// `result` and `closing` are read and written only with `condition` locked; `reader` only on the
-// preparer's thread.
+// `result` and `closing` are read and written only with `condition` locked; `reader` and `interner`
+// only on the preparer's thread.
 final class BatchPreparer: @unchecked Sendable {
     private let inbox: Inbox
     private let maxRecords: Int
@@ -53,6 +58,7 @@ final class BatchPreparer: @unchecked Sendable {
     private var closing = false
     private var closed = false
     private var reader: InboxChunkReader
+    private let interner = KeyInterner()
 
     init(inbox: Inbox, maxRecords: Int, niceness: Int32, makeItem: @escaping @Sendable (InboxRecord) -> IngestItem) {
         self.inbox = inbox
@@ -110,7 +116,8 @@ final class BatchPreparer: @unchecked Sendable {
                 return
             }
             condition.unlock()
-            let batch = Result { try PreparedBatch.read(&reader, from: position, maxRecords: maxRecords, makeItem: makeItem) }
+            let batch = Result { try PreparedBatch.read(&reader, from: position, maxRecords: maxRecords, interner: interner,
+                                                              makeItem: makeItem) }
             condition.lock()
             if requested == position {
                 result = (position, batch)

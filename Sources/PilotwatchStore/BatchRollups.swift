@@ -6,6 +6,7 @@ import PilotwatchCore
 extension BatchWriter {
     /// Writes the roll-ups, counters, device and subject updates aggregated during the batch.
     func finish() throws {
+        state.slots = slots
         let subjects = subjectAggregates.sorted { $0.id < $1.id }
         try writeSubjectDays(subjects)
         try writeSubjectIndicators(subjects)

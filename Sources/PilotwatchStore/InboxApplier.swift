@@ -390,7 +390,7 @@ public final class InboxApplier: @unchecked Sendable {
     /// rest is read again from the inbox for the next transaction.
     private func store(_ batch: PreparedBatch, run: inout AppliedRun, preparer: BatchPreparer,
                        reader: inout InboxChunkReader) throws -> [IngestOutcome] {
-        let first = IngestChunk(items: batch.items, scrubs: Self.scrubs(batch), inboxPosition: batch.next)
+        let first = IngestChunk(items: batch.items, scrubs: Self.scrubs(batch), inboxPosition: batch.next, keys: batch.keys)
         if batch.items.count < maxTransactionRecords && inbox.end > batch.next && !hasJobs {
             var more = run
             let started = ContinuousClock.now
@@ -406,7 +406,7 @@ public final class InboxApplier: @unchecked Sendable {
                     if next.spans.isEmpty && next.next == more.next { return nil }
                     if self.inbox.end > next.next { preparer.request(from: next.next) }
                     more.add(next, prepared: taken != nil, storedNeeds: self.storedNeeds)
-                    return IngestChunk(items: next.items, scrubs: Self.scrubs(next), inboxPosition: next.next)
+                    return IngestChunk(items: next.items, scrubs: Self.scrubs(next), inboxPosition: next.next, keys: next.keys)
                 }
             } catch {
                 // Stored alone below; what the preparer was asked for is asked again.

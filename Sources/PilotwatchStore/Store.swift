@@ -141,11 +141,14 @@ public final class Store: Sendable {
             var chunk: IngestChunk? = first
             var position: InboxPosition?
             while let current = chunk {
+                let keys = current.keys.flatMap { $0.items.count == current.items.count ? $0 : nil }
+                batch.use(keys)
                 for index in current.items.indices {
+                    let slots = keys == nil ? nil : index
                     if current.items[index].screenedGeneration == generation {
-                        outcomes.append(try batch.apply(current.items[index]))
+                        outcomes.append(try batch.apply(current.items[index], slots: slots))
                     } else {
-                        outcomes.append(try batch.apply(screen(current.items[index])))
+                        outcomes.append(try batch.apply(screen(current.items[index]), slots: slots))
                     }
                 }
                 for span in current.scrubs {

@@ -38,7 +38,6 @@ public struct StoreOptions: Sendable {
     }
 }
 
-/// One received message and what the contract said of it, ready to store.
 /// Consecutive inbox records for ``Store/ingest(_:more:)``: their items, those of them refused
 /// as hash only (``IngestItem/keepsPayload``, to overwrite in the inbox once committed), and
 /// where the records end.
@@ -46,12 +45,19 @@ public struct IngestChunk: Sendable {
     public var items: [IngestItem]
     public var scrubs: [InboxSpan]
     public var inboxPosition: InboxPosition?
+    /// The slots of the items' codes, one for one, when the applier's preparer numbered them.
+    var keys: BatchKeys?
 
     public init(items: [IngestItem], scrubs: [InboxSpan] = [], inboxPosition: InboxPosition? = nil) {
         self.items = items; self.scrubs = scrubs; self.inboxPosition = inboxPosition
     }
+
+    init(items: [IngestItem], scrubs: [InboxSpan], inboxPosition: InboxPosition?, keys: BatchKeys?) {
+        self.items = items; self.scrubs = scrubs; self.inboxPosition = inboxPosition; self.keys = keys
+    }
 }
 
+/// One received message and what the contract said of it, ready to store.
 public struct IngestItem: Sendable {
     /// The MQTT topic as received.
     public var topic: String

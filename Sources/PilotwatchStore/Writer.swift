@@ -34,9 +34,16 @@ struct BatchWriter {
     private let insertEvent: FastStatement
     private let insertPilotObservation: FastStatement
 
+    /// The ids by slot (taken from `state` for the transaction, put back by ``finish()``) and
+    /// the slots of the chunk being applied (``use(_:)``).
+    private(set) var slots: SlotIDs
+    private var keys: BatchKeys?
+
     init(db: Database, state: WriterState) throws {
         self.db = db
         self.state = state
+        slots = state.slots
+        state.slots = SlotIDs()
         insertMessage = try FastStatement(db, """
             INSERT INTO message (device_id, msg_id, received_at, subject_id, observations) VALUES (?, ?, ?, ?, ?)
             ON CONFLICT DO NOTHING
@@ -57,19 +64,30 @@ struct BatchWriter {
 
     // MARK: - Items
 
+    /// The slots of the items ``apply(_:replacing:slots:)`` gets next (nil: none).
+    mutating func use(_ keys: BatchKeys?) {
+        self.keys = keys
+        if let keys { slots.use(keys.space) }
+    }
+
     /// Stores one item; with `replacing`, the item is the re-validated verdict of that reject,
     /// whose refusal is un-counted (and whose time is kept) before the new verdict is counted.
-    mutating func apply(_ item: IngestItem, replacing old: ReplayedReject? = nil) throws -> IngestOutcome {
+    /// `slots`: the item's place in the keys of ``use(_:)``.
+    mutating func apply(_ item: IngestItem, replacing old: ReplayedReject? = nil, slots index: Int? = nil) throws
+        -> IngestOutcome {
         let receivedAt = old?.receivedAt ?? item.receivedAt
         let day = receivedAt.day.index
         if let old { try uncount(old) }
+        let itemKeys = index.flatMap { keys?.items[$0] } ?? ItemKeys()
 
         switch item.verdict {
         case .observations(let topic, let message):
-            let pilotID = try pilotID(topic.pilot, seenAt: receivedAt)
-            let deviceID = try deviceID(pilot: pilotID, code: topic.device, seenAt: receivedAt)
+            // Slots numbered for another verdict (screened since) are not used.
+            let keys = itemKeys.observations.count == message.observations.count ? itemKeys : ItemKeys()
+            let pilotID = try pilotID(topic.pilot, slot: keys.pilot, seenAt: receivedAt)
+            let deviceID = try deviceID(pilot: pilotID, code: topic.device, slot: keys.device, seenAt: receivedAt)
             // The one subject the message is about, so that an erasure can take the message back.
-            var only = try onlySubject(of: message, pilot: pilotID)
+            var only = try onlySubject(of: message, pilot: pilotID, slot: keys.subject)
             insertMessage.bind(1, deviceID)
             insertMessage.bind(2, message.msgID)
             insertMessage.bind(3, receivedAt.millis)
@@ -82,8 +100,9 @@ struct BatchWriter {
                 return .duplicateMessage
             }
             var stored = 0, duplicates = 0, latest = Int64.min
-            for obs in message.observations {
-                if try store(obs, pilot: pilotID, device: deviceID, only: &only) {
+            for (offset, obs) in message.observations.enumerated() {
+                let slots = keys.observations.isEmpty ? nil : self.keys?.observations[keys.observations.lowerBound + offset]
+                if try store(obs, pilot: pilotID, device: deviceID, slots: slots, only: &only) {
                     stored += 1
                     latest = max(latest, obs.at.millis)
                 } else {
@@ -99,8 +118,8 @@ struct BatchWriter {
             return .accepted(newObservations: stored, duplicateObservations: duplicates)
 
         case .status(let topic, let status):
-            let pilotID = try pilotID(topic.pilot, seenAt: receivedAt)
-            let deviceID = try deviceID(pilot: pilotID, code: topic.device, seenAt: receivedAt)
+            let pilotID = try pilotID(topic.pilot, slot: itemKeys.pilot, seenAt: receivedAt)
+            let deviceID = try deviceID(pilot: pilotID, code: topic.device, slot: itemKeys.device, seenAt: receivedAt)
             touch(device: deviceID, at: receivedAt)
             // The last status received wins (a replayed one keeps its original time).
             if let current = devices[deviceID]?.status, current.receivedAt > receivedAt.millis {
@@ -150,8 +169,14 @@ struct BatchWriter {
 
     /// The subject row of the one subject all of `message`'s observations name; nil when they
     /// name none (pilot-level indicators) or several.
-    private mutating func onlySubject(of message: ObservationMessage, pilot pilotID: Int64) throws -> OnlySubject? {
+    /// `slot`: the subject's slot when the preparer found one subject (-1: none, or no slots).
+    private mutating func onlySubject(of message: ObservationMessage, pilot pilotID: Int64, slot: Int32) throws
+        -> OnlySubject? {
         guard let code = message.observations.first?.subject else { return nil }
+        if let info = slots.subjects.info(ofSlot: slot) {
+            return OnlySubject(key: SubjectKey(pilot: pilotID, code: code), info: info,
+                               aggregate: aggregateIndex(of: info.id), slot: slot)
+        }
         var firstAt = Int64.max
         for obs in message.observations {
             guard obs.subject == code else { return nil }
@@ -159,14 +184,16 @@ struct BatchWriter {
         }
         let key = SubjectKey(pilot: pilotID, code: code)
         let info = try subject(key, firstAt: firstAt)
-        return OnlySubject(key: key, info: info, aggregate: aggregateIndex(of: info.id))
+        slots.subjects.remember(info, slot: slot)
+        return OnlySubject(key: key, info: info, aggregate: aggregateIndex(of: info.id), slot: slot)
     }
 
-    /// The one subject of a message, and where its share of the batch is.
+    /// The one subject of a message, where its share of the batch is, and its slot (-1: none).
     struct OnlySubject {
         var key: SubjectKey
         var info: SubjectInfo
         var aggregate: Int
+        var slot: Int32
     }
 
     /// Where the subject's share of the batch is in `subjectAggregates` (added when absent).
@@ -180,15 +207,17 @@ struct BatchWriter {
     /// Stores one observation; false when `(subject or pilot, indicator, at)` was already stored.
     /// `only` is the message's one subject (``onlySubject(of:pilot:)``), kept up to date here.
     /// The caller notes the pilot's latest observation.
+    /// `slots`: the observation's slots, when numbered.
     private mutating func store(_ obs: Observation, pilot pilotID: Int64, device deviceID: Int64,
-                                only: inout OnlySubject?) throws -> Bool {
-        let indicatorID = try indicatorID(obs.indicator, kind: obs.kind)
+                                slots obsSlots: ObservationKeys?, only: inout OnlySubject?) throws -> Bool {
+        let indicatorID = try indicatorID(obs.indicator, kind: obs.kind, slot: obsSlots?.indicator ?? -1)
         let at = obs.at.millis
         guard let code = obs.subject else {
             return try insertRow(insertPilotObservation, pilotID, indicatorID, at, obs.value, deviceID)
         }
         let subjectKey = only?.key ?? SubjectKey(pilot: pilotID, code: code)
-        let subject = try only?.info ?? subject(subjectKey, firstAt: at)
+        let subjectSlot = only?.slot ?? obsSlots?.subject ?? -1
+        let subject = try only?.info ?? subject(subjectKey, firstAt: at, slot: subjectSlot)
         let aggregate = only?.aggregate ?? aggregateIndex(of: subject.id)
         let updated: SubjectInfo
         switch obs.kind {
@@ -197,11 +226,11 @@ struct BatchWriter {
             if obs.indicator == "enrolled" || obs.indicator == "withdrawn" {
                 enrolmentToRecompute.insert(subject.id)
             }
-            updated = noteSubject(subjectKey, subject, aggregate: aggregate, at: at, measure: false)
+            updated = noteSubject(subjectKey, subject, slot: subjectSlot, aggregate: aggregate, at: at, measure: false)
         case .measurement, .score:
             guard try insertRow(insertObservation, subject.id, indicatorID, at, obs.value, deviceID) else { return false }
             subjectAggregates[aggregate].add(day: obs.at.day.index, indicator: indicatorID, at: at, value: obs.value)
-            updated = noteSubject(subjectKey, subject, aggregate: aggregate, at: at, measure: true)
+            updated = noteSubject(subjectKey, subject, slot: subjectSlot, aggregate: aggregate, at: at, measure: true)
         }
         if only != nil { only?.info = updated }
         return true
@@ -275,7 +304,7 @@ struct BatchWriter {
 
     /// Lowers the subject's first times if `at` is earlier than what the row holds, and notes a
     /// measurement or score for its activity roll-up; returns the subject as it now is.
-    private mutating func noteSubject(_ key: SubjectKey, _ subject: SubjectInfo, aggregate: Int, at: Int64,
+    private mutating func noteSubject(_ key: SubjectKey, _ subject: SubjectInfo, slot: Int32, aggregate: Int, at: Int64,
                                       measure: Bool) -> SubjectInfo {
         var info = subject
         let lowersFirst = at < info.firstAt
@@ -285,7 +314,10 @@ struct BatchWriter {
         if lowersFirstMeasure { info.firstMeasureAt = at }
         noteChange(&subjectAggregates[aggregate].change, firstAt: lowersFirst ? at : nil,
                    firstMeasureAt: lowersFirstMeasure ? at : nil, measure: measure ? at : nil)
-        if lowersFirst || lowersFirstMeasure { state.subjects[key] = info }
+        if lowersFirst || lowersFirstMeasure {
+            state.subjects[key] = info
+            slots.subjects.remember(info, slot: slot)
+        }
         return info
     }
 
@@ -297,6 +329,37 @@ struct BatchWriter {
     }
 
     // MARK: - Surrogate ids
+
+    // By slot: the id found for the slot, else by code (and then remembered for the slot).
+    // A slot of -1 is no slot.
+
+    private mutating func pilotID(_ code: String, slot: Int32, seenAt: Instant) throws -> Int64 {
+        if let id = slots.pilots.id(ofSlot: slot) { return id }
+        let id = try pilotID(code, seenAt: seenAt)
+        slots.pilots.remember(id, slot: slot)
+        return id
+    }
+
+    private mutating func deviceID(pilot: Int64, code: String, slot: Int32, seenAt: Instant) throws -> Int64 {
+        if let id = slots.devices.id(ofSlot: slot) { return id }
+        let id = try deviceID(pilot: pilot, code: code, seenAt: seenAt)
+        slots.devices.remember(id, slot: slot)
+        return id
+    }
+
+    private mutating func indicatorID(_ code: String, kind: IndicatorKind, slot: Int32) throws -> Int64 {
+        if let id = slots.indicators.id(ofSlot: slot) { return id }
+        let id = try indicatorID(code, kind: kind)
+        slots.indicators.remember(id, slot: slot)
+        return id
+    }
+
+    private mutating func subject(_ key: SubjectKey, firstAt: Int64, slot: Int32) throws -> SubjectInfo {
+        if let info = slots.subjects.info(ofSlot: slot) { return info }
+        let info = try subject(key, firstAt: firstAt)
+        slots.subjects.remember(info, slot: slot)
+        return info
+    }
 
     private func pilotID(_ code: String, seenAt: Instant) throws -> Int64 {
         if let id = state.pilots[code] { return id }

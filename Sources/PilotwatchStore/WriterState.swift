@@ -13,9 +13,12 @@ final class WriterState: @unchecked Sendable {
     var indicators: [String: Int64] = [:]
     var devices: [DeviceKey: Int64] = [:]
     var subjects: [SubjectKey: SubjectInfo] = [:]
+    /// The same ids by the applier's slots (``KeyInterner``); a ``BatchWriter`` holds them
+    /// during its transaction and puts them back when it finishes.
+    var slots = SlotIDs()
 
     func reset() {
-        pilots = [:]; indicators = [:]; devices = [:]; subjects = [:]
+        pilots = [:]; indicators = [:]; devices = [:]; subjects = [:]; slots = SlotIDs()
     }
 }
 

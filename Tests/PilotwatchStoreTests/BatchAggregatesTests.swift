@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import PilotwatchCore
 import Testing
 @testable import PilotwatchStore
@@ -92,5 +93,93 @@ import Testing
         let stats = try store.stats()
         #expect(stats.pilots.first?.lastObservationAt == observations.map(\.obs.at).max())
         #expect(stats.observations == observations.count)
+    }
+}
+
+/// The applier's numbered codes (``KeyInterner`` on the preparer's thread, ``SlotIDs`` in the
+/// writer) store exactly what the same items store without them.
+@Suite struct BatchKeysTests {
+    /// Mixed items (messages of one subject, of two, pilot-level ones, events, statuses,
+    /// refusals, redeliveries, subjects and devices first seen late), in chunks and transactions
+    /// of random sizes: every table of the store is the same, row for row, with and without
+    /// slots; also when the numbering starts over (a small capacity) and when the writer forgets
+    /// its ids between transactions (as after an erasure or a rollback).
+    @Test(arguments: [(seed: UInt64(1), capacity: 1 << 18, forget: false), (2, 7, false), (3, 1 << 18, true)])
+    func numberedItemsStoreWhatPlainItemsStore(seed: UInt64, capacity: Int, forget: Bool) throws {
+        var rng = SplitMix64(seed: seed)
+        func pick(_ n: Int) -> Int { Int(rng.next() % UInt64(n)) }
+        var items: [IngestItem] = []
+        for i in 0..<1_500 {
+            let pilot = ["hf-nord", "diab-sud", "copd-est"][pick(3)]
+            let device = "dev-\(pick(4 + i / 100))"
+            let received = at(day: i / 300, hour: Double(i % 300) / 13)
+            let msgID = pick(10) == 0 && i > 10 ? "m\(pick(i))" : "m\(i)"
+            let subjectA = "p-\(pick(5 + i / 50))", subjectB = "p-\(pick(5 + i / 50))"
+            func obs(_ subject: String?) -> Observation {
+                let time = at(day: pick(30), hour: Double(pick(24 * 60)) / 60)
+                switch pick(6) {
+                case 0: return Observation(subject: subject, indicator: ["enrolled", "hospitalisation"][pick(2)], kind: .event,
+                                           value: 1, at: time)
+                case 1: return Observation(subject: nil, indicator: "enrolled_total", kind: .measurement, value: Double(pick(50)), at: time)
+                default: return measurement(subject ?? subjectA, ["spo2", "weight", "hr"][pick(3)], Double(pick(100)), time)
+                }
+            }
+            switch pick(10) {
+            case 0:
+                items.append(statusItem(pilot: pilot, device: device, received: received,
+                                        DeviceStatus(state: pick(2) == 0 ? .online : .offline, at: nil,
+                                                     batteryPct: Double(pick(100)), firmware: nil)))
+            case 1:
+                items.append(refusedItem(pilot: pilot, device: device, received: received, .schema, "x", payload: "{}"))
+            case 2:
+                items.append(obsItem(pilot: pilot, device: device, msgID: msgID, received: received, [obs(subjectA), obs(subjectB)]))
+            default:
+                items.append(obsItem(pilot: pilot, device: device, msgID: msgID, received: received,
+                                     (0..<(1 + pick(3))).map { _ in obs(subjectA) }))
+            }
+        }
+        // Chunks of 1 to 200 items, transactions of 1 to 4 chunks.
+        var transactions: [[[IngestItem]]] = []
+        var rest = items[...]
+        while !rest.isEmpty {
+            var chunks: [[IngestItem]] = []
+            for _ in 0...pick(4) where !rest.isEmpty {
+                let n = min(rest.count, 1 + pick(200))
+                chunks.append(Array(rest.prefix(n)))
+                rest = rest.dropFirst(n)
+            }
+            transactions.append(chunks)
+        }
+
+        let dir = try TempDir()
+        let plain = try Store(path: dir.file("plain.sqlite")), numbered = try Store(path: dir.file("numbered.sqlite"))
+        let interner = KeyInterner(capacity: capacity)
+        var plainOutcomes: [IngestOutcome] = [], numberedOutcomes: [IngestOutcome] = []
+        for chunks in transactions {
+            var pending = chunks.dropFirst()
+            plainOutcomes += try plain.ingest(IngestChunk(items: chunks[0])) {
+                pending.popFirst().map { IngestChunk(items: $0) }
+            }
+            func numberedChunk(_ items: [IngestItem]) -> IngestChunk {
+                IngestChunk(items: items, scrubs: [], inboxPosition: nil, keys: interner.keys(of: items))
+            }
+            pending = chunks.dropFirst()
+            numberedOutcomes += try numbered.ingest(numberedChunk(chunks[0])) { pending.popFirst().map(numberedChunk) }
+            if forget && pick(3) == 0 { try numbered.writeDirect("forgetting") { _, state in state.reset() } }
+        }
+        #expect(numberedOutcomes == plainOutcomes)
+        #expect(numberedOutcomes.count == items.count)
+        #expect(plainOutcomes.contains(.duplicateMessage))
+        let tables = try plain.read { r in
+            try String.fetchAll(r.db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        }
+        #expect(tables.contains("subject_day") && tables.contains("device"))
+        for table in tables {
+            let dump = { (store: Store) in
+                try store.read { r in try Row.fetchAll(r.db, sql: "SELECT * FROM \(table)").map(\.description).sorted() }
+            }
+            let a = try dump(plain), b = try dump(numbered)
+            #expect(a == b, "table \(table)")
+        }
     }
 }
