@@ -18,8 +18,6 @@ struct SmallMap<Key: Hashable, Value> {
     private var last = 0
     private static var scanned: Int { 16 }
 
-    var isEmpty: Bool { entries.isEmpty }
-
     /// Makes `change` to the value of `key`, added as `initial` when absent.
     mutating func update(_ key: Key, default initial: @autoclosure () -> Value, _ change: (inout Value) -> Void) {
         if !(last < entries.count && entries[last].key == key) {
@@ -35,8 +33,6 @@ struct SmallMap<Key: Hashable, Value> {
         }
         change(&entries[last].value)
     }
-
-    subscript(key: Key) -> Value? { position(of: key).map { entries[$0].value } }
 
     private func position(of key: Key) -> Int? {
         entries.count > Self.scanned ? index[key] : entries.firstIndex { $0.key == key }

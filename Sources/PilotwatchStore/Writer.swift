@@ -205,7 +205,7 @@ struct BatchWriter {
     }
 
     /// Stores one observation; false when `(subject or pilot, indicator, at)` was already stored.
-    /// `only` is the message's one subject (``onlySubject(of:pilot:)``), kept up to date here.
+    /// `only` is the message's one subject (``onlySubject(of:pilot:slot:)``), kept up to date here.
     /// The caller notes the pilot's latest observation.
     /// `slots`: the observation's slots, when numbered.
     private mutating func store(_ obs: Observation, pilot pilotID: Int64, device deviceID: Int64,

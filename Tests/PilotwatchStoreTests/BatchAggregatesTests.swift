@@ -29,9 +29,6 @@ import Testing
         }
         #expect(map.entries.map(\.key) == order)
         #expect(Dictionary(uniqueKeysWithValues: map.entries.map { ($0.key, $0.value) }) == oracle)
-        for key in -1...keys { #expect(map[key] == oracle[key]) }
-        #expect(map.isEmpty == oracle.isEmpty)
-        #expect(SmallMap<Int, Int>().isEmpty)
     }
 
     /// One transaction in which a subject has measurements on 40 days of 20 indicators, in an
