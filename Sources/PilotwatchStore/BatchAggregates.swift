@@ -26,8 +26,10 @@ struct SmallMap<Key: Hashable, Value> {
             } else {
                 last = entries.count
                 entries.append((key, initial()))
-                if entries.count > Self.scanned {
-                    if index.isEmpty { for (i, e) in entries.enumerated() { index[e.key] = i } } else { index[key] = last }
+                if entries.count == Self.scanned + 1 {
+                    for (i, e) in entries.enumerated() { index[e.key] = i }  // past a scan's worth: indexed
+                } else if entries.count > Self.scanned {
+                    index[key] = last
                 }
             }
         }
@@ -97,8 +99,7 @@ struct SubjectChange {
 
 /// What a batch adds to one subject's roll-ups: its measurements and scores by day and by
 /// indicator, and its ``SubjectChange``. Kept together so that an observation costs one lookup
-/// of its subject (the days and indicators of a subject in a batch are few: a scan from the
-/// last one found).
+/// of its subject (its days and indicators in a batch are few: ``SmallMap``s).
 struct SubjectAggregate {
     var id: Int64
     private(set) var days = SmallMap<Int, DayAggregate>()

@@ -47,6 +47,7 @@ final class KeyInterner {
             case .observations(let topic, let message):
                 let pilot = Self.slot(of: topic.pilot, in: &pilots)
                 let first = keys.observations.count
+                // The one subject every observation names; -1 once two differ or one names none.
                 var only: Int32?
                 for obs in message.observations {
                     let subject = obs.subject.map { Self.slot(of: CodeKey(pilot: pilot, code: $0), in: &subjects) } ?? -1
@@ -97,15 +98,15 @@ struct ObservationKeys: Sendable {
     var indicator: Int32
 }
 
-/// The ids the writer found for one numbering's slots (0 for a slot not resolved yet): kept
-/// in ``WriterState``, so they are as true as its other caches, and forgotten with them.
+/// The ids the writer found for one numbering's slots: kept in ``WriterState``, so they are as
+/// true as its other caches, and forgotten with them.
 struct SlotIDs {
     private(set) var space: KeySpace?
-    var pilots: [Int64] = []
-    var devices: [Int64] = []
-    var indicators: [Int64] = []
-    /// A subject's id and first times (id 0: not resolved).
-    var subjects: [SubjectInfo] = []
+    var pilots = SlotTable<Int64>()
+    var devices = SlotTable<Int64>()
+    var indicators = SlotTable<Int64>()
+    /// A subject's id and first times.
+    var subjects = SlotTable<SubjectInfo>()
 
     /// Starts over when `space` is another numbering than the one held.
     mutating func use(_ space: KeySpace) {
@@ -113,34 +114,21 @@ struct SlotIDs {
     }
 }
 
-extension Array where Element == Int64 {
-    /// The id of `slot`, when resolved.
-    func id(ofSlot slot: Int32) -> Int64? {
-        let i = Int(slot)
-        guard i >= 0, i < count else { return nil }
-        let id = self[i]
-        return id == 0 ? nil : id
-    }
+/// What was found for each slot of one kind of code (nil: not resolved yet); slot -1 (no
+/// slot) reads nil and keeps nothing.
+struct SlotTable<Value> {
+    private var values: [Value?] = []
 
-    mutating func remember(_ id: Int64, slot: Int32) {
-        let i = Int(slot)
-        guard i >= 0 else { return }
-        if i >= count { append(contentsOf: repeatElement(0, count: i - count + 1)) }
-        self[i] = id
-    }
-}
-
-extension Array where Element == SubjectInfo {
-    func info(ofSlot slot: Int32) -> SubjectInfo? {
-        let i = Int(slot)
-        guard i >= 0, i < count, self[i].id != 0 else { return nil }
-        return self[i]
-    }
-
-    mutating func remember(_ info: SubjectInfo, slot: Int32) {
-        let i = Int(slot)
-        guard i >= 0 else { return }
-        if i >= count { append(contentsOf: repeatElement(SubjectInfo(id: 0, firstAt: 0, firstMeasureAt: nil), count: i - count + 1)) }
-        self[i] = info
+    subscript(slot: Int32) -> Value? {
+        get {
+            let i = Int(slot)
+            return i >= 0 && i < values.count ? values[i] : nil
+        }
+        set {
+            let i = Int(slot)
+            guard i >= 0 else { return }
+            if i >= values.count { values.append(contentsOf: repeatElement(nil, count: i - values.count + 1)) }
+            values[i] = newValue
+        }
     }
 }

@@ -173,7 +173,7 @@ struct BatchWriter {
     private mutating func onlySubject(of message: ObservationMessage, pilot pilotID: Int64, slot: Int32) throws
         -> OnlySubject? {
         guard let code = message.observations.first?.subject else { return nil }
-        if let info = slots.subjects.info(ofSlot: slot) {
+        if let info = slots.subjects[slot] {
             return OnlySubject(key: SubjectKey(pilot: pilotID, code: code), info: info,
                                aggregate: aggregateIndex(of: info.id), slot: slot)
         }
@@ -184,7 +184,7 @@ struct BatchWriter {
         }
         let key = SubjectKey(pilot: pilotID, code: code)
         let info = try subject(key, firstAt: firstAt)
-        slots.subjects.remember(info, slot: slot)
+        slots.subjects[slot] = info
         return OnlySubject(key: key, info: info, aggregate: aggregateIndex(of: info.id), slot: slot)
     }
 
@@ -316,7 +316,7 @@ struct BatchWriter {
                    firstMeasureAt: lowersFirstMeasure ? at : nil, measure: measure ? at : nil)
         if lowersFirst || lowersFirstMeasure {
             state.subjects[key] = info
-            slots.subjects.remember(info, slot: slot)
+            slots.subjects[slot] = info
         }
         return info
     }
@@ -334,30 +334,30 @@ struct BatchWriter {
     // A slot of -1 is no slot.
 
     private mutating func pilotID(_ code: String, slot: Int32, seenAt: Instant) throws -> Int64 {
-        if let id = slots.pilots.id(ofSlot: slot) { return id }
+        if let id = slots.pilots[slot] { return id }
         let id = try pilotID(code, seenAt: seenAt)
-        slots.pilots.remember(id, slot: slot)
+        slots.pilots[slot] = id
         return id
     }
 
     private mutating func deviceID(pilot: Int64, code: String, slot: Int32, seenAt: Instant) throws -> Int64 {
-        if let id = slots.devices.id(ofSlot: slot) { return id }
+        if let id = slots.devices[slot] { return id }
         let id = try deviceID(pilot: pilot, code: code, seenAt: seenAt)
-        slots.devices.remember(id, slot: slot)
+        slots.devices[slot] = id
         return id
     }
 
     private mutating func indicatorID(_ code: String, kind: IndicatorKind, slot: Int32) throws -> Int64 {
-        if let id = slots.indicators.id(ofSlot: slot) { return id }
+        if let id = slots.indicators[slot] { return id }
         let id = try indicatorID(code, kind: kind)
-        slots.indicators.remember(id, slot: slot)
+        slots.indicators[slot] = id
         return id
     }
 
     private mutating func subject(_ key: SubjectKey, firstAt: Int64, slot: Int32) throws -> SubjectInfo {
-        if let info = slots.subjects.info(ofSlot: slot) { return info }
+        if let info = slots.subjects[slot] { return info }
         let info = try subject(key, firstAt: firstAt)
-        slots.subjects.remember(info, slot: slot)
+        slots.subjects[slot] = info
         return info
     }
 
